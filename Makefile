@@ -1,0 +1,96 @@
+# Makefile — builds bin/activity and runs the project's checks.
+#
+#   make            build bin/activity
+#   make demo       install what is missing, start the local stack, load a month, run, show tables
+#   make test       install what is missing, start the stack, run unit (also under ASan/UBSan)
+#                   and integration tests
+#   make bench      throughput / Redis cost figures (prints, never fails on them)
+#   make format     clang-format every C file
+
+CC       ?= cc
+PKGS     := rdkafka avro-c libpq hiredis jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN     := -Wall -Wextra -Werror
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -Ibuild/gen $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lm
+
+LIB_SRC  := $(wildcard consumers/*.c processors/*.c sinks/*.c) $(filter-out src/main.c,$(wildcard src/*.c))
+EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/schema.sql
+GEN      := build/gen/embedded.c
+HEADERS  := $(wildcard consumers/*.h processors/*.h sinks/*.h src/*.h)
+
+OBJ      := $(patsubst %.c,build/obj/%.o,$(LIB_SRC) $(GEN))
+ASAN_OBJ := $(patsubst %.c,build/asan/%.o,$(LIB_SRC) $(GEN))
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+.PHONY: all deps demo test unit unit-asan integration bench format clean stack-up stack-down
+
+all: bin/activity
+
+$(GEN): scripts/embed.sh $(EMBED)
+	@mkdir -p $(dir $@)
+	scripts/embed.sh $@ $(EMBED)
+
+build/obj/%.o: %.c $(HEADERS) | $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+build/asan/%.o: %.c $(HEADERS) | $(GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+bin/activity: build/obj/src/main.o $(OBJ)
+	@mkdir -p bin
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/unit_tests: $(UNIT_SRC) tests/unit/unit.h $(OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $(UNIT_SRC) $(OBJ) $(LDLIBS) $(CHECK_LIBS)
+
+build/unit_tests_asan: $(UNIT_SRC) tests/unit/unit.h $(ASAN_OBJ)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(UNIT_SRC) $(ASAN_OBJ) $(LDLIBS) $(CHECK_LIBS)
+
+deps:
+	scripts/deps.sh
+
+unit: build/unit_tests
+	CK_FORK=yes build/unit_tests
+
+# check forks each test; ASan's leak checker is kept on.
+unit-asan: build/unit_tests_asan
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 CK_FORK=yes build/unit_tests_asan
+
+integration: bin/activity
+	tests/integration/run_all.sh
+
+test:
+	scripts/deps.sh
+	$(MAKE) all build/unit_tests build/unit_tests_asan
+	$(MAKE) unit unit-asan
+	tests/integration/run_all.sh
+
+demo:
+	scripts/deps.sh
+	$(MAKE) all
+	scripts/demo.sh
+
+bench:
+	scripts/deps.sh
+	$(MAKE) all
+	scripts/bench.sh
+
+stack-up:
+	scripts/stack.sh up
+
+stack-down:
+	scripts/stack.sh down
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin

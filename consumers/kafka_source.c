@@ -1,0 +1,216 @@
+/*
+ * kafka_source.c — consumer-group member (see kafka_source.h).
+ */
+#include "consumers/kafka_source.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct kafka_source {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    pipeline *pipe;
+    char fatal[512];
+};
+
+static void assign_partitions(kafka_source *src, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        errbuf err = {{0}};
+        int64_t start;
+        /* Without its fences we cannot know where a partition starts;
+         * retry rather than guess (Redis may be restarting). */
+        int attempt = 0;
+        while (pipeline_assign(src->pipe, tp->topic, tp->partition, &start, &err)) {
+            if (attempt++ % 10 == 0)
+                log_warn("cannot read fences of %s [%d], retrying: %s", tp->topic,
+                         tp->partition, err.msg);
+            struct timespec ts = {0, 500000000};
+            nanosleep(&ts, NULL);
+            redis_state_reconnect(src->pipe->redis, &err);
+        }
+        tp->offset = start;
+        if (start == RD_KAFKA_OFFSET_BEGINNING)
+            log_info("assigned %s [%d]: starting at the beginning", tp->topic, tp->partition);
+        else
+            log_info("assigned %s [%d]: starting at offset %lld (lowest fence)", tp->topic,
+                     tp->partition, (long long)start);
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kafka_source *src = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assign_partitions(src, parts);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, parts);
+    } else {
+        for (int i = 0; i < parts->cnt; i++) {
+            pipeline_revoke(src->pipe, parts->elems[i].topic, parts->elems[i].partition);
+            log_info("revoked %s [%d]", parts->elems[i].topic, parts->elems[i].partition);
+        }
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        log_error("rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (ret) {
+        log_error("rebalance: %s", rd_kafka_err2str(ret));
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_source *src = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[256];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        snprintf(src->fatal, sizeof src->fatal, "%s", buf);
+        return;
+    }
+    /* Broker restarts and the like: librdkafka retries by itself. */
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+        log_warn("kafka: %s", reason);
+    else
+        log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt,
+                               pipeline *pipe, errbuf *err)
+{
+    kafka_source *src = calloc(1, sizeof *src);
+    if (!src) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    src->pipe = pipe;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (kafka_conf_set(conf, "group.id", opt->group, err) ||
+        kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) ||
+        kafka_conf_set(conf, "auto.offset.reset", "earliest", err) ||
+        kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||
+        kafka_conf_set(conf, "enable.auto.commit", "true", err) ||
+        kafka_conf_set(conf, "enable.partition.eof", "false", err) ||
+        kafka_conf_set(conf, "fetch.max.bytes", "104857600", err) ||
+        kafka_conf_set(conf, "max.partition.fetch.bytes", "10485760", err) ||
+        kafka_conf_set(conf, "queued.max.messages.kbytes", "262144", err) ||
+        (opt->instance_id && kafka_conf_set(conf, "group.instance.id", opt->instance_id, err)) ||
+        config_apply_kafka(cfg, conf, err)) {
+        rd_kafka_conf_destroy(conf);
+        free(src);
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, src);
+    char errstr[512];
+    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!src->rk) {
+        err_set(err, "kafka consumer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        free(src);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(src->rk);
+    src->queue = rd_kafka_queue_get_consumer(src->rk);
+    return src;
+}
+
+void kafka_source_free(kafka_source *src)
+{
+    if (!src)
+        return;
+    if (src->queue)
+        rd_kafka_queue_destroy(src->queue);
+    if (src->rk)
+        rd_kafka_destroy(src->rk);
+    free(src);
+}
+
+int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, errbuf *err)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(src->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e) {
+        err_set(err, "subscribe: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max,
+                          int timeout_ms)
+{
+    return rd_kafka_consume_batch_queue(src->queue, timeout_ms, msgs, max);
+}
+
+void kafka_source_store_positions(kafka_source *src, const pipeline *pipe)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < pipe->n_parts; i++) {
+        const partition_state *ps = pipe->parts[i];
+        if (ps->assigned && ps->applied >= 0)
+            rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset =
+                ps->applied;
+    }
+    if (list->cnt)
+        rd_kafka_offsets_store(src->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+int kafka_source_commit(kafka_source *src, errbuf *err)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(src->rk, NULL, 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        err_set(err, "commit: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+int kafka_source_seek(kafka_source *src, rd_kafka_topic_partition_list_t *where, errbuf *err)
+{
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(src->rk, where, 10000);
+    if (e) {
+        err_set(err, "seek: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return -1;
+    }
+    for (int i = 0; i < where->cnt; i++)
+        if (where->elems[i].err) {
+            err_set(err, "seek %s [%d]: %s", where->elems[i].topic, where->elems[i].partition,
+                    rd_kafka_err2str(where->elems[i].err));
+            return -1;
+        }
+    return 0;
+}
+
+const char *kafka_source_fatal(kafka_source *src)
+{
+    return src->fatal[0] ? src->fatal : NULL;
+}
+
+void kafka_source_close(kafka_source *src)
+{
+    rd_kafka_consumer_close(src->rk);
+}
+
+rd_kafka_t *kafka_source_handle(kafka_source *src)
+{
+    return src->rk;
+}

@@ -1,0 +1,46 @@
+/*
+ * kafka_source.h — the consumer-group member that feeds the pipeline.
+ *
+ * It owns the librdkafka consumer: cooperative-sticky assignment, optional
+ * static membership, and a rebalance callback that asks the pipeline where
+ * each newly assigned partition starts (its Redis fences) and tells it which
+ * partitions were revoked. Kafka's committed offsets are only for lag
+ * monitoring; positions come from the fences.
+ */
+#ifndef ACTIVITY_KAFKA_SOURCE_H
+#define ACTIVITY_KAFKA_SOURCE_H
+
+#include "processors/pipeline.h"
+#include "src/config.h"
+
+#include <librdkafka/rdkafka.h>
+
+typedef struct {
+    const char *group;
+    const char *instance_id; /* NULL: dynamic membership */
+} source_options;
+
+typedef struct kafka_source kafka_source;
+
+kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt,
+                               pipeline *pipe, errbuf *err);
+void kafka_source_free(kafka_source *src);
+
+int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, errbuf *err);
+
+/* Up to max messages, waiting at most timeout_ms for the first. */
+ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max,
+                          int timeout_ms);
+
+/* Stores applied positions for the periodic commit (lag monitoring). */
+void kafka_source_store_positions(kafka_source *src, const pipeline *pipe);
+int kafka_source_commit(kafka_source *src, errbuf *err);
+int kafka_source_seek(kafka_source *src, rd_kafka_topic_partition_list_t *where, errbuf *err);
+/* A set error means a failure the consumer cannot recover from. */
+const char *kafka_source_fatal(kafka_source *src);
+/* Leaves the group cleanly (revokes, so the callback drops batches). */
+void kafka_source_close(kafka_source *src);
+
+rd_kafka_t *kafka_source_handle(kafka_source *src);
+
+#endif

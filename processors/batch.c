@@ -1,0 +1,288 @@
+/*
+ * batch.c — per-batch pre-aggregation (see batch.h).
+ *
+ * Keys are packed into fixed byte layouts for bytes_map; a host-day key is
+ * the 8-byte day followed by the host bytes, so any host name — commas,
+ * braces, newlines — is just bytes here.
+ */
+#include "processors/batch.h"
+
+#include "processors/civil_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GROW(arr, n, cap)                                                                          \
+    (((n) < (cap)) ? 0 : grow_array((void **)&(arr), &(cap), sizeof *(arr)))
+
+static int grow_array(void **arr, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap ? *cap * 2 : 1024;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+void batch_init(batch *b)
+{
+    memset(b, 0, sizeof *b);
+    bytes_map_init(&b->host_day_index);
+    bytes_map_init(&b->user_seen);
+    bytes_map_init(&b->ud_index);
+    bytes_map_init(&b->device_index);
+    batch_reset(b);
+}
+
+void batch_free(batch *b)
+{
+    free(b->host_days);
+    free(b->users);
+    free(b->uds);
+    free(b->devices);
+    free(b->strings);
+    bytes_map_free(&b->host_day_index);
+    bytes_map_free(&b->user_seen);
+    bytes_map_free(&b->ud_index);
+    bytes_map_free(&b->device_index);
+    memset(b, 0, sizeof *b);
+}
+
+void batch_reset(batch *b)
+{
+    for (int g = 0; g < KEY_GROUPS; g++)
+        b->host_head[g] = b->ud_head[g] = b->dev_head[g] = BATCH_NONE;
+    b->n_host_days = b->n_users = b->n_uds = b->n_devices = 0;
+    b->strings_len = 0;
+    b->events = 0;
+    bytes_map_clear(&b->host_day_index);
+    bytes_map_clear(&b->user_seen);
+    bytes_map_clear(&b->ud_index);
+    bytes_map_clear(&b->device_index);
+}
+
+bool batch_group_empty(const batch *b, uint32_t g)
+{
+    return b->host_head[g] == BATCH_NONE && b->ud_head[g] == BATCH_NONE &&
+           b->dev_head[g] == BATCH_NONE;
+}
+
+static int store_string(batch *b, const void *s, size_t len, uint32_t *off)
+{
+    if (b->strings_len + len + 1 > b->strings_cap) {
+        size_t ncap = b->strings_cap ? b->strings_cap * 2 : 65536;
+        while (ncap < b->strings_len + len + 1)
+            ncap *= 2;
+        char *p = realloc(b->strings, ncap);
+        if (!p)
+            return -1;
+        b->strings = p;
+        b->strings_cap = ncap;
+    }
+    memcpy(b->strings + b->strings_len, s, len);
+    b->strings[b->strings_len + len] = '\0';
+    *off = (uint32_t)b->strings_len;
+    b->strings_len += len + 1;
+    return 0;
+}
+
+static int add_host_part(batch *b, const web_event *ev, int64_t day)
+{
+    char stack_key[256];
+    size_t klen = sizeof day + ev->host.len;
+    char *key = klen <= sizeof stack_key ? stack_key : malloc(klen);
+    if (!key)
+        return -1;
+    memcpy(key, &day, sizeof day);
+    memcpy(key + sizeof day, ev->host.ptr, ev->host.len);
+    bool inserted;
+    uint32_t *slot = bytes_map_upsert(&b->host_day_index, key, klen, (uint32_t)b->n_host_days,
+                                      &inserted);
+    if (key != stack_key)
+        free(key);
+    if (!slot)
+        return -1;
+    uint32_t idx = *slot;
+    if (inserted) {
+        if (GROW(b->host_days, b->n_host_days, b->cap_host_days))
+            return -1;
+        host_day_delta *hd = &b->host_days[b->n_host_days++];
+        memset(hd, 0, sizeof *hd);
+        if (store_string(b, ev->host.ptr, ev->host.len, &hd->host_off))
+            return -1;
+        hd->host_len = (uint32_t)ev->host.len;
+        hd->day = day;
+        hd->users_head = BATCH_NONE;
+        uint32_t g = group_of_host(ev->host.ptr, ev->host.len);
+        hd->next = b->host_head[g];
+        b->host_head[g] = idx;
+    }
+    host_day_delta *hd = &b->host_days[idx];
+    hd->hits++;
+    if (!ev->user_id.present)
+        return 0;
+    unsigned char ukey[12];
+    memcpy(ukey, &idx, 4);
+    memcpy(ukey + 4, &ev->user_id.value, 8);
+    uint32_t *seen = bytes_map_upsert(&b->user_seen, ukey, sizeof ukey, 1, &inserted);
+    if (!seen)
+        return -1;
+    if (inserted) {
+        if (GROW(b->users, b->n_users, b->cap_users))
+            return -1;
+        b->users[b->n_users] = (user_node){ev->user_id.value, hd->users_head};
+        hd->users_head = (uint32_t)b->n_users++;
+        hd->nusers++;
+    }
+    return 0;
+}
+
+static int add_user_part(batch *b, const web_event *ev, int64_t day)
+{
+    civil_date d = civil_from_days(day);
+    int32_t month = month_index(d.year, d.month);
+    unsigned char key[20];
+    memcpy(key, &ev->user_id.value, 8);
+    memcpy(key + 8, &ev->device_id.value, 8);
+    memcpy(key + 16, &month, 4);
+    bool inserted;
+    uint32_t *slot =
+        bytes_map_upsert(&b->ud_index, key, sizeof key, (uint32_t)b->n_uds, &inserted);
+    if (!slot)
+        return -1;
+    if (inserted) {
+        if (GROW(b->uds, b->n_uds, b->cap_uds))
+            return -1;
+        uint32_t g = group_of_user(ev->user_id.value);
+        b->uds[b->n_uds] =
+            (user_device_delta){ev->user_id.value, ev->device_id.value, month, 0, b->ud_head[g]};
+        b->ud_head[g] = (uint32_t)b->n_uds++;
+    }
+    b->uds[*slot].mask |= 1u << (d.day - 1);
+    return 0;
+}
+
+int batch_add_event(batch *b, const web_event *ev, bool include_host, bool include_user)
+{
+    int64_t day = day_of_epoch_ms(ev->event_time_ms);
+    b->events++;
+    if (include_host && add_host_part(b, ev, day))
+        return -1;
+    /* Only identified users on a known device id enter the user tables. */
+    if (include_user && ev->user_id.present && ev->device_id.present && add_user_part(b, ev, day))
+        return -1;
+    return 0;
+}
+
+int batch_add_device(batch *b, const device_record *dev)
+{
+    char buf[1024];
+    size_t need = device_value_encode(dev, buf, sizeof buf);
+    char *value = need < sizeof buf ? buf : malloc(need + 1);
+    if (!value)
+        return -1;
+    if (value != buf)
+        device_value_encode(dev, value, need + 1);
+    uint32_t off;
+    int rc = store_string(b, value, need, &off);
+    if (value != buf)
+        free(value);
+    if (rc)
+        return -1;
+    b->events++;
+    bool inserted;
+    uint32_t *slot = bytes_map_upsert(&b->device_index, &dev->device_id, sizeof dev->device_id,
+                                      (uint32_t)b->n_devices, &inserted);
+    if (!slot)
+        return -1;
+    if (inserted) {
+        if (GROW(b->devices, b->n_devices, b->cap_devices))
+            return -1;
+        uint32_t g = group_of_device(dev->device_id);
+        b->devices[b->n_devices] = (device_delta){dev->device_id, 0, 0, b->dev_head[g]};
+        b->dev_head[g] = (uint32_t)b->n_devices++;
+    }
+    /* A later record of the same device in one batch replaces the earlier. */
+    b->devices[*slot].value_off = off;
+    b->devices[*slot].value_len = (uint32_t)need;
+    return 0;
+}
+
+static size_t put_field(char *buf, size_t size, size_t pos, opt_str s)
+{
+    if (!s.present) {
+        if (pos + 1 < size)
+            buf[pos] = '-';
+        return pos + 1;
+    }
+    int n = snprintf(pos < size ? buf + pos : NULL, pos < size ? size - pos : 0, "%zu:", s.len);
+    pos += (size_t)n;
+    if (pos + s.len < size)
+        memcpy(buf + pos, s.ptr, s.len);
+    return pos + s.len;
+}
+
+size_t device_value_encode(const device_record *dev, char *buf, size_t size)
+{
+    char ts[32];
+    opt_str updated = {0};
+    if (dev->updated_at_ms.present) {
+        int n = snprintf(ts, sizeof ts, "%lld", (long long)dev->updated_at_ms.value);
+        updated = (opt_str){ts, (size_t)n, true};
+    }
+    size_t pos = 0;
+    pos = put_field(buf, size, pos, dev->browser_type);
+    pos = put_field(buf, size, pos, dev->os_type);
+    pos = put_field(buf, size, pos, dev->device_type);
+    pos = put_field(buf, size, pos, updated);
+    if (size)
+        buf[pos < size ? pos : size - 1] = '\0';
+    return pos;
+}
+
+static bool take_field(const char *v, size_t len, size_t *pos, opt_str *out)
+{
+    if (*pos >= len)
+        return false;
+    if (v[*pos] == '-') {
+        (*pos)++;
+        *out = (opt_str){0};
+        return true;
+    }
+    size_t n = 0, p = *pos;
+    while (p < len && v[p] >= '0' && v[p] <= '9')
+        n = n * 10 + (size_t)(v[p++] - '0');
+    if (p == *pos || p >= len || v[p] != ':' || len - (p + 1) < n)
+        return false;
+    *out = (opt_str){v + p + 1, n, true};
+    *pos = p + 1 + n;
+    return true;
+}
+
+bool device_value_decode(const char *value, size_t len, device_record *out)
+{
+    size_t pos = 0;
+    opt_str updated;
+    memset(out, 0, sizeof *out);
+    if (!take_field(value, len, &pos, &out->browser_type) ||
+        !take_field(value, len, &pos, &out->os_type) ||
+        !take_field(value, len, &pos, &out->device_type) ||
+        !take_field(value, len, &pos, &updated) || pos != len)
+        return false;
+    if (updated.present) {
+        char tmp[32];
+        if (updated.len == 0 || updated.len >= sizeof tmp)
+            return false;
+        memcpy(tmp, updated.ptr, updated.len);
+        tmp[updated.len] = '\0';
+        char *end;
+        out->updated_at_ms.value = strtoll(tmp, &end, 10);
+        out->updated_at_ms.present = *end == '\0';
+        if (!out->updated_at_ms.present)
+            return false;
+    }
+    return true;
+}

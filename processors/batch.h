@@ -1,0 +1,101 @@
+/*
+ * batch.h — in-memory pre-aggregation of one partition's batch of records.
+ *
+ * The processor never sends Redis one command per event. Events of a batch
+ * are folded here into one delta per key — hits per (host, day), the
+ * distinct users per (host, day), an OR-ed day mask per (user, device,
+ * month), the last state per device — and each delta is threaded onto its
+ * key group's list, so the Redis stage can apply one group at a time.
+ */
+#ifndef ACTIVITY_BATCH_H
+#define ACTIVITY_BATCH_H
+
+#include "consumers/records.h"
+#include "processors/bytes_map.h"
+#include "processors/key_groups.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BATCH_NONE UINT32_MAX
+
+typedef struct {
+    uint32_t host_off, host_len; /* in batch.strings */
+    int64_t day;                 /* days since 1970-01-01 (UTC) */
+    uint64_t hits;
+    uint32_t users_head; /* list in batch.users, BATCH_NONE-terminated */
+    uint32_t nusers;
+    uint32_t next; /* next host-day delta of the same group */
+} host_day_delta;
+
+typedef struct {
+    int64_t user_id;
+    uint32_t next;
+} user_node;
+
+typedef struct {
+    int64_t user_id;
+    int64_t device_id;
+    int32_t month; /* month_index() */
+    uint32_t mask; /* bit d-1 = active on day d */
+    uint32_t next;
+} user_device_delta;
+
+typedef struct {
+    int64_t device_id;
+    uint32_t value_off, value_len; /* encoded attributes, see device_value_encode */
+    uint32_t next;
+} device_delta;
+
+typedef struct {
+    uint32_t host_head[KEY_GROUPS];
+    uint32_t ud_head[KEY_GROUPS];
+    uint32_t dev_head[KEY_GROUPS];
+
+    host_day_delta *host_days;
+    size_t n_host_days, cap_host_days;
+    user_node *users;
+    size_t n_users, cap_users;
+    user_device_delta *uds;
+    size_t n_uds, cap_uds;
+    device_delta *devices;
+    size_t n_devices, cap_devices;
+
+    char *strings;
+    size_t strings_len, strings_cap;
+
+    bytes_map host_day_index; /* (day, host) -> host_days index */
+    bytes_map user_seen;      /* (host_day index, user) -> 1 */
+    bytes_map ud_index;       /* (user, device, month) -> uds index */
+    bytes_map device_index;   /* device_id -> devices index */
+
+    uint64_t events; /* records folded in, for metrics */
+} batch;
+
+void batch_init(batch *b);
+void batch_free(batch *b);
+void batch_reset(batch *b);
+
+/* Folds an event in. include_host / include_user let the caller skip the
+ * parts whose key group has already applied this offset (fences). Returns 0,
+ * or -1 on out-of-memory. */
+int batch_add_event(batch *b, const web_event *ev, bool include_host, bool include_user);
+int batch_add_device(batch *b, const device_record *dev);
+
+static inline const char *batch_str(const batch *b, uint32_t off)
+{
+    return b->strings + off;
+}
+
+bool batch_group_empty(const batch *b, uint32_t group);
+
+/* Device attributes as one string: each field is "-" (null) or
+ * "<len>:<bytes>", in the order browser_type, os_type, device_type,
+ * updated_at. Length-prefixed so any byte may appear in a value; the
+ * browser_type comes first so Lua can compare it cheaply. Returns bytes
+ * written or needed (like snprintf). */
+size_t device_value_encode(const device_record *dev, char *buf, size_t size);
+/* Parses it back; strings point into value. Returns false if malformed. */
+bool device_value_decode(const char *value, size_t len, device_record *out);
+
+#endif

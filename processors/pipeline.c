@@ -1,0 +1,227 @@
+/*
+ * pipeline.c — per-partition processing (see pipeline.h).
+ */
+#include "processors/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, dlq *dead_letters,
+                   const char *events_topic, const char *devices_topic)
+{
+    memset(p, 0, sizeof *p);
+    p->codec = codec;
+    p->redis = redis;
+    p->dead_letters = dead_letters;
+    p->events_topic = events_topic;
+    p->devices_topic = devices_topic;
+    validation_defaults(&p->rules);
+}
+
+void pipeline_free(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_parts; i++) {
+        batch_free(&p->parts[i]->b);
+        free(p->parts[i]->topic);
+        free(p->parts[i]);
+    }
+    free(p->parts);
+    memset(p, 0, sizeof *p);
+}
+
+partition_state *pipeline_find(pipeline *p, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < p->n_parts; i++)
+        if (p->parts[i]->partition == partition && strcmp(p->parts[i]->topic, topic) == 0)
+            return p->parts[i];
+    return NULL;
+}
+
+static partition_state *get_or_add(pipeline *p, const char *topic, int32_t partition)
+{
+    partition_state *ps = pipeline_find(p, topic, partition);
+    if (ps)
+        return ps;
+    if (p->n_parts == p->cap_parts) {
+        size_t nc = p->cap_parts ? p->cap_parts * 2 : 16;
+        partition_state **np = realloc(p->parts, nc * sizeof *np);
+        if (!np)
+            return NULL;
+        p->parts = np;
+        p->cap_parts = nc;
+    }
+    ps = calloc(1, sizeof *ps);
+    if (!ps || !(ps->topic = strdup(topic))) {
+        free(ps);
+        return NULL;
+    }
+    ps->partition = partition;
+    ps->kind = strcmp(topic, p->devices_topic) == 0 ? RECORD_DEVICE : RECORD_WEB_EVENT;
+    batch_init(&ps->b);
+    p->parts[p->n_parts++] = ps;
+    return ps;
+}
+
+static int64_t lowest_fence(const int64_t fences[KEY_GROUPS])
+{
+    int64_t low = INT64_MAX;
+    for (int g = 0; g < KEY_GROUPS; g++)
+        if (fences[g] < low)
+            low = fences[g];
+    return low;
+}
+
+int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *start,
+                    errbuf *err)
+{
+    partition_state *ps = get_or_add(p, topic, partition);
+    if (!ps) {
+        err_set(err, "out of memory");
+        return -1;
+    }
+    if (redis_state_read_fences(p->redis, topic, partition, ps->fences, err))
+        return -1;
+    batch_reset(&ps->b);
+    ps->pending = false;
+    ps->assigned = true;
+    int64_t low = lowest_fence(ps->fences);
+    *start = low < 0 ? RD_KAFKA_OFFSET_BEGINNING : low;
+    ps->position = low < 0 ? -1 : low;
+    ps->applied = ps->position;
+    return 0;
+}
+
+void pipeline_revoke(pipeline *p, const char *topic, int32_t partition)
+{
+    partition_state *ps = pipeline_find(p, topic, partition);
+    if (!ps)
+        return;
+    ps->assigned = false;
+    batch_reset(&ps->b);
+    ps->pending = false;
+}
+
+static int dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *reason,
+                       const char *detail, errbuf *err)
+{
+    log_debug("dead letter %s [%d] @%lld: %s: %s", rd_kafka_topic_name(m->rkt), m->partition,
+              (long long)m->offset, reason, detail);
+    if (dlq_send(p->dead_letters, m, reason, detail, err))
+        return -1;
+    p->dlq_pending = true;
+    p->stats.dead_letters++;
+    return 0;
+}
+
+int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
+{
+    partition_state *ps = pipeline_find(p, rd_kafka_topic_name(m->rkt), m->partition);
+    /* Messages of a partition revoked while they were in flight, or below
+     * where we stand (a seek), are not ours to apply. */
+    if (!ps || !ps->assigned || (ps->position >= 0 && m->offset < ps->position))
+        return 0;
+    ps->position = m->offset + 1;
+    ps->pending = true;
+    p->stats.records++;
+
+    decoded_record rec;
+    errbuf detail = {{0}};
+    enum decode_status st = avro_codec_decode(p->codec, m->payload, m->len, ps->kind, &rec,
+                                              &detail);
+    if (st != DECODE_OK)
+        return dead_letter(p, m, decode_status_name(st), detail.msg, err);
+
+    if (rec.kind == RECORD_WEB_EVENT) {
+        const web_event *ev = &rec.u.event;
+        const char *why = validate_event(&p->rules, ev, &detail);
+        if (why)
+            return dead_letter(p, m, why, detail.msg, err);
+        bool host = m->offset >= ps->fences[group_of_host(ev->host.ptr, ev->host.len)];
+        bool user = ev->user_id.present &&
+                    m->offset >= ps->fences[group_of_user(ev->user_id.value)];
+        if (batch_add_event(&ps->b, ev, host, user)) {
+            err_set(err, "out of memory folding a batch");
+            return -1;
+        }
+        p->stats.events++;
+    } else {
+        const device_record *dev = &rec.u.device;
+        const char *why = validate_device(&p->rules, dev, &detail);
+        if (why)
+            return dead_letter(p, m, why, detail.msg, err);
+        if (m->offset >= ps->fences[group_of_device(dev->device_id)] &&
+            batch_add_device(&ps->b, dev)) {
+            err_set(err, "out of memory folding a batch");
+            return -1;
+        }
+        p->stats.devices++;
+    }
+    return 0;
+}
+
+static int add_reseek(rd_kafka_topic_partition_list_t **list, partition_state *ps)
+{
+    if (!*list)
+        *list = rd_kafka_topic_partition_list_new(4);
+    int64_t low = lowest_fence(ps->fences);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(*list, ps->topic, ps->partition);
+    tp->offset = low < 0 ? RD_KAFKA_OFFSET_BEGINNING : low;
+    ps->position = low < 0 ? -1 : low;
+    ps->applied = ps->position;
+    return 0;
+}
+
+int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
+{
+    /* Dead letters first: an offset counts as done only once its dead
+     * letter is safely in Kafka. */
+    if (p->dlq_pending) {
+        if (dlq_wait(p->dead_letters, err))
+            return -1;
+        p->dlq_pending = false;
+    }
+    int result = 0;
+    for (size_t i = 0; i < p->n_parts; i++) {
+        partition_state *ps = p->parts[i];
+        if (!ps->assigned || !ps->pending)
+            continue;
+        int r = redis_state_apply(p->redis, &ps->b, ps->topic, ps->partition, ps->position,
+                                  ps->fences, err);
+        if (r < 0)
+            return -1;
+        if (r == 1) {
+            /* Another instance applied part of this range: our view is
+             * stale. Re-read every fence and start over from them. */
+            p->stats.fence_conflicts++;
+            log_warn("fence moved under %s [%d]: another instance applied it; re-reading "
+                     "fences and seeking back",
+                     ps->topic, ps->partition);
+            if (redis_state_read_fences(p->redis, ps->topic, ps->partition, ps->fences, err))
+                return -1;
+            add_reseek(reseek, ps);
+            result = 1;
+        } else {
+            ps->applied = ps->position;
+        }
+        batch_reset(&ps->b);
+        ps->pending = false;
+    }
+    return result;
+}
+
+int pipeline_advance_fences(pipeline *p, errbuf *err)
+{
+    for (size_t i = 0; i < p->n_parts; i++) {
+        partition_state *ps = p->parts[i];
+        if (!ps->assigned || ps->pending || ps->applied < 0)
+            continue;
+        int r = redis_state_advance_fences(p->redis, ps->topic, ps->partition, ps->applied,
+                                           ps->fences, err);
+        if (r < 0)
+            return -1;
+        if (r == 1)
+            p->stats.fence_conflicts++;
+    }
+    return 0;
+}

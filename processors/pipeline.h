@@ -1,0 +1,83 @@
+/*
+ * pipeline.h — the processor's per-partition state and the path of a
+ * record from Kafka message to applied Redis state.
+ *
+ * For each assigned partition the pipeline keeps the fences read from Redis
+ * (next offset each key group still needs), the position (next offset to
+ * process) and a batch being folded. A record is decoded, validated (bad
+ * ones go to the dead-letter topic), and folded into its partition's batch
+ * minus the parts whose key group has already applied that offset. Then
+ * pipeline_apply() sends each partition's batch to Redis, fenced.
+ */
+#ifndef ACTIVITY_PIPELINE_H
+#define ACTIVITY_PIPELINE_H
+
+#include "consumers/avro_codec.h"
+#include "processors/batch.h"
+#include "processors/redis_state.h"
+#include "processors/validate.h"
+#include "sinks/dlq.h"
+
+#include <librdkafka/rdkafka.h>
+
+typedef struct {
+    char *topic;
+    int32_t partition;
+    enum record_kind kind;
+    int64_t fences[KEY_GROUPS];
+    int64_t position; /* next offset to process; -1 before the first record */
+    int64_t applied;  /* everything below is applied in Redis */
+    bool assigned;
+    batch b;
+    bool pending; /* b has records (or skipped ones) not yet applied */
+} partition_state;
+
+typedef struct {
+    uint64_t records;      /* consumed and handled */
+    uint64_t events;       /* web events folded */
+    uint64_t devices;      /* device records folded */
+    uint64_t dead_letters; /* sent to the DLQ */
+    uint64_t fence_conflicts;
+} pipeline_stats;
+
+typedef struct {
+    avro_codec *codec;
+    redis_state *redis;
+    dlq *dead_letters;
+    validation_rules rules;
+    const char *events_topic;
+    const char *devices_topic;
+    partition_state **parts;
+    size_t n_parts, cap_parts;
+    bool dlq_pending;
+    pipeline_stats stats;
+} pipeline;
+
+void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, dlq *dead_letters,
+                   const char *events_topic, const char *devices_topic);
+void pipeline_free(pipeline *p);
+
+partition_state *pipeline_find(pipeline *p, const char *topic, int32_t partition);
+
+/* On assignment: reads the partition's fences and returns the offset to
+ * start from (the lowest fence; RD_KAFKA_OFFSET_BEGINNING if some group has
+ * never applied anything from it). */
+int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *start,
+                    errbuf *err);
+/* On revocation: drops the partition's unapplied batch; the next owner
+ * starts from the fences, so nothing is lost. */
+void pipeline_revoke(pipeline *p, const char *topic, int32_t partition);
+
+/* Handles one consumed message. Returns -1 only for errors that stop the
+ * processor (e.g. out of memory); bad records go to the DLQ. */
+int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err);
+
+/* Applies every pending batch. Returns 0, or 1 if some partition's fence
+ * had moved (its state was re-read; *reseek lists where to seek, caller
+ * frees), or -1 on a Redis/DLQ error (batches kept for a retry). */
+int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
+
+/* Advances quiet groups' fences to each partition's position. */
+int pipeline_advance_fences(pipeline *p, errbuf *err);
+
+#endif

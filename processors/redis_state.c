@@ -1,0 +1,922 @@
+/*
+ * redis_state.c — Redis state of the processor (see redis_state.h).
+ *
+ * Everything that changes state goes through processors/apply.lua, one call
+ * per key group per batch, pipelined: the network round trips per batch are
+ * one, and the commands per batch are the number of groups touched, not the
+ * number of events. Reads for the flush are pipelined the same way.
+ */
+#include "processors/redis_state.h"
+
+#include "processors/civil_time.h"
+#include "src/embedded.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LAYOUT_VERSION "1"
+
+/* Builds one command's argument vector in a single growable buffer. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    size_t *off, *alen;
+    size_t n, cap_n;
+    const char **argv;
+} argv_builder;
+
+struct redis_state {
+    redisContext *ctx;
+    char *url;
+    char *prefix;
+    char apply_sha[41];
+    char take_sha[41];
+    long exact_limit;
+    uint64_t commands;
+    argv_builder ab;
+};
+
+static void ab_reset(argv_builder *ab)
+{
+    ab->len = 0;
+    ab->n = 0;
+}
+
+static void ab_free(argv_builder *ab)
+{
+    free(ab->buf);
+    free(ab->off);
+    free(ab->alen);
+    free(ab->argv);
+    memset(ab, 0, sizeof *ab);
+}
+
+static int ab_add(argv_builder *ab, const void *data, size_t len)
+{
+    if (ab->n == ab->cap_n) {
+        size_t nc = ab->cap_n ? ab->cap_n * 2 : 256;
+        size_t *no = realloc(ab->off, nc * sizeof *no);
+        if (!no)
+            return -1;
+        ab->off = no;
+        size_t *nl = realloc(ab->alen, nc * sizeof *nl);
+        if (!nl)
+            return -1;
+        ab->alen = nl;
+        const char **na = realloc(ab->argv, nc * sizeof *na);
+        if (!na)
+            return -1;
+        ab->argv = na;
+        ab->cap_n = nc;
+    }
+    if (ab->len + len > ab->cap) {
+        size_t nc = ab->cap ? ab->cap * 2 : 65536;
+        while (nc < ab->len + len)
+            nc *= 2;
+        char *nb = realloc(ab->buf, nc);
+        if (!nb)
+            return -1;
+        ab->buf = nb;
+        ab->cap = nc;
+    }
+    memcpy(ab->buf + ab->len, data, len);
+    ab->off[ab->n] = ab->len;
+    ab->alen[ab->n] = len;
+    ab->len += len;
+    ab->n++;
+    return 0;
+}
+
+static int ab_addf(argv_builder *ab, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int ab_addf(argv_builder *ab, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -1;
+    return ab_add(ab, tmp, (size_t)n);
+}
+
+/* Adds "<prefix>:{g}:<middle><tail bytes>" as one argument. */
+static int ab_add_key(argv_builder *ab, const redis_state *rs, uint32_t g, const char *middle,
+                      const char *tail, size_t tail_len)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head, "%s:{%u}:%s", rs->prefix, g, middle);
+    if (n < 0 || (size_t)n >= sizeof head)
+        return -1;
+    if (ab_add(ab, head, (size_t)n))
+        return -1;
+    if (!tail_len)
+        return 0;
+    /* Extend the argument just added with the tail bytes. */
+    size_t last = ab->n - 1;
+    if (ab->len + tail_len > ab->cap) {
+        size_t nc = ab->cap * 2;
+        while (nc < ab->len + tail_len)
+            nc *= 2;
+        char *nb = realloc(ab->buf, nc);
+        if (!nb)
+            return -1;
+        ab->buf = nb;
+        ab->cap = nc;
+    }
+    memcpy(ab->buf + ab->len, tail, tail_len);
+    ab->len += tail_len;
+    ab->alen[last] += tail_len;
+    return 0;
+}
+
+static int ab_send(redis_state *rs, argv_builder *ab)
+{
+    for (size_t i = 0; i < ab->n; i++)
+        ab->argv[i] = ab->buf + ab->off[i];
+    rs->commands++;
+    return redisAppendCommandArgv(rs->ctx, (int)ab->n, ab->argv, ab->alen) == REDIS_OK ? 0 : -1;
+}
+
+static int get_reply(redis_state *rs, redisReply **reply, errbuf *err)
+{
+    void *r = NULL;
+    if (redisGetReply(rs->ctx, &r) != REDIS_OK || !r) {
+        err_set(err, "redis: %s", rs->ctx->errstr[0] ? rs->ctx->errstr : "connection lost");
+        return -1;
+    }
+    *reply = r;
+    return 0;
+}
+
+static redisReply *command(redis_state *rs, errbuf *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rs->ctx, fmt, ap);
+    va_end(ap);
+    rs->commands++;
+    if (!r) {
+        err_set(err, "redis: %s", rs->ctx->errstr[0] ? rs->ctx->errstr : "connection lost");
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        err_set(err, "redis: %s", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* ---- connection -------------------------------------------------------- */
+
+typedef struct {
+    char host[256];
+    int port;
+    char user[128];
+    char password[256];
+    int db;
+} redis_url;
+
+static int parse_url(const char *url, redis_url *u, errbuf *err)
+{
+    memset(u, 0, sizeof *u);
+    u->port = 6379;
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0) {
+        err_set(err, "redis URL '%s' must start with redis://", url);
+        return -1;
+    }
+    p += 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon || (size_t)(at - colon - 1) >= sizeof u->password ||
+            (size_t)(colon - p) >= sizeof u->user) {
+            err_set(err, "redis URL credentials must be [user]:password@");
+            return -1;
+        }
+        memcpy(u->user, p, (size_t)(colon - p));
+        memcpy(u->password, colon + 1, (size_t)(at - colon - 1));
+        p = at + 1;
+    }
+    size_t hl = strcspn(p, ":/");
+    if (hl == 0 || hl >= sizeof u->host) {
+        err_set(err, "redis URL '%s' has no host", url);
+        return -1;
+    }
+    memcpy(u->host, p, hl);
+    p += hl;
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port <= 0 || port > 65535) {
+            err_set(err, "redis URL '%s' has a bad port", url);
+            return -1;
+        }
+        u->port = (int)port;
+        p = end;
+    }
+    if (*p == '/' && p[1]) {
+        char *end;
+        long db = strtol(p + 1, &end, 10);
+        if (*end || db < 0) {
+            err_set(err, "redis URL '%s' has a bad database number", url);
+            return -1;
+        }
+        u->db = (int)db;
+    }
+    return 0;
+}
+
+static int load_script(redis_state *rs, const char *path, char sha[41], errbuf *err)
+{
+    size_t len;
+    const char *text = embedded_file(path, &len);
+    if (!text) {
+        err_set(err, "%s is not embedded in this build", path);
+        return -1;
+    }
+    redisReply *r = command(rs, err, "SCRIPT LOAD %b", text, len);
+    if (!r)
+        return -1;
+    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        err_set(err, "redis: SCRIPT LOAD of %s returned no sha", path);
+        freeReplyObject(r);
+        return -1;
+    }
+    memcpy(sha, r->str, 40);
+    sha[40] = '\0';
+    freeReplyObject(r);
+    return 0;
+}
+
+static int open_connection(redis_state *rs, errbuf *err)
+{
+    redis_url u;
+    if (parse_url(rs->url, &u, err))
+        return -1;
+    struct timeval tv = {5, 0};
+    redisContext *ctx = redisConnectWithTimeout(u.host, u.port, tv);
+    if (!ctx || ctx->err) {
+        err_set(err, "cannot connect to redis at %s:%d: %s", u.host, u.port,
+                ctx ? ctx->errstr : "out of memory");
+        if (ctx)
+            redisFree(ctx);
+        return -1;
+    }
+    struct timeval io = {30, 0};
+    redisSetTimeout(ctx, io);
+    if (rs->ctx)
+        redisFree(rs->ctx);
+    rs->ctx = ctx;
+    redisReply *r;
+    if (u.password[0]) {
+        r = u.user[0] ? command(rs, err, "AUTH %s %s", u.user, u.password)
+                      : command(rs, err, "AUTH %s", u.password);
+        if (!r)
+            return -1;
+        freeReplyObject(r);
+    }
+    if (u.db) {
+        if (!(r = command(rs, err, "SELECT %d", u.db)))
+            return -1;
+        freeReplyObject(r);
+    }
+    return load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
+           load_script(rs, "processors/take_dirty.lua", rs->take_sha, err);
+}
+
+redis_state *redis_state_connect(const char *url, const char *prefix, errbuf *err)
+{
+    redis_state *rs = calloc(1, sizeof *rs);
+    if (!rs || !(rs->url = strdup(url)) || !(rs->prefix = strdup(prefix))) {
+        err_set(err, "out of memory");
+        redis_state_free(rs);
+        return NULL;
+    }
+    rs->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
+    if (open_connection(rs, err)) {
+        redis_state_free(rs);
+        return NULL;
+    }
+    return rs;
+}
+
+int redis_state_reconnect(redis_state *rs, errbuf *err)
+{
+    return open_connection(rs, err);
+}
+
+void redis_state_free(redis_state *rs)
+{
+    if (!rs)
+        return;
+    if (rs->ctx)
+        redisFree(rs->ctx);
+    ab_free(&rs->ab);
+    free(rs->url);
+    free(rs->prefix);
+    free(rs);
+}
+
+void redis_state_set_exact_limit(redis_state *rs, long limit)
+{
+    rs->exact_limit = limit;
+}
+
+uint64_t redis_state_commands(const redis_state *rs)
+{
+    return rs->commands;
+}
+
+int redis_state_check_layout(redis_state *rs, errbuf *err)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s:meta", rs->prefix);
+    redisReply *r = command(rs, err, "HSETNX %s layout %s", key, LAYOUT_VERSION);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    if (!(r = command(rs, err, "HSETNX %s key_groups %d", key, KEY_GROUPS)))
+        return -1;
+    freeReplyObject(r);
+    if (!(r = command(rs, err, "HMGET %s layout key_groups", key)))
+        return -1;
+    char want_groups[16];
+    snprintf(want_groups, sizeof want_groups, "%d", KEY_GROUPS);
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[0]->str, LAYOUT_VERSION) != 0 ||
+        strcmp(r->element[1]->str, want_groups) != 0) {
+        err_set(err,
+                "redis key prefix '%s' holds state of another layout (want layout %s with %d "
+                "key groups); use another --redis-prefix or database",
+                rs->prefix, LAYOUT_VERSION, KEY_GROUPS);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ---- fences and apply -------------------------------------------------- */
+
+static int fence_field(char *buf, size_t size, const char *topic, int32_t partition)
+{
+    int n = snprintf(buf, size, "%s/%d", topic, partition);
+    return (n < 0 || (size_t)n >= size) ? -1 : n;
+}
+
+int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partition,
+                            int64_t fences[KEY_GROUPS], errbuf *err)
+{
+    char field[512];
+    if (fence_field(field, sizeof field, topic, partition) < 0) {
+        err_set(err, "topic name too long");
+        return -1;
+    }
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        argv_builder *ab = &rs->ab;
+        ab_reset(ab);
+        if (ab_add(ab, "HGET", 4) || ab_add_key(ab, rs, g, "fence", NULL, 0) ||
+            ab_add(ab, field, strlen(field)) || ab_send(rs, ab)) {
+            err_set(err, "redis: cannot queue fence read");
+            return -1;
+        }
+    }
+    int rc = 0;
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        redisReply *r;
+        if (get_reply(rs, &r, err))
+            return -1;
+        if (r->type == REDIS_REPLY_STRING)
+            fences[g] = strtoll(r->str, NULL, 10);
+        else if (r->type == REDIS_REPLY_NIL)
+            fences[g] = -1;
+        else {
+            err_set(err, "redis: unexpected fence reply: %s",
+                    r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
+            rc = -1;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+typedef struct {
+    int32_t month;
+    uint32_t bucket;
+    int64_t user, device;
+    uint32_t mask;
+} ud_row;
+
+static int cmp_ud(const void *a, const void *b)
+{
+    const ud_row *x = a, *y = b;
+    if (x->month != y->month)
+        return x->month < y->month ? -1 : 1;
+    if (x->bucket != y->bucket)
+        return x->bucket < y->bucket ? -1 : 1;
+    if (x->user != y->user)
+        return x->user < y->user ? -1 : 1;
+    if (x->device != y->device)
+        return x->device < y->device ? -1 : 1;
+    return 0;
+}
+
+static void month_text(int32_t month, char out[8])
+{
+    int y, m;
+    month_from_index(month, &y, &m);
+    snprintf(out, 8, "%04d%02d", y, m);
+}
+
+/* Appends the user-hash section: rows sorted by (month, bucket, user). */
+static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
+{
+    size_t nkeys = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || rows[i].month != rows[i - 1].month || rows[i].bucket != rows[i - 1].bucket)
+            nkeys++;
+    if (ab_addf(ab, "%zu", nkeys))
+        return -1;
+    size_t i = 0;
+    while (i < n) {
+        size_t kend = i;
+        size_t nusers = 0;
+        while (kend < n && rows[kend].month == rows[i].month &&
+               rows[kend].bucket == rows[i].bucket) {
+            if (kend == i || rows[kend].user != rows[kend - 1].user)
+                nusers++;
+            kend++;
+        }
+        char month[8];
+        month_text(rows[i].month, month);
+        if (ab_add(ab, month, 6) || ab_addf(ab, "%u", rows[i].bucket) ||
+            ab_addf(ab, "%zu", nusers))
+            return -1;
+        size_t u = i;
+        while (u < kend) {
+            size_t uend = u;
+            while (uend < kend && rows[uend].user == rows[u].user)
+                uend++;
+            if (ab_addf(ab, "%lld", (long long)rows[u].user) || ab_addf(ab, "%zu", uend - u))
+                return -1;
+            for (size_t k = u; k < uend; k++)
+                if (ab_addf(ab, "%lld", (long long)rows[k].device) ||
+                    ab_addf(ab, "%u", rows[k].mask))
+                    return -1;
+            u = uend;
+        }
+        i = kend;
+    }
+    return 0;
+}
+
+static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *field,
+                       int64_t expected, int64_t new_fence, ud_row **rows, size_t *rows_cap)
+{
+    argv_builder *ab = &rs->ab;
+    ab_reset(ab);
+    if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->apply_sha, 40) || ab_add(ab, "1", 1) ||
+        ab_add_key(ab, rs, g, "fence", NULL, 0) || ab_add(ab, field, strlen(field)) ||
+        ab_addf(ab, "%lld", (long long)expected) || ab_addf(ab, "%lld", (long long)new_fence) ||
+        ab_addf(ab, "%ld", rs->exact_limit))
+        return -1;
+
+    size_t nh = 0;
+    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next)
+        nh++;
+    if (ab_addf(ab, "%zu", nh))
+        return -1;
+    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE;
+         i = b->host_days[i].next) {
+        const host_day_delta *hd = &b->host_days[i];
+        civil_date d = civil_from_days(hd->day);
+        if (ab_addf(ab, "%04d%02d", d.year, d.month) || ab_addf(ab, "%d", d.day) ||
+            ab_addf(ab, "%04d%02d%02d", d.year, d.month, d.day) ||
+            ab_add(ab, batch_str(b, hd->host_off), hd->host_len) ||
+            ab_addf(ab, "%llu", (unsigned long long)hd->hits) || ab_addf(ab, "%u", hd->nusers))
+            return -1;
+        for (uint32_t u = hd->users_head; u != BATCH_NONE; u = b->users[u].next)
+            if (ab_addf(ab, "%lld", (long long)b->users[u].user_id))
+                return -1;
+    }
+
+    size_t nu = 0;
+    for (uint32_t i = b ? b->ud_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->uds[i].next) {
+        if (nu == *rows_cap) {
+            size_t nc = *rows_cap ? *rows_cap * 2 : 1024;
+            ud_row *nr = realloc(*rows, nc * sizeof *nr);
+            if (!nr)
+                return -1;
+            *rows = nr;
+            *rows_cap = nc;
+        }
+        const user_device_delta *ud = &b->uds[i];
+        (*rows)[nu++] =
+            (ud_row){ud->month, bucket_of_user(ud->user_id), ud->user_id, ud->device_id, ud->mask};
+    }
+    qsort(*rows, nu, sizeof **rows, cmp_ud);
+    if (add_user_section(ab, *rows, nu))
+        return -1;
+
+    size_t nd = 0;
+    for (uint32_t i = b ? b->dev_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->devices[i].next)
+        nd++;
+    if (ab_addf(ab, "%zu", nd))
+        return -1;
+    for (uint32_t i = b ? b->dev_head[g] : BATCH_NONE; i != BATCH_NONE;
+         i = b->devices[i].next) {
+        const device_delta *dv = &b->devices[i];
+        if (ab_addf(ab, "%lld", (long long)dv->device_id) ||
+            ab_add(ab, batch_str(b, dv->value_off), dv->value_len))
+            return -1;
+    }
+    return 0;
+}
+
+/* Sends the apply script for each group selected in want[], reads the
+ * replies. NOSCRIPT (Redis restarted and lost its script cache) reloads
+ * the scripts and retries those groups once. */
+static int run_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                     int64_t new_fence, int64_t fences[KEY_GROUPS], const bool want[KEY_GROUPS],
+                     errbuf *err)
+{
+    char field[512];
+    if (fence_field(field, sizeof field, topic, partition) < 0) {
+        err_set(err, "topic name too long");
+        return -1;
+    }
+    bool todo[KEY_GROUPS];
+    memcpy(todo, want, sizeof todo);
+    ud_row *rows = NULL;
+    size_t rows_cap = 0;
+    int result = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint32_t sent[KEY_GROUPS];
+        size_t nsent = 0;
+        for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+            if (!todo[g])
+                continue;
+            if (build_apply(rs, b, g, field, fences[g], new_fence, &rows, &rows_cap) ||
+                ab_send(rs, &rs->ab)) {
+                err_set(err, "redis: cannot queue the apply of group %u", g);
+                free(rows);
+                return -1;
+            }
+            sent[nsent++] = g;
+        }
+        bool noscript = false;
+        for (size_t k = 0; k < nsent; k++) {
+            uint32_t g = sent[k];
+            redisReply *r;
+            if (get_reply(rs, &r, err)) {
+                free(rows);
+                return -1;
+            }
+            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+                noscript = true;
+            } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                       r->element[0]->type == REDIS_REPLY_INTEGER) {
+                todo[g] = false;
+                if (r->element[0]->integer == 1) {
+                    fences[g] = new_fence;
+                } else {
+                    fences[g] = (r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING)
+                                    ? strtoll(r->element[1]->str, NULL, 10)
+                                    : -1;
+                    result = 1;
+                }
+            } else {
+                err_set(err, "redis: apply of group %u failed: %s", g,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                result = -1;
+            }
+            freeReplyObject(r);
+        }
+        if (result < 0 || !noscript)
+            break;
+        if (load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
+            load_script(rs, "processors/take_dirty.lua", rs->take_sha, err)) {
+            result = -1;
+            break;
+        }
+    }
+    free(rows);
+    return result;
+}
+
+int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                      int64_t new_fence, int64_t fences[KEY_GROUPS], errbuf *err)
+{
+    bool want[KEY_GROUPS];
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        want[g] = !batch_group_empty(b, g);
+    return run_apply(rs, b, topic, partition, new_fence, fences, want, err);
+}
+
+int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition,
+                               int64_t next, int64_t fences[KEY_GROUPS], errbuf *err)
+{
+    bool want[KEY_GROUPS], any = false;
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        any |= want[g] = fences[g] < next;
+    if (!any)
+        return 0;
+    return run_apply(rs, NULL, topic, partition, next, fences, want, err);
+}
+
+/* ---- flush side -------------------------------------------------------- */
+
+redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, errbuf *err)
+{
+    argv_builder *ab = &rs->ab;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        ab_reset(ab);
+        if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->take_sha, 40) || ab_add(ab, "2", 1) ||
+            ab_add_key(ab, rs, g, "dirty", NULL, 0) ||
+            ab_add_key(ab, rs, g, "flushing", NULL, 0) || ab_send(rs, ab)) {
+            err_set(err, "redis: cannot queue take-dirty");
+            return NULL;
+        }
+        redisReply *r;
+        if (get_reply(rs, &r, err))
+            return NULL;
+        if (r->type == REDIS_REPLY_ARRAY)
+            return r;
+        bool noscript = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+        err_set(err, "redis: take-dirty of group %u failed: %s", g,
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        if (!noscript || load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
+            load_script(rs, "processors/take_dirty.lua", rs->take_sha, err))
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Reads n pipelined replies; fails (freeing them) if any is an error. */
+static int collect(redis_state *rs, redisReply **out, size_t n, errbuf *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (rc == 0 && get_reply(rs, &out[i], err)) {
+            rc = -1;
+            continue;
+        }
+        if (rc == 0 && out[i]->type == REDIS_REPLY_ERROR) {
+            err_set(err, "redis: %s", out[i]->str);
+            rc = -1;
+        }
+    }
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            if (out[i])
+                freeReplyObject(out[i]);
+    return rc;
+}
+
+int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, errbuf *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        ab_reset(&rs->ab);
+        if (ab_add(&rs->ab, "DEL", 3) || ab_add_key(&rs->ab, rs, groups[i], "flushing", NULL, 0) ||
+            ab_send(rs, &rs->ab)) {
+            err_set(err, "redis: cannot queue flush cleanup");
+            return -1;
+        }
+    }
+    redisReply **r = calloc(n ? n : 1, sizeof *r);
+    if (!r || collect(rs, r, n, err)) {
+        free(r);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        freeReplyObject(r[i]);
+    free(r);
+    return 0;
+}
+
+int redis_state_read_host_months(redis_state *rs, host_month_state *hm, size_t n, errbuf *err)
+{
+    argv_builder *ab = &rs->ab;
+    for (size_t i = 0; i < n; i++) {
+        char month[8], mid[16];
+        month_text(hm[i].month, month);
+        snprintf(mid, sizeof mid, "h:%s:", month);
+        ab_reset(ab);
+        if (ab_add(ab, "HGETALL", 7) ||
+            ab_add_key(ab, rs, group_of_host(hm[i].host, hm[i].host_len), mid, hm[i].host,
+                       hm[i].host_len) ||
+            ab_send(rs, ab)) {
+            err_set(err, "redis: cannot queue host read");
+            return -1;
+        }
+    }
+    redisReply **r = calloc(n ? n : 1, sizeof *r);
+    if (!r || collect(rs, r, n, err)) {
+        free(r);
+        return -1;
+    }
+    size_t queued = 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(hm[i].hits, 0, sizeof hm[i].hits);
+        memset(hm[i].uniq, 0, sizeof hm[i].uniq);
+        for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k + 1 < r[i]->elements; k += 2) {
+            int day = atoi(r[i]->element[k]->str);
+            if (day >= 1 && day <= 31)
+                hm[i].hits[day - 1] = strtoll(r[i]->element[k + 1]->str, NULL, 10);
+        }
+        freeReplyObject(r[i]);
+        int y, m;
+        month_from_index(hm[i].month, &y, &m);
+        uint32_t g = group_of_host(hm[i].host, hm[i].host_len);
+        for (int d = 1; d <= 31; d++) {
+            if (!hm[i].hits[d - 1])
+                continue;
+            char mid[32];
+            static const char *const kinds[2] = {"SCARD", "PFCOUNT"};
+            for (int k = 0; k < 2; k++) {
+                snprintf(mid, sizeof mid, "%c:%04d%02d%02d:", k ? 'p' : 's', y, m, d);
+                ab_reset(ab);
+                if (ab_add(ab, kinds[k], strlen(kinds[k])) ||
+                    ab_add_key(ab, rs, g, mid, hm[i].host, hm[i].host_len) || ab_send(rs, ab)) {
+                    err_set(err, "redis: cannot queue unique-count read");
+                    free(r);
+                    return -1;
+                }
+                queued++;
+            }
+        }
+    }
+    free(r);
+    redisReply **c = calloc(queued ? queued : 1, sizeof *c);
+    if (!c || collect(rs, c, queued, err)) {
+        free(c);
+        return -1;
+    }
+    size_t q = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int d = 1; d <= 31; d++) {
+            if (!hm[i].hits[d - 1])
+                continue;
+            long long exact = c[q]->integer, approx = c[q + 1]->integer;
+            /* The set holds the users while the count is small; once it has
+             * been folded into the HyperLogLog the set is gone. */
+            hm[i].uniq[d - 1] = exact > 0 ? exact : approx;
+            freeReplyObject(c[q]);
+            freeReplyObject(c[q + 1]);
+            q += 2;
+        }
+    }
+    free(c);
+    return 0;
+}
+
+int redis_state_read_user_months(redis_state *rs, user_month_state *um, size_t n, errbuf *err)
+{
+    argv_builder *ab = &rs->ab;
+    for (size_t i = 0; i < n; i++) {
+        char month[8], mid[32];
+        month_text(um[i].month, month);
+        snprintf(mid, sizeof mid, "u:%s:%u", month, bucket_of_user(um[i].user_id));
+        ab_reset(ab);
+        if (ab_add(ab, "HGET", 4) || ab_add_key(ab, rs, group_of_user(um[i].user_id), mid, NULL, 0) ||
+            ab_addf(ab, "%lld", (long long)um[i].user_id) || ab_send(rs, ab)) {
+            err_set(err, "redis: cannot queue user read");
+            return -1;
+        }
+    }
+    redisReply **r = calloc(n ? n : 1, sizeof *r);
+    if (!r || collect(rs, r, n, err)) {
+        free(r);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        um[i].devices = r[i];
+    free(r);
+    return 0;
+}
+
+int redis_state_read_devices(redis_state *rs, const int64_t *ids, size_t n, redisReply **replies,
+                             errbuf *err)
+{
+    argv_builder *ab = &rs->ab;
+    for (size_t i = 0; i < n; i++) {
+        ab_reset(ab);
+        if (ab_add(ab, "HGET", 4) || ab_add_key(ab, rs, group_of_device(ids[i]), "d", NULL, 0) ||
+            ab_addf(ab, "%lld", (long long)ids[i]) || ab_send(rs, ab)) {
+            err_set(err, "redis: cannot queue device read");
+            return -1;
+        }
+    }
+    return collect(rs, replies, n, err);
+}
+
+static int add_waiting_key(redis_state *rs, int64_t device_id)
+{
+    char tail[32];
+    int n = snprintf(tail, sizeof tail, "%lld", (long long)device_id);
+    return ab_add_key(&rs->ab, rs, group_of_device(device_id), "w:", tail, (size_t)n);
+}
+
+int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids,
+                                 const int32_t *months, const int64_t *user_ids, size_t n,
+                                 redisReply **replies, errbuf *err)
+{
+    argv_builder *ab = &rs->ab;
+    for (size_t i = 0; i < n; i++) {
+        char month[8];
+        month_text(months[i], month);
+        ab_reset(ab);
+        if (ab_add(ab, "SADD", 4) || add_waiting_key(rs, device_ids[i]) ||
+            ab_addf(ab, "%s:%lld", month, (long long)user_ids[i]) || ab_send(rs, ab)) {
+            err_set(err, "redis: cannot queue waiting registration");
+            return -1;
+        }
+    }
+    redisReply **acks = calloc(n ? n : 1, sizeof *acks);
+    if (!acks || collect(rs, acks, n, err)) {
+        free(acks);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        freeReplyObject(acks[i]);
+    free(acks);
+    return redis_state_read_devices(rs, device_ids, n, replies, err);
+}
+
+redisReply *redis_state_waiting(redis_state *rs, int64_t device_id, errbuf *err)
+{
+    ab_reset(&rs->ab);
+    redisReply *r;
+    if (ab_add(&rs->ab, "SMEMBERS", 8) || add_waiting_key(rs, device_id) ||
+        ab_send(rs, &rs->ab) || collect(rs, &r, 1, err))
+        return NULL;
+    return r;
+}
+
+int redis_state_forget_waiting(redis_state *rs, int64_t device_id, redisReply *members,
+                               errbuf *err)
+{
+    if (!members || members->type != REDIS_REPLY_ARRAY || members->elements == 0)
+        return 0;
+    ab_reset(&rs->ab);
+    if (ab_add(&rs->ab, "SREM", 4) || add_waiting_key(rs, device_id))
+        return -1;
+    for (size_t i = 0; i < members->elements; i++)
+        if (ab_add(&rs->ab, members->element[i]->str, members->element[i]->len))
+            return -1;
+    redisReply *r;
+    if (ab_send(rs, &rs->ab) || collect(rs, &r, 1, err))
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+int redis_state_users_of_device(redis_state *rs, int64_t device_id,
+                                void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
+                                errbuf *err)
+{
+    char pattern[300], needle[40];
+    snprintf(pattern, sizeof pattern, "%s:{*}:u:*", rs->prefix);
+    snprintf(needle, sizeof needle, "%lld=", (long long)device_id);
+    char cursor[32] = "0";
+    do {
+        redisReply *r = command(rs, err, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r)
+            return -1;
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t k = 0; k < keys->elements; k++) {
+            const char *key = keys->element[k]->str;
+            const char *u = strstr(key, "}:u:");
+            if (!u)
+                continue;
+            int year = 0, mon = 0;
+            if (sscanf(u + 4, "%4d%2d", &year, &mon) != 2)
+                continue;
+            redisReply *h = command(rs, err, "HGETALL %b", key, keys->element[k]->len);
+            if (!h) {
+                freeReplyObject(r);
+                return -1;
+            }
+            for (size_t f = 0; f + 1 < h->elements; f += 2) {
+                const char *v = h->element[f + 1]->str;
+                for (const char *p = v; (p = strstr(p, needle)); p++)
+                    if (p == v || p[-1] == ',') {
+                        fn(ctx, month_index(year, mon), strtoll(h->element[f]->str, NULL, 10));
+                        break;
+                    }
+            }
+            freeReplyObject(h);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}

@@ -1,0 +1,111 @@
+/*
+ * redis_state.h — the processor's state in Redis: layout, fences, applying
+ * batches, and the reads a flush needs.
+ *
+ * Key layout (all keys of a key group share the "{g}" hash tag):
+ *   <p>:meta                    layout version and KEY_GROUPS
+ *   <p>:{g}:fence               hash "topic/partition" -> next offset to apply
+ *   <p>:{g}:h:<YYYYMM>:<host>   hash day -> hits
+ *   <p>:{g}:s:<YYYYMMDD>:<host> set of user ids (exact, while small)
+ *   <p>:{g}:p:<YYYYMMDD>:<host> HyperLogLog of user ids (once large)
+ *   <p>:{g}:u:<YYYYMM>:<bucket> hash user -> "device=mask,..." (day masks)
+ *   <p>:{g}:d                   hash device -> encoded attributes
+ *   <p>:{g}:w:<device>          set of "YYYYMM:user" waiting for that device
+ *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush
+ * This module is the only one that knows key names.
+ */
+#ifndef ACTIVITY_REDIS_STATE_H
+#define ACTIVITY_REDIS_STATE_H
+
+#include "processors/batch.h"
+#include "src/log.h"
+
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+
+typedef struct redis_state redis_state;
+
+/* url: redis://[[user]:password@]host[:port][/db] */
+redis_state *redis_state_connect(const char *url, const char *prefix, errbuf *err);
+void redis_state_free(redis_state *rs);
+/* Drops the connection and connects again (after a Redis restart). */
+int redis_state_reconnect(redis_state *rs, errbuf *err);
+
+/* Unique visitors of a (host, day) are counted exactly (a set) up to this
+ * many, then by HyperLogLog (~0.8% standard error, 12 KB). */
+#define REDIS_DEFAULT_EXACT_LIMIT 10000
+void redis_state_set_exact_limit(redis_state *rs, long limit);
+
+/* Records the layout on first use and refuses state written with another. */
+int redis_state_check_layout(redis_state *rs, errbuf *err);
+
+/* Commands sent over the network (a script call counts once). */
+uint64_t redis_state_commands(const redis_state *rs);
+
+/* Reads the fences of one source partition for every group; -1 = none. */
+int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partition,
+                            int64_t fences[KEY_GROUPS], errbuf *err);
+
+/* Applies every non-empty group of the batch with its fence check, in one
+ * pipeline. fences[] holds the expected values and is advanced to
+ * new_fence for the groups applied. Returns 0 when all applied, 1 when some
+ * group's fence had moved (that group's fences[] entry is set to what Redis
+ * holds and nothing of it was written), -1 on a Redis error. */
+int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                      int64_t new_fence, int64_t fences[KEY_GROUPS], errbuf *err);
+
+/* Moves fences of groups that had nothing in [fence, next) up to next, so a
+ * restart does not re-read a long range for a quiet group. Same return
+ * convention as redis_state_apply. */
+int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition,
+                               int64_t next, int64_t fences[KEY_GROUPS], errbuf *err);
+
+/* ---- flush side -------------------------------------------------------- */
+
+/* Moves group g's dirty set into its flushing set; returns the flushing
+ * members (a reply of type array; free with freeReplyObject). */
+redisReply *redis_state_take_dirty(redis_state *rs, uint32_t group, errbuf *err);
+/* After a committed flush: forgets group g's flushing set. */
+int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups,
+                             errbuf *err);
+
+typedef struct {
+    const char *host;
+    size_t host_len;
+    int32_t month;     /* month_index */
+    int64_t hits[31];  /* [d-1] */
+    int64_t uniq[31];  /* [d-1] */
+} host_month_state;
+
+int redis_state_read_host_months(redis_state *rs, host_month_state *hm, size_t n, errbuf *err);
+
+typedef struct {
+    int64_t user_id;
+    int32_t month;
+    redisReply *devices; /* string "device=mask,..." or nil; owned by caller */
+} user_month_state;
+
+int redis_state_read_user_months(redis_state *rs, user_month_state *um, size_t n, errbuf *err);
+
+/* Device attribute values (encoded, see device_value_encode); replies[i] is
+ * a string or nil, freed by the caller. */
+int redis_state_read_devices(redis_state *rs, const int64_t *ids, size_t n, redisReply **replies,
+                             errbuf *err);
+
+/* Registers (month, user) as waiting for an unknown device, then reads the
+ * device again: closes the race with a device record applied meanwhile. */
+int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids,
+                                 const int32_t *months, const int64_t *user_ids, size_t n,
+                                 redisReply **replies, errbuf *err);
+/* Members of a device's waiting set; reply array, caller frees. */
+redisReply *redis_state_waiting(redis_state *rs, int64_t device_id, errbuf *err);
+int redis_state_forget_waiting(redis_state *rs, int64_t device_id, redisReply *members,
+                               errbuf *err);
+
+/* Every (month, user) whose user hash mentions device_id; a full scan, used
+ * only when a device's browser changes. Calls fn for each. */
+int redis_state_users_of_device(redis_state *rs, int64_t device_id,
+                                void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
+                                errbuf *err);
+
+#endif

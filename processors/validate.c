@@ -1,0 +1,107 @@
+/*
+ * validate.c — record validation (see validate.h).
+ */
+#include "processors/validate.h"
+
+#include "processors/civil_time.h"
+
+#include <string.h>
+
+void validation_defaults(validation_rules *r)
+{
+    r->min_event_time_ms = days_from_civil(1970, 1, 1) * 86400000LL;
+    r->max_event_time_ms = days_from_civil(2100, 1, 1) * 86400000LL;
+    r->max_field_bytes = 4096;
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF): what
+ * a PostgreSQL UTF8 database accepts. NUL is rejected too: text columns
+ * cannot store it. */
+bool utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0)
+                lo = 0xA0;
+            if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0)
+                lo = 0x90;
+            if (c == 0xF4)
+                hi = 0x8F;
+        } else
+            return false;
+        if (i + n >= len)
+            return false;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k <= n; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+static const char *check_text(const validation_rules *r, const char *name, opt_str s,
+                              errbuf *detail)
+{
+    if (!s.present)
+        return NULL;
+    if (s.len > r->max_field_bytes) {
+        err_set(detail, "%s is %zu bytes, more than the limit of %zu", name, s.len,
+                r->max_field_bytes);
+        return "oversized-field";
+    }
+    if (!utf8_valid(s.ptr, s.len)) {
+        err_set(detail, "%s is not valid UTF-8 text (or contains NUL)", name);
+        return "invalid-text";
+    }
+    return NULL;
+}
+
+const char *validate_event(const validation_rules *r, const web_event *ev, errbuf *detail)
+{
+    if (!ev->host.present || ev->host.len == 0) {
+        err_set(detail, "host is missing or empty");
+        return "missing-host";
+    }
+    const char *why;
+    if ((why = check_text(r, "host", ev->host, detail)) ||
+        (why = check_text(r, "url", ev->url, detail)) ||
+        (why = check_text(r, "referrer", ev->referrer, detail)))
+        return why;
+    if (ev->event_time_ms < r->min_event_time_ms || ev->event_time_ms >= r->max_event_time_ms) {
+        err_set(detail, "event_time %lld ms is outside the accepted range [%lld, %lld)",
+                (long long)ev->event_time_ms, (long long)r->min_event_time_ms,
+                (long long)r->max_event_time_ms);
+        return "event-time-out-of-range";
+    }
+    return NULL;
+}
+
+const char *validate_device(const validation_rules *r, const device_record *dev, errbuf *detail)
+{
+    const char *why;
+    if ((why = check_text(r, "browser_type", dev->browser_type, detail)) ||
+        (why = check_text(r, "os_type", dev->os_type, detail)) ||
+        (why = check_text(r, "device_type", dev->device_type, detail)))
+        return why;
+    return NULL;
+}

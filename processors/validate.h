@@ -1,0 +1,32 @@
+/*
+ * validate.h — checks a decoded record must pass before it touches state.
+ *
+ * A record that decodes but would corrupt a table (no host, a timestamp in
+ * year 40000, bytes PostgreSQL text cannot hold) is a dead letter, not an
+ * event. The reason names go into the dead-letter headers.
+ */
+#ifndef ACTIVITY_VALIDATE_H
+#define ACTIVITY_VALIDATE_H
+
+#include "consumers/records.h"
+#include "src/log.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t min_event_time_ms; /* inclusive */
+    int64_t max_event_time_ms; /* exclusive */
+    size_t max_field_bytes;
+} validation_rules;
+
+void validation_defaults(validation_rules *r);
+
+/* NULL when valid, else a short reason name; detail gets the specifics. */
+const char *validate_event(const validation_rules *r, const web_event *ev, errbuf *detail);
+const char *validate_device(const validation_rules *r, const device_record *dev,
+                            errbuf *detail);
+
+bool utf8_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,593 @@
+#!/usr/bin/env python3
+"""
+gen_events.py — a deterministic, realistic month of web events for tests and benchmarks.
+
+Owns: the synthetic input data of the integration tests (tests/integration/) and of volume
+runs. It writes the event CSV of the contract (docs: /work/shared/DESIGN.md, "Event CSV"):
+
+    url,referrer,user_id,device_id,host,event_time
+
+with `event_time` like `2023-01-01 00:06:50.079000` (UTC, millisecond values printed with six
+fractional digits) and empty `user_id` / `device_id` meaning null. `--format jsonl` writes the
+same keys as one JSON object per line (null for a missing user_id, device_id or referrer).
+
+The same arguments always produce byte-identical output: everything is drawn from one
+random.Random(seed) using only random() and getrandbits(), and nothing iterates a set or
+depends on hashing, the locale or the time zone.
+
+Shape of the data (all per-event shares are approximate):
+  * traffic is made of sessions (a user, a device and a host, 1..N hits a few seconds to
+    minutes apart); hosts, users, devices and pages are Zipf-skewed: a few very active users,
+    many one-off ones; a few dozen hosts with one dominating;
+  * ~8% of events are anonymous (empty user_id), including crawler bursts on Spider devices;
+  * ~2% use a device_id that is not in devices.csv, ~1% have an empty device_id, the rest use
+    real device ids; every user has 1-3 preferred devices;
+  * events cover every day of the month, with weekday/weekend and diurnal (UTC) patterns,
+    and are written in time order, except for a few late arrivals (with edge cases on).
+
+Edge cases (on by default, `--no-edge-cases` to omit; they are part of the --events total):
+  * events at exactly YYYY-MM-01 00:00:00.000 and YYYY-MM-<last> 23:59:59.999, and in the last
+    millisecond of the previous month and the first of the next one (three months appear);
+  * exact duplicate rows, adjacent and replayed later in the file; late (out-of-order) events;
+  * odd but legal-ish hosts: mixed case, punycode, unicode, trailing dot, host:port, IPv4,
+    [IPv6]:port, a 200-character subdomain, and one with a comma, a double quote and {x};
+  * a user active on every day of the month (on two devices of one browser type, so its
+    datelist_int has every bit of the month set), a host active on a single day, a host with
+    anonymous traffic only, users on unknown devices (including INT32_MIN / INT32_MAX ids),
+    user_id 9223372036854775807 (INT64_MAX), and the device whose device_type holds a quote.
+
+Usage: scripts/gen_events.py [--events N] [--month YYYY-MM] [--seed S] [--out FILE] ...
+       (see --help). 2,000,000 events take well under a minute.
+"""
+
+import argparse
+import bisect
+import calendar
+import csv
+import io
+import json
+import math
+import os
+import random
+import sys
+
+MS_PER_DAY = 86_400_000
+MS_PER_HOUR = 3_600_000
+INT64_MAX = 9_223_372_036_854_775_807
+INT32_MIN = -2_147_483_648
+INT32_MAX = 2_147_483_647
+
+HEADER = ("url", "referrer", "user_id", "device_id", "host", "event_time")
+
+# Share of sessions (not events) of each kind; tuned so the event shares land near the
+# targets in the header (crawler sessions are long, so they are rare).
+P_ANON_HUMAN_SESSION = 0.052
+P_BOT_SESSION = 0.0008
+P_UNKNOWN_DEVICE = 0.02
+P_NULL_DEVICE = 0.01
+
+NAMED_HOSTS = [
+    "www.eczachly.com",
+    "zachwilson.tech",
+    "admin.zachwilson.tech",
+    "www.zachwilson.tech",
+    "dataengineer.io",
+    "www.dataengineer.io",
+    "learn.dataengineer.io",
+    "blog.zachwilson.tech",
+    "bootcamp.techcreator.io",
+    "api.zachwilson.tech",
+]
+SUBDOMAIN_WORDS = [
+    "analytics", "beta", "cdn", "docs", "events", "forum", "jobs", "labs", "mail", "news",
+    "shop", "staging", "status", "store", "talks", "video", "wiki", "community", "careers",
+    "newsletter", "courses", "static", "dev", "metrics", "support",
+]
+HOST_DOMAINS = ["zachwilson.tech", "eczachly.com", "dataengineer.io", "techcreator.io"]
+
+BLOG_SLUGS = [
+    "cumulative-table-design", "fact-data-modeling", "slowly-changing-dimensions",
+    "hyperloglog-explained", "kafka-vs-kinesis", "spark-joins", "datelist-int-trick",
+    "reduced-facts", "idempotent-pipelines", "data-quality-patterns", "airflow-tips",
+    "flink-watermarks", "iceberg-101", "graph-data-modeling", "my-first-data-job",
+    "interview-prep", "salary-negotiation", "why-arrays", "streaming-is-hard", "2023-goals",
+]
+PAGES = (
+    ["/", "/blog", "/about", "/contact", "/courses", "/courses/data-engineering-bootcamp",
+     "/pricing", "/login", "/signup", "/newsletter", "/favicon.ico", "/sitemap.xml"]
+    + ["/blog/" + s for s in BLOG_SLUGS]
+    + ["/api/v1/spark-post", "/api/v1/users/me", "/api/v1/login", "/api/v1/events",
+       "/api/v1/courses?limit=20&offset=40", "/api/v1/progress/lesson-12",
+       "/search?q=kafka,redis", "/search?q=%22cumulative+tables%22",
+       "/blog/datelist-int-trick?utm_source=linkedin&utm_medium=social",
+       "/blog/hyperloglog-explained#accuracy"]
+)
+BOT_PAGES = [
+    "/robots.txt", "/", "/sitemap.xml", "/wp-login.php", "/.env", "/wp-admin/", "/xmlrpc.php",
+    "/.git/config", "/admin", "/blog", "/api/v1/spark-post", "/feed.xml",
+]
+EXTERNAL_REFERRERS = [
+    "https://www.google.com/",
+    "https://www.linkedin.com/",
+    "https://t.co/",
+    "https://www.youtube.com/",
+    "https://www.bing.com/",
+    "https://duckduckgo.com/",
+    "https://www.reddit.com/r/dataengineering/",
+    "https://news.ycombinator.com/item?id=35012345",
+    "https://www.google.com/search?q=data,engineering,bootcamp",
+    'https://example.com/share?text="cumulative tables, explained"',
+    "android-app://com.google.android.gm/",
+    "https://l.facebook.com/l.php?u=https%3A%2F%2Fwww.eczachly.com%2F",
+    "http://admin.zachwilson.tech",
+    "https://github.com/EcZachly/data-engineer-handbook",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+
+class Weighted:
+    """Draws indexes 0..n-1 with precomputed cumulative weights (one random() + bisect)."""
+
+    __slots__ = ("cum", "total", "rnd")
+
+    def __init__(self, weights, rng):
+        cum, acc = [], 0.0
+        for w in weights:
+            acc += w
+            cum.append(acc)
+        self.cum, self.total, self.rnd = cum, acc, rng.random
+
+    def __call__(self):
+        return bisect.bisect_right(self.cum, self.rnd() * self.total, 0, len(self.cum) - 1)
+
+
+def zipf_weights(n, exponent, offset=1.0):
+    return [1.0 / (i + offset) ** exponent for i in range(n)]
+
+
+def shuffled(rng, items):
+    """Fisher-Yates with random() only (stable across Python versions)."""
+    items = list(items)
+    for i in range(len(items) - 1, 0, -1):
+        j = int(rng.random() * (i + 1))
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
+def month_bounds(year, month):
+    """(first ms of the month, first ms of the next month, days in month), UTC."""
+    start = calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+    ndays = calendar.monthrange(year, month)[1]
+    return start, start + ndays * MS_PER_DAY, ndays
+
+
+class TimeFormatter:
+    """ms since the epoch -> 'YYYY-MM-DD HH:MM:SS.mmm000' with a per-day prefix cache."""
+
+    def __init__(self):
+        self.prefix = {}
+
+    def __call__(self, t):
+        day, rem = divmod(t, MS_PER_DAY)
+        p = self.prefix.get(day)
+        if p is None:
+            y, m, d = _civil_from_days(day)
+            p = self.prefix[day] = "%04d-%02d-%02d " % (y, m, d)
+        h, rem = divmod(rem, MS_PER_HOUR)
+        mi, rem = divmod(rem, 60_000)
+        s, ms = divmod(rem, 1000)
+        return "%s%02d:%02d:%02d.%03d000" % (p, h, mi, s, ms)
+
+
+def _civil_from_days(z):
+    # Howard Hinnant's civil_from_days (proleptic Gregorian, UTC).
+    z += 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return (y + (m <= 2), m, d)
+
+
+def default_devices_path():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for cand in (os.path.join(repo, "data", "devices.csv"),
+                 os.path.join(repo, "..", "shared", "data", "devices.csv")):
+        if os.path.exists(cand):
+            return os.path.normpath(cand)
+    return os.path.normpath(os.path.join(repo, "..", "shared", "data", "devices.csv"))
+
+
+def load_devices(path):
+    """[(device_id, browser_type, device_type)] in file order."""
+    out = []
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise SystemExit("gen_events: cannot read devices file: %s" % e)
+    with f:
+        r = csv.reader(f)
+        header = next(r)
+        if [h.strip() for h in header[:4]] != ["device_id", "browser_type", "os_type", "device_type"]:
+            raise SystemExit("gen_events: %s: unexpected header %r" % (path, header))
+        for row in r:
+            if row:
+                out.append((int(row[0]), row[1], row[3]))
+    if not out:
+        raise SystemExit("gen_events: %s: no devices" % path)
+    return out
+
+
+# --------------------------------------------------------------------------- generator
+
+class Generator:
+    def __init__(self, args, devices):
+        self.rng = rng = random.Random(args.seed)
+        self.args = args
+        y, m = args.year, args.mon
+        self.start, self.end, self.ndays = month_bounds(y, m)
+
+        # Devices: Zipf popularity over a shuffled copy of devices.csv; crawlers use Spiders.
+        self.devices = devices
+        self.known_ids = {d[0] for d in devices}
+        dev_order = shuffled(rng, range(len(devices)))
+        self.dev_ids = [devices[i][0] for i in dev_order]
+        self.pick_device = Weighted(zipf_weights(len(devices), 0.9, 5.0), rng)
+        spiders = [d[0] for d in devices if d[2] == "Spider"] or [devices[0][0]]
+        self.spider_ids = spiders
+        self.pick_spider = Weighted(zipf_weights(len(spiders), 1.0, 2.0), rng)
+        unknown = []
+        while len(unknown) < 300:
+            v = rng.getrandbits(32) - (1 << 31)
+            if v not in self.known_ids and v not in unknown:
+                unknown.append(v)
+        self.unknown_ids = unknown
+        self.pick_unknown = Weighted(zipf_weights(len(unknown), 1.0, 3.0), rng)
+
+        # Hosts.
+        hosts = list(NAMED_HOSTS[: args.hosts])
+        seen = set(hosts)
+        attempts = 0
+        while len(hosts) < args.hosts:
+            word = SUBDOMAIN_WORDS[int(rng.random() * len(SUBDOMAIN_WORDS))]
+            h = "%s.%s" % (word, HOST_DOMAINS[int(rng.random() * len(HOST_DOMAINS))])
+            attempts += 1
+            if h in seen and attempts > 20 * len(SUBDOMAIN_WORDS) * len(HOST_DOMAINS):
+                h = "%s%d.%s" % (word, len(hosts), h.split(".", 1)[1])  # --hosts is large
+            if h not in seen:
+                seen.add(h)
+                hosts.append(h)
+        self.hosts = hosts
+        self.pick_host = Weighted(zipf_weights(len(hosts), 1.1), rng)
+
+        # Users: random 62-bit ids, Zipf activity by (random) rank.
+        ids, seen_ids = [], set()
+        while len(ids) < args.users:
+            v = rng.getrandbits(62)
+            if v > 0 and v not in seen_ids:
+                seen_ids.add(v)
+                ids.append(v)
+        self.user_ids = ids
+        self.pick_user = Weighted(zipf_weights(len(ids), 1.0, 20.0), rng)
+        self.user_devices = {}  # user index -> list of device ids (assigned on first use)
+
+        # Time: day weights (weekday/weekend, trend, one viral day, noise), diurnal hours.
+        day_w = []
+        viral = int(rng.random() * self.ndays)
+        for d in range(self.ndays):
+            wd = calendar.weekday(y, m, d + 1)
+            w = (0.72 if wd >= 5 else 1.0) * (1.0 + 0.15 * d / self.ndays)
+            w *= 0.9 + 0.2 * rng.random()
+            if d == viral:
+                w *= 1.8
+            day_w.append(w)
+        self.pick_day = Weighted(day_w, rng)
+        hour_w = [1.0 + 0.8 * math.cos(2 * math.pi * (h - 17) / 24) for h in range(24)]
+        self.pick_hour = Weighted(hour_w, rng)
+
+        self.pick_page = Weighted(zipf_weights(len(PAGES), 1.05), rng)
+        self.pick_bot_page = Weighted(zipf_weights(len(BOT_PAGES), 0.8), rng)
+        self.pick_ext_ref = Weighted(zipf_weights(len(EXTERNAL_REFERRERS), 1.2), rng)
+
+    # -- sessions
+
+    def devices_of(self, u):
+        devs = self.user_devices.get(u)
+        if devs is None:
+            r = self.rng.random
+            n = min(1 + (r() < 0.35) + (r() < 0.10), len(self.dev_ids))
+            devs = []
+            while len(devs) < n:
+                d = self.dev_ids[self.pick_device()]
+                if d not in devs:
+                    devs.append(d)
+            self.user_devices[u] = devs
+        return devs
+
+    def session_device(self, devs):
+        r = self.rng.random()
+        if r < P_UNKNOWN_DEVICE:
+            return self.unknown_ids[self.pick_unknown()]
+        if r < P_UNKNOWN_DEVICE + P_NULL_DEVICE:
+            return None
+        if len(devs) == 1 or r < 0.70:
+            return devs[0]
+        return devs[1 + int(self.rng.random() * (len(devs) - 1))]
+
+    def regular(self, target):
+        """About `target` events in [month start, month end), as (ms, url, ref, uid, dev, host)."""
+        rows = []
+        append = rows.append
+        r = self.rng.random
+        start, end = self.start, self.end
+        pick_day, pick_hour, pick_host = self.pick_day, self.pick_hour, self.pick_host
+        pick_page, pick_ext = self.pick_page, self.pick_ext_ref
+        hosts, user_ids = self.hosts, self.user_ids
+        log = math.log
+        while len(rows) < target:
+            t = start + pick_day() * MS_PER_DAY + pick_hour() * MS_PER_HOUR + int(r() * MS_PER_HOUR)
+            host = hosts[pick_host()]
+            x = r()
+            if x < P_BOT_SESSION:  # a crawler burst: anonymous, Spider device, fast and long
+                dev = self.spider_ids[self.pick_spider()] if r() < 0.97 else None
+                n = 20 + int(r() * 180)
+                for _ in range(n):
+                    if t >= end or len(rows) >= target:
+                        break
+                    append((t, BOT_PAGES[self.pick_bot_page()], None, None, dev, host))
+                    t += 50 + int(r() * 2000)
+                continue
+            if x < P_BOT_SESSION + P_ANON_HUMAN_SESSION:
+                uid = None
+                dev = self.session_device((self.dev_ids[self.pick_device()],))
+            else:
+                u = self.pick_user()
+                uid = user_ids[u]
+                dev = self.session_device(self.devices_of(u))
+            n = 1 + int(-2.6 * log(1.0 - r()))  # geometric-ish, mean ~3.1
+            if n > 60:
+                n = 60
+            ref = EXTERNAL_REFERRERS[pick_ext()] if r() < 0.55 else None
+            prev = None
+            for _ in range(n):
+                if t >= end or len(rows) >= target:
+                    break
+                url = PAGES[pick_page()]
+                if prev is not None:
+                    ref = ("https://%s%s" % (host, prev)) if r() < 0.8 else None
+                append((t, url, ref, uid, dev, host))
+                prev = url
+                t += 500 + int(-40_000 * log(1.0 - r()))
+        return rows
+
+    # -- edge cases
+
+    def edge_cases(self):
+        """(rows to sort in with the rest, rows to insert late). Uses its own random stream,
+        so the number of rows depends only on the month and the regular data does not
+        depend on the edge cases."""
+        r = random.Random(self.args.seed * 1_000_003 + 7).random
+        start, end, ndays = self.start, self.end, self.ndays
+        day = lambda d: start + (d - 1) * MS_PER_DAY  # noqa: E731  (d is 1-based)
+        page = lambda: PAGES[int(r() * len(PAGES))]  # noqa: E731
+        rows = []
+
+        by_browser = {}
+        for dev_id, browser, _ in self.devices:
+            by_browser.setdefault(browser, []).append(dev_id)
+        chrome = sorted(by_browser.get("Chrome", [self.devices[0][0]]))
+        chrome_a, chrome_b = chrome[0], chrome[-1]
+        firefox = sorted(by_browser.get("Firefox", [self.devices[-1][0]]))[0]
+        quoted = [d[0] for d in self.devices if '"' in d[2]]
+        quoted_dev = quoted[0] if quoted else self.devices[0][0]
+        spider = self.spider_ids[0]
+
+        everyday_user = 444_502_572_952_128_450
+        max_user = INT64_MAX
+        unknown_only_user = 1_152_921_504_606_846_976  # 2^60
+        mixed_user = 987_654_321_012_345_678
+        quoted_user = 1
+        main, second = "www.eczachly.com", "zachwilson.tech"
+
+        # A user active on every day, alternating two Chrome devices (one browser_type), plus
+        # a Firefox session on a few days.
+        for d in range(1, ndays + 1):
+            for k in range(1 + (d % 3 == 0)):
+                t = day(d) + int(r() * MS_PER_DAY)
+                dev = chrome_a if (d + k) % 2 else chrome_b
+                rows.append((t, page(), None, everyday_user, dev, main if k == 0 else second))
+            if d % 7 == 3:
+                rows.append((day(d) + int(r() * MS_PER_DAY), "/blog", None, everyday_user,
+                             firefox, "admin.zachwilson.tech"))
+
+        # Month boundaries, exactly; the previous month's last and next month's first ms.
+        rows += [
+            (start, "/", None, everyday_user, chrome_a, main),
+            (start, "/", "https://www.google.com/", None, None, second),
+            (end - 1, "/blog", None, everyday_user, chrome_b, main),
+            (end - 1, "/blog", None, everyday_user, chrome_b, main),  # exact duplicate
+            (end - 1, "/api/v1/events", None, max_user, firefox, main),
+            (end - 1, "/", None, None, self.unknown_ids[0], "admin.zachwilson.tech"),
+            (start - 1, "/", None, everyday_user, chrome_a, main),
+            (start - 1, "/", None, None, chrome_b, second),
+            (end, "/", None, max_user, firefox, main),
+            (end, "/login", None, unknown_only_user, INT32_MAX, main),
+            (end, "/", None, None, None, "oneday.zachwilson.tech"),
+        ]
+        # INT64_MAX user, a user only ever on unknown devices (INT32_MIN / INT32_MAX), a user
+        # on known and unknown devices, the device whose device_type contains a quote.
+        for d in (2, 15, ndays):
+            rows.append((day(d) + int(r() * MS_PER_DAY), "/", None, max_user, firefox, second))
+        for d, dev in ((3, INT32_MIN), (9, INT32_MAX), (20, INT32_MIN)):
+            rows.append((day(d) + int(r() * MS_PER_DAY), "/courses", "https://t.co/",
+                         unknown_only_user, dev, main))
+        for d, dev in ((4, chrome_a), (5, self.unknown_ids[1]), (6, None), (7, firefox)):
+            rows.append((day(d) + int(r() * MS_PER_DAY), "/pricing", None, mixed_user, dev, main))
+        for d in (10, 11):
+            rows.append((day(d) + int(r() * MS_PER_DAY), "/", None, quoted_user, quoted_dev,
+                         "www.dataengineer.io"))
+
+        # Odd hosts, a few events each over several days (mixed known and anonymous users).
+        long_sub = ".".join(["a" * 62, "b" * 62, "c" * 62, "d" * 11])  # 200 characters
+        odd_hosts = [
+            "WWW.EczAchly.COM",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "zachwilson.tech.",
+            "zachwilson.tech:8080",
+            "192.168.10.20",
+            "[2001:db8::7]:8443",
+            long_sub + ".zachwilson.tech",
+            'we,ird"host{x}.example',
+        ]
+        for i, h in enumerate(odd_hosts):
+            for j in range(4):
+                d = 1 + (i * 3 + j * 5) % ndays
+                uid = None if j == 3 else self.user_ids[(i * 7 + j) % len(self.user_ids)]
+                dev = chrome_a if j % 2 == 0 else firefox
+                rows.append((day(d) + int(r() * MS_PER_DAY), PAGES[j], None, uid, dev, h))
+        # A host active on one day only, a host with anonymous traffic only.
+        one_day = day(min(17, ndays))
+        for j in range(5):
+            uid = self.user_ids[j % len(self.user_ids)] if j < 4 else None
+            rows.append((one_day + int(r() * MS_PER_DAY), "/", None, uid, chrome_b,
+                         "oneday.zachwilson.tech"))
+        for d in (1, 8, ndays):
+            for _ in range(3):
+                rows.append((day(d) + int(r() * MS_PER_DAY), "/robots.txt", None, None,
+                             spider, "anon-only.zachwilson.tech"))
+
+        # Late (out-of-order) arrivals: old events written after later ones, including an
+        # exact duplicate of the first event of the month.
+        late = [
+            (start - 1, "/late", None, None, None, second),
+            (day(1) + 5 * MS_PER_HOUR, "/blog/streaming-is-hard", None, everyday_user,
+             chrome_a, main),
+            (day(2) + 123, "/", None, mixed_user, chrome_a, "www.dataengineer.io"),
+            (start, "/", None, everyday_user, chrome_a, main),
+        ]
+        return rows, late
+
+    N_DUPS, N_LATE_DUPS = 8, 3
+
+    def generate(self):
+        target = self.args.events
+        if not self.args.edge_cases:
+            rows = self.regular(target)
+            rows.sort(key=lambda row: row[0])
+            return rows
+        edge, late = self.edge_cases()
+        n_edge = len(edge) + len(late) + self.N_DUPS + self.N_LATE_DUPS
+        if target < n_edge + 100:
+            raise SystemExit("gen_events: --events must be at least %d with edge cases "
+                             "(or use --no-edge-cases)" % (n_edge + 100))
+        rows = self.regular(target - n_edge)
+        r = self.rng.random
+        # Exact duplicates of regular rows: some sort next to their original, some come late.
+        dups = [rows[int(r() * len(rows))] for _ in range(self.N_DUPS)]
+        late += [rows[int(r() * len(rows))] for _ in range(self.N_LATE_DUPS)]
+        rows += edge
+        rows += dups
+        rows.sort(key=lambda row: row[0])
+        n = len(rows)
+        positions = sorted(n // 2 + int(r() * (n // 2)) for _ in late)
+        out, prev = [], 0
+        for pos, row in zip(positions, late):
+            out += rows[prev:pos]
+            out.append(row)
+            prev = pos
+        out += rows[prev:]
+        if len(out) != target:
+            raise SystemExit("gen_events: internal error: %d rows, wanted %d" % (len(out), target))
+        return out
+
+
+# --------------------------------------------------------------------------- output
+
+def write_rows(rows, fmt, f, chunk=50_000):
+    tf = TimeFormatter()
+    if fmt == "csv":
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(HEADER)
+        for i in range(0, len(rows), chunk):
+            w.writerows([(url, ref, uid, dev, host, tf(t))
+                         for t, url, ref, uid, dev, host in rows[i:i + chunk]])
+    else:
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        for i in range(0, len(rows), chunk):
+            f.write("".join(
+                dumps({"url": url, "referrer": ref, "user_id": uid, "device_id": dev,
+                       "host": host, "event_time": tf(t)}) + "\n"
+                for t, url, ref, uid, dev, host in rows[i:i + chunk]))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Generate a deterministic, realistic month of web events (CSV or JSON lines).")
+    p.add_argument("--events", type=int, default=300_000, help="number of event rows (default 300000)")
+    p.add_argument("--month", default="2023-01", help="YYYY-MM (default 2023-01)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--devices", default=None,
+                   help="devices CSV (default <repo>/data/devices.csv if present, "
+                        "else <repo>/../shared/data/devices.csv)")
+    p.add_argument("--users", type=int, default=40_000, help="size of the user population (default 40000)")
+    p.add_argument("--hosts", type=int, default=40, help="number of regular hosts (default 40)")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--out", default="-", help="output file (default stdout)")
+    p.add_argument("--edge-cases", dest="edge_cases", action="store_true", default=True,
+                   help="include edge-case rows (default)")
+    p.add_argument("--no-edge-cases", dest="edge_cases", action="store_false")
+    p.add_argument("--stats", action="store_true", help="print a summary to stderr")
+    a = p.parse_args(argv)
+    try:
+        y, m = a.month.split("-")
+        a.year, a.mon = int(y), int(m)
+        if not (1 <= a.mon <= 12 and 1 <= a.year <= 9998 and len(y) == 4 and len(m) == 2):
+            raise ValueError
+    except ValueError:
+        p.error("--month must look like 2023-01")
+    if a.events < 0 or a.users < 1 or a.hosts < 1:
+        p.error("--events must be >= 0, --users and --hosts >= 1")
+    if a.devices is None:
+        a.devices = default_devices_path()
+    return a
+
+
+def main(argv):
+    args = parse_args(argv)
+    devices = load_devices(args.devices)
+    gen = Generator(args, devices)
+    rows = gen.generate()
+    if args.out == "-":
+        f = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        write_rows(rows, args.format, f)
+        f.flush()
+        f.detach()
+    else:
+        with open(args.out, "w", encoding="utf-8", newline="") as f:
+            write_rows(rows, args.format, f)
+    if args.stats:
+        known = gen.known_ids
+        n = len(rows) or 1
+        anon = sum(1 for row in rows if row[3] is None)
+        nulld = sum(1 for row in rows if row[4] is None)
+        unk = sum(1 for row in rows if row[4] is not None and row[4] not in known)
+        print("gen_events: %d rows, %d hosts, %d users; anonymous %.2f%%, unknown device %.2f%%, "
+              "null device %.2f%%" % (len(rows), len({row[5] for row in rows}),
+                                      len({row[3] for row in rows if row[3] is not None}),
+                                      100.0 * anon / n, 100.0 * unk / n, 100.0 * nulld / n),
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

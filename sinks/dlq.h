@@ -1,0 +1,31 @@
+/*
+ * dlq.h — the dead-letter topic: records we cannot use, kept unchanged.
+ *
+ * A record that fails to decode or validate is produced byte-for-byte to
+ * the dead-letter topic with headers naming the reason, the detail, and
+ * where it came from (topic, partition, offset). The processor waits for
+ * those deliveries before it treats the source offsets as done, so a dead
+ * letter is never lost to a crash (it may be written twice after one).
+ */
+#ifndef ACTIVITY_DLQ_H
+#define ACTIVITY_DLQ_H
+
+#include "src/config.h"
+#include "src/log.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+typedef struct dlq dlq;
+
+dlq *dlq_new(const common_config *cfg, errbuf *err);
+void dlq_free(dlq *d);
+
+int dlq_send(dlq *d, const rd_kafka_message_t *src, const char *reason, const char *detail,
+             errbuf *err);
+/* Waits until every record sent so far is acknowledged; -1 if any failed. */
+int dlq_wait(dlq *d, errbuf *err);
+
+uint64_t dlq_count(const dlq *d);
+
+#endif

@@ -1,0 +1,433 @@
+/*
+ * flusher.c — one flush (see flusher.h).
+ */
+#include "sinks/flusher.h"
+
+#include "processors/batch.h"
+#include "processors/bytes_map.h"
+#include "processors/civil_time.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    int32_t month;
+    int64_t user;
+} user_month;
+
+typedef struct {
+    /* host months to flush */
+    host_month_state *hosts;
+    size_t n_hosts, cap_hosts;
+    /* user months to flush, deduplicated */
+    user_month *users;
+    size_t n_users, cap_users;
+    bytes_map user_index;
+    /* devices whose arrival or change re-flushes users */
+    int64_t *new_devices;
+    size_t n_new, cap_new;
+    redisReply **waiting; /* per new device, to forget after commit */
+    /* replies kept alive while rows point into them */
+    redisReply **taken;
+    size_t n_taken;
+    uint32_t groups[KEY_GROUPS];
+    size_t n_groups;
+} flush_work;
+
+static int push(void **arr, size_t *n, size_t *cap, size_t elem)
+{
+    if (*n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 256;
+    void *p = realloc(*arr, nc * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+static bool parse_month(const char *s, size_t len, int32_t *month)
+{
+    if (len < 6)
+        return false;
+    int y = 0, m = 0;
+    for (int i = 0; i < 4; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        y = y * 10 + (s[i] - '0');
+    }
+    for (int i = 4; i < 6; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        m = m * 10 + (s[i] - '0');
+    }
+    if (m < 1 || m > 12)
+        return false;
+    *month = month_index(y, m);
+    return true;
+}
+
+static bool parse_i64(const char *s, size_t len, int64_t *out)
+{
+    char tmp[32];
+    if (len == 0 || len >= sizeof tmp)
+        return false;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    char *end;
+    *out = strtoll(tmp, &end, 10);
+    return *end == '\0';
+}
+
+static int add_user(flush_work *w, int32_t month, int64_t user)
+{
+    unsigned char key[12];
+    memcpy(key, &month, 4);
+    memcpy(key + 4, &user, 8);
+    bool inserted;
+    if (!bytes_map_upsert(&w->user_index, key, sizeof key, 0, &inserted))
+        return -1;
+    if (!inserted)
+        return 0;
+    if (push((void **)&w->users, &w->n_users, &w->cap_users, sizeof *w->users))
+        return -1;
+    w->users[w->n_users++] = (user_month){month, user};
+    return 0;
+}
+
+static void add_user_cb(void *ctx, int32_t month, int64_t user)
+{
+    add_user(ctx, month, user);
+}
+
+/* "YYYYMM:user" members of a waiting set. */
+static int add_waiting_users(flush_work *w, const redisReply *members)
+{
+    for (size_t i = 0; members && i < members->elements; i++) {
+        const redisReply *m = members->element[i];
+        int32_t month;
+        int64_t user;
+        if (m->len > 7 && parse_month(m->str, m->len, &month) && m->str[6] == ':' &&
+            parse_i64(m->str + 7, m->len - 7, &user) && add_user(w, month, user))
+            return -1;
+    }
+    return 0;
+}
+
+/* Members: h<YYYYMM>:<host>, u<YYYYMM>:<user>, n<device>, c<device>. */
+static int classify(flush_work *w, redis_state *rs, const redisReply *set, errbuf *err)
+{
+    for (size_t i = 0; i < set->elements; i++) {
+        const char *s = set->element[i]->str;
+        size_t len = set->element[i]->len;
+        int32_t month;
+        int64_t id;
+        if ((s[0] == 'h' || s[0] == 'u') && len > 8 && s[7] == ':' &&
+            parse_month(s + 1, 6, &month)) {
+            if (s[0] == 'h') {
+                if (push((void **)&w->hosts, &w->n_hosts, &w->cap_hosts, sizeof *w->hosts))
+                    return -1;
+                host_month_state *hm = &w->hosts[w->n_hosts++];
+                memset(hm, 0, sizeof *hm);
+                hm->host = s + 8;
+                hm->host_len = len - 8;
+                hm->month = month;
+            } else if (parse_i64(s + 8, len - 8, &id) && add_user(w, month, id)) {
+                return -1;
+            }
+        } else if (s[0] == 'n' && parse_i64(s + 1, len - 1, &id)) {
+            if (push((void **)&w->new_devices, &w->n_new, &w->cap_new, sizeof *w->new_devices))
+                return -1;
+            w->new_devices[w->n_new++] = id;
+        } else if (s[0] == 'c' && parse_i64(s + 1, len - 1, &id)) {
+            if (redis_state_users_of_device(rs, id, add_user_cb, w, err))
+                return -1;
+        } else {
+            log_warn("flush: ignoring unrecognised dirty marker of %zu bytes", len);
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    int64_t device;
+    uint32_t mask;
+} device_mask;
+
+/* Parses "device=mask,device=mask". */
+static size_t parse_device_masks(const redisReply *r, device_mask **out, size_t *cap)
+{
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return 0;
+    size_t n = 0;
+    const char *p = r->str, *end = r->str + r->len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        int64_t dev, mask;
+        if (eq && parse_i64(p, (size_t)(eq - p), &dev) &&
+            parse_i64(eq + 1, (size_t)(stop - eq - 1), &mask)) {
+            if (n == *cap) {
+                size_t nc = *cap ? *cap * 2 : 8;
+                device_mask *nm = realloc(*out, nc * sizeof *nm);
+                if (!nm)
+                    return n;
+                *out = nm;
+                *cap = nc;
+            }
+            (*out)[n++] = (device_mask){dev, (uint32_t)mask};
+        }
+        p = stop + 1;
+    }
+    return n;
+}
+
+static bool same_browser(opt_str a, opt_str b)
+{
+    if (a.present != b.present)
+        return false;
+    return !a.present || (a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* Resolves devices of every flushed user month and encodes the user rows. */
+static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, errbuf *err)
+{
+    if (!w->n_users)
+        return 0;
+    int rc = -1;
+    user_month_state *um = calloc(w->n_users, sizeof *um);
+    device_mask *dm = NULL;
+    size_t dm_cap = 0;
+    int64_t *dev_ids = NULL;
+    size_t n_dev = 0, cap_dev = 0;
+    redisReply **dev_vals = NULL;
+    bytes_map dev_index;
+    bytes_map_init(&dev_index);
+    if (!um)
+        goto out;
+    for (size_t i = 0; i < w->n_users; i++) {
+        um[i].user_id = w->users[i].user;
+        um[i].month = w->users[i].month;
+    }
+    if (redis_state_read_user_months(rs, um, w->n_users, err))
+        goto out;
+    for (size_t i = 0; i < w->n_users; i++) {
+        size_t n = parse_device_masks(um[i].devices, &dm, &dm_cap);
+        for (size_t k = 0; k < n; k++) {
+            bool inserted;
+            if (!bytes_map_upsert(&dev_index, &dm[k].device, 8, (uint32_t)n_dev, &inserted))
+                goto out;
+            if (inserted) {
+                if (push((void **)&dev_ids, &n_dev, &cap_dev, sizeof *dev_ids))
+                    goto out;
+                dev_ids[n_dev++] = dm[k].device;
+            }
+        }
+    }
+    dev_vals = calloc(n_dev ? n_dev : 1, sizeof *dev_vals);
+    if (!dev_vals || redis_state_read_devices(rs, dev_ids, n_dev, dev_vals, err))
+        goto out;
+
+    /* Users on a device nobody has described yet wait for it; the device's
+     * arrival re-flushes them. */
+    size_t n_wait = 0;
+    int64_t *wdev = NULL, *wuser = NULL;
+    int32_t *wmonth = NULL;
+    size_t *wslot = NULL;
+    for (size_t i = 0; i < w->n_users; i++) {
+        size_t n = parse_device_masks(um[i].devices, &dm, &dm_cap);
+        for (size_t k = 0; k < n; k++) {
+            uint32_t slot = *bytes_map_find(&dev_index, &dm[k].device, 8);
+            if (dev_vals[slot]->type != REDIS_REPLY_NIL)
+                continue;
+            if (n_wait % 256 == 0) {
+                size_t nc = n_wait + 256;
+                int64_t *a = realloc(wdev, nc * 8), *b = a ? realloc(wuser, nc * 8) : NULL;
+                if (a)
+                    wdev = a;
+                if (b)
+                    wuser = b;
+                int32_t *c = b ? realloc(wmonth, nc * 4) : NULL;
+                if (c)
+                    wmonth = c;
+                size_t *d = c ? realloc(wslot, nc * sizeof *d) : NULL;
+                if (d)
+                    wslot = d;
+                if (!d) {
+                    free(wdev), free(wuser), free(wmonth), free(wslot);
+                    goto out;
+                }
+            }
+            wdev[n_wait] = dm[k].device;
+            wuser[n_wait] = um[i].user_id;
+            wmonth[n_wait] = um[i].month;
+            wslot[n_wait] = slot;
+            n_wait++;
+        }
+    }
+    if (n_wait) {
+        redisReply **again = calloc(n_wait, sizeof *again);
+        int wrc = !again || redis_state_wait_for_devices(rs, wdev, wmonth, wuser, n_wait, again,
+                                                         err);
+        for (size_t k = 0; !wrc && k < n_wait; k++) {
+            if (again[k]->type != REDIS_REPLY_NIL &&
+                dev_vals[wslot[k]]->type == REDIS_REPLY_NIL) {
+                freeReplyObject(dev_vals[wslot[k]]);
+                dev_vals[wslot[k]] = again[k];
+                again[k] = NULL;
+            }
+        }
+        for (size_t k = 0; again && !wrc && k < n_wait; k++)
+            if (again[k])
+                freeReplyObject(again[k]);
+        free(again);
+        free(wdev), free(wuser), free(wmonth), free(wslot);
+        if (wrc)
+            goto out;
+    }
+
+    for (size_t i = 0; i < w->n_users; i++) {
+        if (rows_encode_user_key(&p->user_keys, um[i].user_id, um[i].month))
+            goto out;
+        p->n_user_keys++;
+        size_t n = parse_device_masks(um[i].devices, &dm, &dm_cap);
+        /* Group the user's devices by browser: few devices per user, so a
+         * quadratic pass over them is the cheapest correct thing. */
+        opt_str browsers[64];
+        uint32_t masks[64];
+        size_t nb = 0;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t slot = *bytes_map_find(&dev_index, &dm[k].device, 8);
+            redisReply *v = dev_vals[slot];
+            device_record dev;
+            if (v->type != REDIS_REPLY_STRING || !device_value_decode(v->str, v->len, &dev))
+                continue; /* unknown device: not in the inner join */
+            size_t b = 0;
+            while (b < nb && !same_browser(browsers[b], dev.browser_type))
+                b++;
+            if (b == nb) {
+                if (nb == 64)
+                    continue;
+                browsers[nb] = dev.browser_type;
+                masks[nb++] = 0;
+            }
+            masks[b] |= dm[k].mask;
+        }
+        for (size_t b = 0; b < nb; b++) {
+            user_row row = {um[i].user_id, um[i].month, browsers[b], masks[b]};
+            if (rows_encode_user(&p->users, &row))
+                goto out;
+            p->n_users++;
+        }
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; um && i < w->n_users; i++)
+        if (um[i].devices)
+            freeReplyObject(um[i].devices);
+    for (size_t i = 0; dev_vals && i < n_dev; i++)
+        if (dev_vals[i])
+            freeReplyObject(dev_vals[i]);
+    free(dev_vals);
+    free(dev_ids);
+    free(dm);
+    free(um);
+    bytes_map_free(&dev_index);
+    if (rc && !err->msg[0])
+        err_set(err, "flush: out of memory");
+    return rc;
+}
+
+static void work_free(flush_work *w)
+{
+    for (size_t i = 0; i < w->n_taken; i++)
+        freeReplyObject(w->taken[i]);
+    for (size_t i = 0; w->waiting && i < w->n_new; i++)
+        if (w->waiting[i])
+            freeReplyObject(w->waiting[i]);
+    free(w->waiting);
+    free(w->taken);
+    free(w->hosts);
+    free(w->users);
+    free(w->new_devices);
+    bytes_map_free(&w->user_index);
+}
+
+int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *pg_failed = false;
+    memset(stats, 0, sizeof *stats);
+    err->msg[0] = '\0';
+    flush_work w;
+    memset(&w, 0, sizeof w);
+    bytes_map_init(&w.user_index);
+    flush_payload p;
+    memset(&p, 0, sizeof p);
+    int rc = -1;
+
+    w.taken = calloc(KEY_GROUPS, sizeof *w.taken);
+    if (!w.taken)
+        goto out;
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        redisReply *r = redis_state_take_dirty(rs, g, err);
+        if (!r)
+            goto out;
+        w.taken[w.n_taken++] = r;
+        if (r->elements == 0)
+            continue;
+        w.groups[w.n_groups++] = g;
+        if (classify(&w, rs, r, err))
+            goto out;
+    }
+    if (w.n_groups == 0) {
+        rc = 0;
+        goto out;
+    }
+    w.waiting = calloc(w.n_new ? w.n_new : 1, sizeof *w.waiting);
+    if (!w.waiting)
+        goto out;
+    for (size_t i = 0; i < w.n_new; i++) {
+        if (!(w.waiting[i] = redis_state_waiting(rs, w.new_devices[i], err)) ||
+            add_waiting_users(&w, w.waiting[i]))
+            goto out;
+    }
+
+    if (redis_state_read_host_months(rs, w.hosts, w.n_hosts, err))
+        goto out;
+    for (size_t i = 0; i < w.n_hosts; i++) {
+        host_row row = {w.hosts[i].host, w.hosts[i].host_len, w.hosts[i].month, w.hosts[i].hits,
+                        w.hosts[i].uniq};
+        if (rows_encode_host(&p.hosts, &row))
+            goto out;
+        p.n_hosts++;
+    }
+    if (build_user_rows(rs, &w, &p, err))
+        goto out;
+
+    if (pg_sink_write(pg, &p, err)) {
+        *pg_failed = true;
+        goto out;
+    }
+    if (redis_state_finish_flush(rs, w.groups, w.n_groups, err))
+        goto out;
+    for (size_t i = 0; i < w.n_new; i++)
+        if (redis_state_forget_waiting(rs, w.new_devices[i], w.waiting[i], err))
+            goto out;
+    stats->host_rows = p.n_hosts;
+    stats->user_keys = p.n_user_keys;
+    stats->user_rows = p.n_users;
+    rc = 0;
+out:
+    if (rc && !err->msg[0])
+        err_set(err, "flush: out of memory");
+    work_free(&w);
+    flush_payload_free(&p);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    stats->seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return rc;
+}

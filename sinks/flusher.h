@@ -1,0 +1,33 @@
+/*
+ * flusher.h — one flush: dirty Redis state → absolute rows → PostgreSQL.
+ *
+ * The dirty → flushing hand-off (processors/take_dirty.lua) makes a flush
+ * safe to interrupt anywhere: entities leave the flushing set only after
+ * the PostgreSQL transaction that wrote them has committed, and writing
+ * them again is harmless because rows carry absolute values.
+ *
+ * The device join of user_devices_cumulated is resolved here, at flush
+ * time, from the latest device state, so the result does not depend on
+ * whether a device record arrived before or after the events that use it:
+ * a user seen with an unknown device waits on that device, and the
+ * device's arrival re-flushes the waiting users.
+ */
+#ifndef ACTIVITY_FLUSHER_H
+#define ACTIVITY_FLUSHER_H
+
+#include "processors/redis_state.h"
+#include "sinks/pg_sink.h"
+
+typedef struct {
+    size_t host_rows;
+    size_t user_keys;
+    size_t user_rows;
+    double seconds;
+} flush_stats;
+
+/* Returns 0 on success (stats filled), -1 with err set; on failure nothing
+ * is lost: the flushing sets stay for the next attempt. pg_transient tells
+ * whether the failure was PostgreSQL's and worth retrying. */
+int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * pg_sink.c — PostgreSQL writes of a flush (see pg_sink.h).
+ *
+ * user_devices_cumulated is replaced per (user, month): rows of a flushed
+ * (user, month) that are no longer produced (a device's browser changed)
+ * are deleted, the rest upserted, all in the flush's transaction.
+ */
+#include "sinks/pg_sink.h"
+
+#include "src/embedded.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pg_sink {
+    PGconn *conn;
+    char *dsn;
+    bool transient;
+    bool staged; /* temp tables exist on this connection */
+};
+
+static const char *const stage_sql =
+    "CREATE TEMP TABLE IF NOT EXISTS stage_hosts (host text, month_start date, "
+    "hit_array bigint[], unique_visitors_array bigint[], datelist date[]) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_user_keys (user_id bigint, month_start date) "
+    "ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_users (user_id bigint, browser_type text, "
+    "month_start date, datelist date[], datelist_int integer) ON COMMIT DELETE ROWS;";
+
+static const char *const apply_sql =
+    "INSERT INTO host_activity_reduced AS t (host, month_start, hit_array, "
+    "unique_visitors_array, updated_at) "
+    "SELECT host, month_start, hit_array, unique_visitors_array, now() FROM stage_hosts "
+    "ON CONFLICT (host, month_start) DO UPDATE SET hit_array = EXCLUDED.hit_array, "
+    "unique_visitors_array = EXCLUDED.unique_visitors_array, updated_at = now() "
+    "WHERE (t.hit_array, t.unique_visitors_array) IS DISTINCT FROM "
+    "(EXCLUDED.hit_array, EXCLUDED.unique_visitors_array);"
+    "INSERT INTO hosts_cumulated AS t (host, month_start, host_activity_datelist, updated_at) "
+    "SELECT host, month_start, datelist, now() FROM stage_hosts "
+    "ON CONFLICT (host, month_start) DO UPDATE SET "
+    "host_activity_datelist = EXCLUDED.host_activity_datelist, updated_at = now() "
+    "WHERE t.host_activity_datelist IS DISTINCT FROM EXCLUDED.host_activity_datelist;"
+    "DELETE FROM user_devices_cumulated u USING stage_user_keys k "
+    "WHERE u.user_id = k.user_id AND u.month_start = k.month_start AND NOT EXISTS ("
+    "SELECT 1 FROM stage_users s WHERE s.user_id = u.user_id AND s.month_start = u.month_start "
+    "AND s.browser_type IS NOT DISTINCT FROM u.browser_type);"
+    "INSERT INTO user_devices_cumulated AS t (user_id, browser_type, month_start, "
+    "device_activity_datelist, datelist_int, updated_at) "
+    "SELECT user_id, browser_type, month_start, datelist, datelist_int, now() FROM stage_users "
+    "ON CONFLICT ON CONSTRAINT user_devices_cumulated_key DO UPDATE SET "
+    "device_activity_datelist = EXCLUDED.device_activity_datelist, "
+    "datelist_int = EXCLUDED.datelist_int, updated_at = now() "
+    "WHERE t.datelist_int IS DISTINCT FROM EXCLUDED.datelist_int;";
+
+static void note_error(pg_sink *pg, errbuf *err, const char *what, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    /* Class 08 is connection failure, 57P0x the server shutting down, 53
+     * insufficient resources: all may pass. Anything else (syntax,
+     * permission, constraint) will not fix itself. */
+    pg->transient = PQstatus(pg->conn) != CONNECTION_OK || !state ||
+                    strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0 ||
+                    strncmp(state, "53", 2) == 0 || strcmp(state, "40001") == 0 ||
+                    strcmp(state, "40P01") == 0;
+    err_set(err, "postgres: %s: %s", what, PQerrorMessage(pg->conn));
+    size_t n = strlen(err->msg);
+    while (n && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
+        err->msg[--n] = '\0';
+}
+
+static int exec_ok(pg_sink *pg, const char *sql, const char *what, errbuf *err)
+{
+    PGresult *res = PQexec(pg->conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        note_error(pg, err, what, res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int open_conn(pg_sink *pg, errbuf *err)
+{
+    if (pg->conn)
+        PQfinish(pg->conn);
+    pg->staged = false;
+    pg->conn = PQconnectdb(pg->dsn);
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(pg->conn);
+        /* Authentication and missing databases will not fix themselves. */
+        pg->transient = !strstr(msg, "authentication") && !strstr(msg, "does not exist") &&
+                        !strstr(msg, "permission denied");
+        err_set(err, "cannot connect to postgres: %s", msg);
+        size_t n = strlen(err->msg);
+        while (n && err->msg[n - 1] == '\n')
+            err->msg[--n] = '\0';
+        return -1;
+    }
+    return exec_ok(pg, "SET client_min_messages = warning", "session setup", err);
+}
+
+pg_sink *pg_sink_connect(const char *dsn, errbuf *err)
+{
+    pg_sink *pg = calloc(1, sizeof *pg);
+    if (!pg || !(pg->dsn = strdup(dsn))) {
+        free(pg);
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    if (open_conn(pg, err)) {
+        pg_sink_free(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+int pg_sink_reconnect(pg_sink *pg, errbuf *err)
+{
+    return open_conn(pg, err);
+}
+
+void pg_sink_free(pg_sink *pg)
+{
+    if (!pg)
+        return;
+    if (pg->conn)
+        PQfinish(pg->conn);
+    free(pg->dsn);
+    free(pg);
+}
+
+bool pg_sink_error_is_transient(const pg_sink *pg)
+{
+    return pg->transient;
+}
+
+int pg_sink_migrate(pg_sink *pg, errbuf *err)
+{
+    size_t len;
+    const char *schema = embedded_file("sinks/schema.sql", &len);
+    if (!schema) {
+        err_set(err, "sinks/schema.sql is not embedded in this build");
+        return -1;
+    }
+    /* The advisory lock serialises processes that start together; CREATE
+     * TABLE IF NOT EXISTS alone can race on the catalog. */
+    if (exec_ok(pg, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('activity.migrate'))",
+                "migrate", err) ||
+        exec_ok(pg, schema, "migrate", err) || exec_ok(pg, "COMMIT", "migrate", err)) {
+        exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
+        return -1;
+    }
+    return 0;
+}
+
+void flush_payload_reset(flush_payload *p)
+{
+    p->hosts.len = p->user_keys.len = p->users.len = 0;
+    p->n_hosts = p->n_user_keys = p->n_users = 0;
+}
+
+void flush_payload_free(flush_payload *p)
+{
+    strbuf_free(&p->hosts);
+    strbuf_free(&p->user_keys);
+    strbuf_free(&p->users);
+}
+
+static int copy_in(pg_sink *pg, const char *table, const strbuf *data, errbuf *err)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "COPY %s FROM STDIN", table);
+    PGresult *res = PQexec(pg->conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        note_error(pg, err, "COPY", res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    const size_t chunk = 1 << 20;
+    for (size_t off = 0; off < data->len; off += chunk) {
+        size_t n = data->len - off < chunk ? data->len - off : chunk;
+        if (PQputCopyData(pg->conn, data->data + off, (int)n) != 1) {
+            note_error(pg, err, "COPY data", NULL);
+            return -1;
+        }
+    }
+    if (PQputCopyEnd(pg->conn, NULL) != 1) {
+        note_error(pg, err, "COPY end", NULL);
+        return -1;
+    }
+    res = PQgetResult(pg->conn);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        note_error(pg, err, table, res);
+        rc = -1;
+    }
+    PQclear(res);
+    while ((res = PQgetResult(pg->conn)))
+        PQclear(res);
+    return rc;
+}
+
+int pg_sink_write(pg_sink *pg, const flush_payload *p, errbuf *err)
+{
+    if (PQstatus(pg->conn) != CONNECTION_OK && open_conn(pg, err))
+        return -1;
+    if (!pg->staged) {
+        if (exec_ok(pg, stage_sql, "staging tables", err))
+            return -1;
+        pg->staged = true;
+    }
+    if (exec_ok(pg, "BEGIN", "begin", err))
+        return -1;
+    if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
+        (p->user_keys.len && copy_in(pg, "stage_user_keys", &p->user_keys, err)) ||
+        (p->users.len && copy_in(pg, "stage_users", &p->users, err)) ||
+        exec_ok(pg, apply_sql, "apply flush", err) || exec_ok(pg, "COMMIT", "commit", err)) {
+        if (PQstatus(pg->conn) == CONNECTION_OK)
+            exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * pg_sink.h — writes flushed rows to PostgreSQL, one transaction per flush.
+ *
+ * Rows arrive already encoded in COPY text format (sinks/rows.h); this
+ * module stages them with COPY into temporary tables and applies them with
+ * one set-based statement per table, so a flush costs a handful of round
+ * trips however many rows it carries.
+ */
+#ifndef ACTIVITY_PG_SINK_H
+#define ACTIVITY_PG_SINK_H
+
+#include "sinks/rows.h"
+#include "src/log.h"
+
+#include <stdbool.h>
+
+typedef struct pg_sink pg_sink;
+
+pg_sink *pg_sink_connect(const char *dsn, errbuf *err);
+void pg_sink_free(pg_sink *pg);
+/* True when the last error was a lost connection or a server going away:
+ * worth retrying later, as opposed to e.g. a permission error. */
+bool pg_sink_error_is_transient(const pg_sink *pg);
+int pg_sink_reconnect(pg_sink *pg, errbuf *err);
+
+/* Creates the sink tables (sinks/schema.sql) if missing. */
+int pg_sink_migrate(pg_sink *pg, errbuf *err);
+
+typedef struct {
+    strbuf hosts;     /* stage_hosts lines */
+    strbuf user_keys; /* stage_user_keys lines: the (user, month)s being replaced */
+    strbuf users;     /* stage_users lines */
+    size_t n_hosts, n_user_keys, n_users;
+} flush_payload;
+
+void flush_payload_reset(flush_payload *p);
+void flush_payload_free(flush_payload *p);
+
+/* Writes the payload in one transaction; on failure nothing is written. */
+int pg_sink_write(pg_sink *pg, const flush_payload *p, errbuf *err);
+
+#endif

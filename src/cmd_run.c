@@ -1,0 +1,436 @@
+/*
+ * cmd_run.c — `activity run`: the long-running processor.
+ *
+ * The loop: poll a batch of messages, fold them per partition, apply the
+ * batches to Redis (fenced), store the applied positions for the lag
+ * commit; every --flush-interval seconds flush dirty state to PostgreSQL.
+ * SIGINT/SIGTERM finish the current batch, flush, commit and exit 0.
+ * --until-caught-up does the same once everything that was in the topics
+ * at start has been applied.
+ */
+#include "consumers/kafka_admin.h"
+#include "consumers/kafka_source.h"
+#include "sinks/flusher.h"
+#include "src/commands.h"
+#include "src/config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char help[] =
+    "usage: activity run [options]\n"
+    "\n"
+    "Consumes the events and devices topics as a member of a consumer group,\n"
+    "keeps state in Redis and flushes it to the PostgreSQL sink tables.\n"
+    "\n"
+    "  --group NAME            consumer group (default: activity)\n"
+    "  --instance-id ID        static group membership (group.instance.id)\n"
+    "  --flush-interval SEC    seconds between flushes (default: 10)\n"
+    "  --until-caught-up       process what the topics hold at start, flush, commit, exit 0\n"
+    "  --batch-size N          most messages per poll batch (default: 50000)\n"
+    "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
+    "                          then by HyperLogLog (default: 10000)\n"
+    "\n" COMMON_OPTIONS_HELP;
+
+enum { OPT_GROUP = OPT_COMMON_LAST, OPT_INSTANCE, OPT_FLUSH, OPT_UNTIL, OPT_BATCH, OPT_EXACT };
+
+typedef struct {
+    common_config common;
+    source_options source;
+    double flush_interval;
+    bool until_caught_up;
+    size_t batch_size;
+    long exact_limit;
+} run_config;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int parse_args(int argc, char **argv, run_config *rc)
+{
+    static const struct option opts[] = {COMMON_LONG_OPTIONS,
+                                         {"group", required_argument, 0, OPT_GROUP},
+                                         {"instance-id", required_argument, 0, OPT_INSTANCE},
+                                         {"flush-interval", required_argument, 0, OPT_FLUSH},
+                                         {"until-caught-up", no_argument, 0, OPT_UNTIL},
+                                         {"batch-size", required_argument, 0, OPT_BATCH},
+                                         {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
+                                         {0, 0, 0, 0}};
+    config_defaults(&rc->common);
+    rc->source.group = "activity";
+    rc->flush_interval = 10;
+    rc->batch_size = 50000;
+    rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
+    int opt;
+    errbuf err = {{0}};
+    char *end;
+    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            fputs(help, stdout);
+            return 1;
+        case OPT_GROUP:
+            rc->source.group = optarg;
+            break;
+        case OPT_INSTANCE:
+            rc->source.instance_id = optarg;
+            break;
+        case OPT_FLUSH:
+            rc->flush_interval = strtod(optarg, &end);
+            if (*end || rc->flush_interval <= 0) {
+                fprintf(stderr, "activity run: --flush-interval takes seconds > 0\n");
+                return -1;
+            }
+            break;
+        case OPT_UNTIL:
+            rc->until_caught_up = true;
+            break;
+        case OPT_BATCH:
+            rc->batch_size = strtoul(optarg, &end, 10);
+            if (*end || rc->batch_size == 0 || rc->batch_size > 1000000) {
+                fprintf(stderr, "activity run: --batch-size takes 1..1000000\n");
+                return -1;
+            }
+            break;
+        case OPT_EXACT:
+            rc->exact_limit = strtol(optarg, &end, 10);
+            if (*end || rc->exact_limit < 0) {
+                fprintf(stderr, "activity run: --exact-uniques-limit takes a count >= 0\n");
+                return -1;
+            }
+            break;
+        default: {
+            int r = config_common_option(&rc->common, opt, optarg, &err);
+            if (r <= 0) {
+                fprintf(stderr, "activity run: %s\n%s", r < 0 ? err.msg : "bad option", help);
+                return -1;
+            }
+        }
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "activity run: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Where "caught up" is: the end offset of every partition at start. */
+typedef struct {
+    char *topic;
+    int32_t partition;
+    int64_t low, high;
+} catch_up_target;
+
+typedef struct {
+    catch_up_target *t;
+    size_t n;
+} catch_up;
+
+static int catch_up_init(catch_up *cu, rd_kafka_t *rk, const char *const *topics, int ntopics,
+                         errbuf *err)
+{
+    memset(cu, 0, sizeof *cu);
+    for (int i = 0; i < ntopics; i++) {
+        int parts = kafka_partition_count(rk, topics[i], err);
+        if (parts < 0)
+            return -1;
+        for (int p = 0; p < parts; p++) {
+            int64_t low, high;
+            rd_kafka_resp_err_t e =
+                rd_kafka_query_watermark_offsets(rk, topics[i], p, &low, &high, 10000);
+            if (e) {
+                err_set(err, "watermarks of %s [%d]: %s", topics[i], p, rd_kafka_err2str(e));
+                return -1;
+            }
+            catch_up_target *nt = realloc(cu->t, (cu->n + 1) * sizeof *nt);
+            if (!nt) {
+                err_set(err, "out of memory");
+                return -1;
+            }
+            cu->t = nt;
+            cu->t[cu->n++] = (catch_up_target){strdup(topics[i]), p, low, high};
+        }
+    }
+    return 0;
+}
+
+static void catch_up_free(catch_up *cu)
+{
+    for (size_t i = 0; i < cu->n; i++)
+        free(cu->t[i].topic);
+    free(cu->t);
+}
+
+static bool caught_up(const catch_up *cu, pipeline *pipe)
+{
+    for (size_t i = 0; i < cu->n; i++) {
+        const catch_up_target *t = &cu->t[i];
+        if (t->high <= t->low)
+            continue; /* empty partition */
+        partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
+        if (!ps || !ps->assigned || ps->pending || ps->applied < t->high)
+            return false;
+    }
+    return true;
+}
+
+/* Flushes, retrying with capped backoff while the failure is PostgreSQL's
+ * and transient; state stays in Redis meanwhile, so nothing is lost. */
+typedef struct {
+    double next_attempt;
+    double backoff;
+    bool failing;
+    uint64_t rows;
+    double seconds;
+} flush_control;
+
+static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_succeed,
+                    errbuf *err)
+{
+    for (;;) {
+        flush_stats st;
+        bool pg_failed;
+        if (flush_once(rs, pg, &st, &pg_failed, err) == 0) {
+            if (fc->failing)
+                log_info("flush recovered");
+            fc->failing = false;
+            fc->backoff = 0;
+            fc->rows += st.host_rows + st.user_rows;
+            fc->seconds += st.seconds;
+            if (st.host_rows || st.user_keys)
+                log_info("flushed %zu host-month rows and %zu user-month keys (%zu rows) in "
+                         "%.3f s",
+                         st.host_rows, st.user_keys, st.user_rows, st.seconds);
+            return 0;
+        }
+        if (pg_failed && !pg_sink_error_is_transient(pg))
+            return -1;
+        if (!fc->failing)
+            log_warn("flush failed, will retry (state is kept in Redis): %s", err->msg);
+        fc->failing = true;
+        fc->backoff = fc->backoff ? fc->backoff * 2 : 0.5;
+        if (fc->backoff > 30)
+            fc->backoff = 30;
+        fc->next_attempt = now_seconds() + fc->backoff;
+        if (!pg_failed)
+            redis_state_reconnect(rs, &(errbuf){{0}});
+        if (!must_succeed || stop_requested > 1)
+            return 1;
+        struct timespec ts = {(time_t)fc->backoff,
+                              (long)((fc->backoff - (time_t)fc->backoff) * 1e9)};
+        nanosleep(&ts, NULL);
+        if (pg_failed)
+            pg_sink_reconnect(pg, &(errbuf){{0}});
+    }
+}
+
+static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
+                    pg_sink *pg, const catch_up *cu)
+{
+    errbuf err = {{0}};
+    rd_kafka_message_t **msgs = calloc(rc->batch_size, sizeof *msgs);
+    if (!msgs) {
+        log_error("out of memory");
+        return 1;
+    }
+    flush_control fc = {0};
+    double started = now_seconds(), next_flush = started + rc->flush_interval;
+    double last_report = started;
+    uint64_t last_records = 0;
+    int status = 0;
+    bool had_assignment = false;
+    while (!stop_requested) {
+        ssize_t n = kafka_source_poll(src, msgs, rc->batch_size, 200);
+        if (kafka_source_fatal(src)) {
+            log_error("kafka: fatal: %s", kafka_source_fatal(src));
+            status = 1;
+            break;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = msgs[i];
+            if (m->err) {
+                if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                    m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+                    log_debug("kafka: %s", rd_kafka_message_errstr(m));
+                else
+                    log_warn("kafka: %s", rd_kafka_message_errstr(m));
+            } else if (status == 0 && pipeline_handle(pipe, m, &err)) {
+                log_error("%s", err.msg);
+                status = 1;
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (status)
+            break;
+        rd_kafka_topic_partition_list_t *reseek = NULL;
+        int r = pipeline_apply(pipe, &reseek, &err);
+        if (r < 0) {
+            /* Redis is unreachable: the batches stay pending and are retried;
+             * consumption pauses because nothing is polled meanwhile. */
+            log_warn("applying to redis failed, retrying: %s", err.msg);
+            for (;;) {
+                struct timespec ts = {1, 0};
+                nanosleep(&ts, NULL);
+                if (stop_requested > 1 || redis_state_reconnect(rs, &err) == 0)
+                    break;
+            }
+            continue;
+        }
+        if (reseek) {
+            if (kafka_source_seek(src, reseek, &err))
+                log_warn("%s", err.msg);
+            rd_kafka_topic_partition_list_destroy(reseek);
+        }
+        kafka_source_store_positions(src, pipe);
+        for (size_t i = 0; i < pipe->n_parts; i++)
+            had_assignment |= pipe->parts[i]->assigned;
+
+        double now = now_seconds();
+        if (rc->until_caught_up && (had_assignment || cu->n == 0) && caught_up(cu, pipe))
+            break;
+        if (now >= next_flush && now >= fc.next_attempt) {
+            if (pipeline_advance_fences(pipe, &err))
+                log_warn("advancing fences: %s", err.msg);
+            if (do_flush(rs, pg, &fc, false, &err) < 0) {
+                log_error("flush failed and retrying cannot fix it: %s", err.msg);
+                status = 1;
+                break;
+            }
+            errbuf cerr = {{0}};
+            if (kafka_source_commit(src, &cerr))
+                log_debug("%s", cerr.msg);
+            next_flush = now_seconds() + rc->flush_interval;
+        }
+        if (now - last_report >= 30) {
+            log_info("processed %llu records (%.0f/s), %llu dead letters",
+                     (unsigned long long)pipe->stats.records,
+                     (pipe->stats.records - last_records) / (now - last_report),
+                     (unsigned long long)pipe->stats.dead_letters);
+            last_report = now;
+            last_records = pipe->stats.records;
+        }
+    }
+    free(msgs);
+    if (status == 0) {
+        /* Final flush: must land before exiting 0. */
+        if (pipeline_advance_fences(pipe, &err))
+            log_warn("advancing fences: %s", err.msg);
+        if (do_flush(rs, pg, &fc, true, &err)) {
+            log_error("final flush failed: %s", err.msg);
+            status = 1;
+        }
+        kafka_source_store_positions(src, pipe);
+        if (kafka_source_commit(src, &err))
+            log_debug("%s", err.msg);
+    }
+    double elapsed = now_seconds() - started;
+    log_info("done: %llu records (%llu events, %llu devices, %llu dead letters) in %.2f s, "
+             "%.0f records/s; %llu redis commands; %llu rows flushed in %.2f s",
+             (unsigned long long)pipe->stats.records, (unsigned long long)pipe->stats.events,
+             (unsigned long long)pipe->stats.devices,
+             (unsigned long long)pipe->stats.dead_letters, elapsed,
+             elapsed > 0 ? pipe->stats.records / elapsed : 0,
+             (unsigned long long)redis_state_commands(rs), (unsigned long long)fc.rows,
+             fc.seconds);
+    return status;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_config rc;
+    memset(&rc, 0, sizeof rc);
+    int pr = parse_args(argc, argv, &rc);
+    if (pr != 0) {
+        config_free(&rc.common);
+        return pr > 0 ? 0 : 2;
+    }
+    errbuf err = {{0}};
+    int status = 1;
+    avro_codec *codec = NULL;
+    redis_state *rs = NULL;
+    pg_sink *pg = NULL;
+    dlq *dead = NULL;
+    kafka_source *src = NULL;
+    pipeline pipe;
+    bool pipe_ready = false;
+    catch_up cu = {0};
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if (!(codec = avro_codec_new(&err)))
+        goto out;
+    if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
+        redis_state_check_layout(rs, &err))
+        goto out;
+    redis_state_set_exact_limit(rs, rc.exact_limit);
+    if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) || pg_sink_migrate(pg, &err))
+        goto out;
+    if (!(dead = dlq_new(&rc.common, &err)))
+        goto out;
+    pipeline_init(&pipe, codec, rs, dead, rc.common.events_topic, rc.common.devices_topic);
+    pipe_ready = true;
+    if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)))
+        goto out;
+    const char *topics[2] = {rc.common.events_topic, rc.common.devices_topic};
+    const char *existing[2];
+    int n_existing = 0;
+    for (int i = 0; i < 2; i++) {
+        int parts = kafka_partition_count(kafka_source_handle(src), topics[i], &err);
+        if (parts < 0)
+            goto out;
+        if (parts == 0)
+            log_warn("topic %s does not exist yet; it is not consumed until it does and the "
+                     "processor restarts",
+                     topics[i]);
+        else
+            existing[n_existing++] = topics[i];
+    }
+    if (n_existing == 0) {
+        err_set(&err, "none of the topics %s, %s exists; load data first (activity load)",
+                topics[0], topics[1]);
+        goto out;
+    }
+    if (rc.until_caught_up &&
+        catch_up_init(&cu, kafka_source_handle(src), existing, n_existing, &err))
+        goto out;
+    if (kafka_source_subscribe(src, existing, n_existing, &err))
+        goto out;
+    log_info("consuming %s%s%s as group %s; flushing every %.1f s%s", existing[0],
+             n_existing > 1 ? " and " : "", n_existing > 1 ? existing[1] : "", rc.source.group,
+             rc.flush_interval, rc.until_caught_up ? " until caught up" : "");
+    status = run_loop(&rc, &pipe, src, rs, pg, &cu);
+    kafka_source_close(src);
+out:
+    if (status && err.msg[0])
+        log_error("%s", err.msg);
+    catch_up_free(&cu);
+    kafka_source_free(src);
+    if (pipe_ready)
+        pipeline_free(&pipe);
+    dlq_free(dead);
+    pg_sink_free(pg);
+    redis_state_free(rs);
+    avro_codec_free(codec);
+    config_free(&rc.common);
+    return status;
+}

@@ -1,0 +1,85 @@
+/*
+ * config.h — settings shared by the subcommands: connections, topics,
+ * librdkafka pass-through properties.
+ *
+ * Precedence: command-line flag, else environment variable
+ * (ACTIVITY_KAFKA_BROKERS, ACTIVITY_REDIS_URL, ACTIVITY_PG_DSN), else the
+ * local stack's default. Subcommands add their own options and call
+ * config_common_option() for the shared ones.
+ */
+#ifndef ACTIVITY_CONFIG_H
+#define ACTIVITY_CONFIG_H
+
+#include "src/log.h"
+
+#include <getopt.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+
+#define MAX_KAFKA_PROPS 64
+
+typedef struct {
+    const char *brokers;
+    const char *redis_url;
+    const char *pg_dsn;
+    const char *redis_prefix;
+    const char *events_topic;
+    const char *devices_topic;
+    const char *profiles_topic;
+    const char *dlq_topic;
+    const char *kafka_keys[MAX_KAFKA_PROPS];
+    const char *kafka_values[MAX_KAFKA_PROPS];
+    char *kafka_storage[MAX_KAFKA_PROPS];
+    int n_kafka;
+} common_config;
+
+/* Long options every subcommand accepts; values >= 1000 are ours. */
+enum {
+    OPT_BROKERS = 1000,
+    OPT_REDIS,
+    OPT_PG,
+    OPT_REDIS_PREFIX,
+    OPT_EVENTS_TOPIC,
+    OPT_DEVICES_TOPIC,
+    OPT_PROFILES_TOPIC,
+    OPT_DLQ_TOPIC,
+    OPT_VERBOSE,
+    OPT_COMMON_LAST,
+};
+
+#define COMMON_LONG_OPTIONS                                                                        \
+    {"brokers", required_argument, 0, OPT_BROKERS},                                                \
+        {"redis-url", required_argument, 0, OPT_REDIS},                                            \
+        {"pg-dsn", required_argument, 0, OPT_PG},                                                  \
+        {"redis-prefix", required_argument, 0, OPT_REDIS_PREFIX},                                  \
+        {"events-topic", required_argument, 0, OPT_EVENTS_TOPIC},                                  \
+        {"devices-topic", required_argument, 0, OPT_DEVICES_TOPIC},                                \
+        {"profiles-topic", required_argument, 0, OPT_PROFILES_TOPIC},                              \
+        {"dlq-topic", required_argument, 0, OPT_DLQ_TOPIC},                                        \
+        {"verbose", no_argument, 0, OPT_VERBOSE}, {"help", no_argument, 0, 'h'}
+
+#define COMMON_OPTIONS_HELP                                                                        \
+    "Connections (flag, else environment, else the local stack's default):\n"                      \
+    "  --brokers LIST        Kafka bootstrap servers   [$ACTIVITY_KAFKA_BROKERS]\n"                \
+    "  --redis-url URL       redis://[:password@]host:port[/db]   [$ACTIVITY_REDIS_URL]\n"         \
+    "  --pg-dsn DSN          libpq conninfo or URI     [$ACTIVITY_PG_DSN]\n"                       \
+    "  -X key=value          any librdkafka property (repeatable), as kcat does\n"                 \
+    "  --redis-prefix P      prefix of every Redis key (default: act)\n"                           \
+    "Topics:\n"                                                                                    \
+    "  --events-topic T      (default: activity.web_events)\n"                                     \
+    "  --devices-topic T     (default: activity.devices)\n"                                        \
+    "  --profiles-topic T    (default: activity.user_profiles)\n"                                  \
+    "  --dlq-topic T         (default: activity.dlq)\n"                                            \
+    "  --verbose             debug logging\n"                                                      \
+    "  -h, --help            this help\n"
+
+void config_defaults(common_config *c);
+void config_free(common_config *c);
+/* Handles a shared option (including -X); returns 1 if handled, 0 if not
+ * ours, -1 on a bad value (err set). */
+int config_common_option(common_config *c, int opt, const char *arg, errbuf *err);
+/* Sets bootstrap.servers and every -X property on conf. */
+int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
+
+#endif

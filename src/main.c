@@ -1,0 +1,39 @@
+/*
+ * main.c — bin/activity: picks the subcommand. Only main-level code decides
+ * to exit; subcommands return their status.
+ */
+#include "src/commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: activity <command> [options]\n"
+    "\n"
+    "Turns Avro activity events on Kafka into analytics tables in PostgreSQL,\n"
+    "keeping day bitmaps, hit counters and unique counts in Redis.\n"
+    "\n"
+    "commands:\n"
+    "  run       consume the topics, keep state in Redis, flush to PostgreSQL\n"
+    "  load      produce CSV / JSON-lines files to a topic as Avro records\n"
+    "  migrate   create the PostgreSQL sink tables\n"
+    "\n"
+    "`activity <command> --help` describes a command's options.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "load") == 0)
+        return cmd_load(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc - 1, argv + 1);
+    fprintf(stderr, "activity: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}

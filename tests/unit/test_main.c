@@ -1,0 +1,20 @@
+/*
+ * test_main.c — runs every unit suite; exit status is the failure count.
+ */
+#include "tests/unit/unit.h"
+
+#include <stdlib.h>
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite_civil_time());
+    srunner_add_suite(sr, suite_avro_codec());
+    srunner_add_suite(sr, suite_batch());
+    srunner_add_suite(sr, suite_rows());
+    srunner_add_suite(sr, suite_csv());
+    srunner_add_suite(sr, suite_text_records());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

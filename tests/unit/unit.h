@@ -1,0 +1,18 @@
+/*
+ * unit.h — the check suites of the unit test binary. Each tests/unit/
+ * test_<module>.c defines one suite_<module>() listed here and in
+ * test_main.c.
+ */
+#ifndef ACTIVITY_UNIT_H
+#define ACTIVITY_UNIT_H
+
+#include <check.h>
+
+Suite *suite_civil_time(void);
+Suite *suite_avro_codec(void);
+Suite *suite_batch(void);
+Suite *suite_rows(void);
+Suite *suite_csv(void);
+Suite *suite_text_records(void);
+
+#endif
