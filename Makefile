@@ -62,7 +62,8 @@ unit: build/unit_tests
 
 # check forks each test; ASan's leak checker is kept on.
 unit-asan: build/unit_tests_asan
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 CK_FORK=yes build/unit_tests_asan
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/unit/lsan.supp \
+		UBSAN_OPTIONS=print_stacktrace=1 CK_FORK=yes build/unit_tests_asan
 
 integration: bin/activity
 	tests/integration/run_all.sh
@@ -80,7 +81,7 @@ demo:
 
 bench:
 	scripts/deps.sh
-	$(MAKE) all
+	$(MAKE) all build/consume_decode
 	scripts/bench.sh
 
 stack-up:
@@ -94,3 +95,6 @@ format:
 
 clean:
 	rm -rf build bin
+
+build/consume_decode: tests/bench/consume_decode.c $(OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)

@@ -21,8 +21,8 @@
 enum { EV_URL, EV_REFERRER, EV_USER_ID, EV_DEVICE_ID, EV_HOST, EV_EVENT_TIME, EV_NFIELDS };
 enum { DV_DEVICE_ID, DV_BROWSER, DV_OS, DV_TYPE, DV_UPDATED_AT, DV_NFIELDS };
 
-static const char *const event_fields[EV_NFIELDS] = {"url",     "referrer", "user_id",
-                                                     "device_id", "host",   "event_time"};
+static const char *const event_fields[EV_NFIELDS] = {"url",       "referrer", "user_id",
+                                                     "device_id", "host",     "event_time"};
 static const char *const device_fields[DV_NFIELDS] = {"device_id", "browser_type", "os_type",
                                                       "device_type", "updated_at"};
 
@@ -238,8 +238,8 @@ int avro_codec_encode_event(avro_codec *c, const web_event *ev, const void **out
     return write_framed(c, kc, RECORD_WEB_EVENT, out, len, err);
 }
 
-int avro_codec_encode_device(avro_codec *c, const device_record *dev, const void **out,
-                             size_t *len, errbuf *err)
+int avro_codec_encode_device(avro_codec *c, const device_record *dev, const void **out, size_t *len,
+                             errbuf *err)
 {
     kind_codec *kc = &c->device;
     avro_value_t f;
@@ -316,8 +316,7 @@ static int extract_device(kind_codec *kc, device_record *dev)
 }
 
 enum decode_status avro_codec_decode(avro_codec *c, const void *buf, size_t len,
-                                     enum record_kind expect_kind, decoded_record *out,
-                                     errbuf *err)
+                                     enum record_kind expect_kind, decoded_record *out, errbuf *err)
 {
     uint32_t id;
     const unsigned char *body;

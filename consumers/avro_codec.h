@@ -25,8 +25,8 @@ uint32_t avro_codec_schema_id(enum record_kind kind);
 
 /* Encodes a framed record; *out points into codec-owned memory valid until
  * the next encode. Returns 0, or -1 with err set. */
-int avro_codec_encode_event(avro_codec *codec, const web_event *ev, const void **out,
-                            size_t *len, errbuf *err);
+int avro_codec_encode_event(avro_codec *codec, const web_event *ev, const void **out, size_t *len,
+                            errbuf *err);
 int avro_codec_encode_device(avro_codec *codec, const device_record *dev, const void **out,
                              size_t *len, errbuf *err);
 

@@ -18,8 +18,7 @@ int kafka_partition_count(rd_kafka_t *rk, const char *topic, errbuf *err)
     int n = 0;
     if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
         n = md->topics[0].partition_cnt;
-    else if (md->topic_cnt == 1 &&
-             md->topics[0].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+    else if (md->topic_cnt == 1 && md->topics[0].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         err_set(err, "metadata for topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
         n = -1;
     }

@@ -25,8 +25,8 @@ static void assign_partitions(kafka_source *src, rd_kafka_topic_partition_list_t
         int attempt = 0;
         while (pipeline_assign(src->pipe, tp->topic, tp->partition, &start, &err)) {
             if (attempt++ % 10 == 0)
-                log_warn("cannot read fences of %s [%d], retrying: %s", tp->topic,
-                         tp->partition, err.msg);
+                log_warn("cannot read fences of %s [%d], retrying: %s", tp->topic, tp->partition,
+                         err.msg);
             struct timespec ts = {0, 500000000};
             nanosleep(&ts, NULL);
             redis_state_reconnect(src->pipe->redis, &err);
@@ -87,8 +87,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
-kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt,
-                               pipeline *pipe, errbuf *err)
+kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt, pipeline *pipe,
+                               errbuf *err)
 {
     kafka_source *src = calloc(1, sizeof *src);
     if (!src) {
@@ -153,8 +153,7 @@ int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, 
     return 0;
 }
 
-ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max,
-                          int timeout_ms)
+ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max, int timeout_ms)
 {
     return rd_kafka_consume_batch_queue(src->queue, timeout_ms, msgs, max);
 }
@@ -165,8 +164,7 @@ void kafka_source_store_positions(kafka_source *src, const pipeline *pipe)
     for (size_t i = 0; i < pipe->n_parts; i++) {
         const partition_state *ps = pipe->parts[i];
         if (ps->assigned && ps->applied >= 0)
-            rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset =
-                ps->applied;
+            rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->applied;
     }
     if (list->cnt)
         rd_kafka_offsets_store(src->rk, list);

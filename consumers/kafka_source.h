@@ -22,15 +22,14 @@ typedef struct {
 
 typedef struct kafka_source kafka_source;
 
-kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt,
-                               pipeline *pipe, errbuf *err);
+kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt, pipeline *pipe,
+                               errbuf *err);
 void kafka_source_free(kafka_source *src);
 
 int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, errbuf *err);
 
 /* Up to max messages, waiting at most timeout_ms for the first. */
-ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max,
-                          int timeout_ms);
+ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max, int timeout_ms);
 
 /* Stores applied positions for the periodic commit (lag monitoring). */
 void kafka_source_store_positions(kafka_source *src, const pipeline *pipe);

@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GROW(arr, n, cap)                                                                          \
-    (((n) < (cap)) ? 0 : grow_array((void **)&(arr), &(cap), sizeof *(arr)))
+#define GROW(arr, n, cap) (((n) < (cap)) ? 0 : grow_array((void **)&(arr), &(cap), sizeof *(arr)))
 
 static int grow_array(void **arr, size_t *cap, size_t elem)
 {
@@ -99,8 +98,8 @@ static int add_host_part(batch *b, const web_event *ev, int64_t day)
     memcpy(key, &day, sizeof day);
     memcpy(key + sizeof day, ev->host.ptr, ev->host.len);
     bool inserted;
-    uint32_t *slot = bytes_map_upsert(&b->host_day_index, key, klen, (uint32_t)b->n_host_days,
-                                      &inserted);
+    uint32_t *slot =
+        bytes_map_upsert(&b->host_day_index, key, klen, (uint32_t)b->n_host_days, &inserted);
     if (key != stack_key)
         free(key);
     if (!slot)
@@ -149,8 +148,7 @@ static int add_user_part(batch *b, const web_event *ev, int64_t day)
     memcpy(key + 8, &ev->device_id.value, 8);
     memcpy(key + 16, &month, 4);
     bool inserted;
-    uint32_t *slot =
-        bytes_map_upsert(&b->ud_index, key, sizeof key, (uint32_t)b->n_uds, &inserted);
+    uint32_t *slot = bytes_map_upsert(&b->ud_index, key, sizeof key, (uint32_t)b->n_uds, &inserted);
     if (!slot)
         return -1;
     if (inserted) {

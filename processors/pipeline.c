@@ -71,8 +71,7 @@ static int64_t lowest_fence(const int64_t fences[KEY_GROUPS])
     return low;
 }
 
-int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *start,
-                    errbuf *err)
+int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *start, errbuf *err)
 {
     partition_state *ps = get_or_add(p, topic, partition);
     if (!ps) {
@@ -126,8 +125,8 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
 
     decoded_record rec;
     errbuf detail = {{0}};
-    enum decode_status st = avro_codec_decode(p->codec, m->payload, m->len, ps->kind, &rec,
-                                              &detail);
+    enum decode_status st =
+        avro_codec_decode(p->codec, m->payload, m->len, ps->kind, &rec, &detail);
     if (st != DECODE_OK)
         return dead_letter(p, m, decode_status_name(st), detail.msg, err);
 
@@ -137,8 +136,8 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
         if (why)
             return dead_letter(p, m, why, detail.msg, err);
         bool host = m->offset >= ps->fences[group_of_host(ev->host.ptr, ev->host.len)];
-        bool user = ev->user_id.present &&
-                    m->offset >= ps->fences[group_of_user(ev->user_id.value)];
+        bool user =
+            ev->user_id.present && m->offset >= ps->fences[group_of_user(ev->user_id.value)];
         if (batch_add_event(&ps->b, ev, host, user)) {
             err_set(err, "out of memory folding a batch");
             return -1;

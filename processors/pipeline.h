@@ -62,8 +62,7 @@ partition_state *pipeline_find(pipeline *p, const char *topic, int32_t partition
 /* On assignment: reads the partition's fences and returns the offset to
  * start from (the lowest fence; RD_KAFKA_OFFSET_BEGINNING if some group has
  * never applied anything from it). */
-int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *start,
-                    errbuf *err);
+int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *start, errbuf *err);
 /* On revocation: drops the partition's unapplied batch; the next owner
  * starts from the fences, so nothing is lost. */
 void pipeline_revoke(pipeline *p, const char *topic, int32_t partition);

@@ -455,8 +455,7 @@ static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
         }
         char month[8];
         month_text(rows[i].month, month);
-        if (ab_add(ab, month, 6) || ab_addf(ab, "%u", rows[i].bucket) ||
-            ab_addf(ab, "%zu", nusers))
+        if (ab_add(ab, month, 6) || ab_addf(ab, "%u", rows[i].bucket) || ab_addf(ab, "%zu", nusers))
             return -1;
         size_t u = i;
         while (u < kend) {
@@ -492,8 +491,7 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         nh++;
     if (ab_addf(ab, "%zu", nh))
         return -1;
-    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE;
-         i = b->host_days[i].next) {
+    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         const host_day_delta *hd = &b->host_days[i];
         civil_date d = civil_from_days(hd->day);
         if (ab_addf(ab, "%04d%02d", d.year, d.month) || ab_addf(ab, "%d", d.day) ||
@@ -529,8 +527,7 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         nd++;
     if (ab_addf(ab, "%zu", nd))
         return -1;
-    for (uint32_t i = b ? b->dev_head[g] : BATCH_NONE; i != BATCH_NONE;
-         i = b->devices[i].next) {
+    for (uint32_t i = b ? b->dev_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->devices[i].next) {
         const device_delta *dv = &b->devices[i];
         if (ab_addf(ab, "%lld", (long long)dv->device_id) ||
             ab_add(ab, batch_str(b, dv->value_off), dv->value_len))
@@ -619,8 +616,8 @@ int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_
     return run_apply(rs, b, topic, partition, new_fence, fences, want, err);
 }
 
-int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition,
-                               int64_t next, int64_t fences[KEY_GROUPS], errbuf *err)
+int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,
+                               int64_t fences[KEY_GROUPS], errbuf *err)
 {
     bool want[KEY_GROUPS], any = false;
     for (uint32_t g = 0; g < KEY_GROUPS; g++)
@@ -638,8 +635,8 @@ redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, errbuf *err)
     for (int attempt = 0; attempt < 2; attempt++) {
         ab_reset(ab);
         if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->take_sha, 40) || ab_add(ab, "2", 1) ||
-            ab_add_key(ab, rs, g, "dirty", NULL, 0) ||
-            ab_add_key(ab, rs, g, "flushing", NULL, 0) || ab_send(rs, ab)) {
+            ab_add_key(ab, rs, g, "dirty", NULL, 0) || ab_add_key(ab, rs, g, "flushing", NULL, 0) ||
+            ab_send(rs, ab)) {
             err_set(err, "redis: cannot queue take-dirty");
             return NULL;
         }
@@ -786,7 +783,8 @@ int redis_state_read_user_months(redis_state *rs, user_month_state *um, size_t n
         month_text(um[i].month, month);
         snprintf(mid, sizeof mid, "u:%s:%u", month, bucket_of_user(um[i].user_id));
         ab_reset(ab);
-        if (ab_add(ab, "HGET", 4) || ab_add_key(ab, rs, group_of_user(um[i].user_id), mid, NULL, 0) ||
+        if (ab_add(ab, "HGET", 4) ||
+            ab_add_key(ab, rs, group_of_user(um[i].user_id), mid, NULL, 0) ||
             ab_addf(ab, "%lld", (long long)um[i].user_id) || ab_send(rs, ab)) {
             err_set(err, "redis: cannot queue user read");
             return -1;
@@ -825,9 +823,9 @@ static int add_waiting_key(redis_state *rs, int64_t device_id)
     return ab_add_key(&rs->ab, rs, group_of_device(device_id), "w:", tail, (size_t)n);
 }
 
-int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids,
-                                 const int32_t *months, const int64_t *user_ids, size_t n,
-                                 redisReply **replies, errbuf *err)
+int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids, const int32_t *months,
+                                 const int64_t *user_ids, size_t n, redisReply **replies,
+                                 errbuf *err)
 {
     argv_builder *ab = &rs->ab;
     for (size_t i = 0; i < n; i++) {
@@ -855,14 +853,13 @@ redisReply *redis_state_waiting(redis_state *rs, int64_t device_id, errbuf *err)
 {
     ab_reset(&rs->ab);
     redisReply *r;
-    if (ab_add(&rs->ab, "SMEMBERS", 8) || add_waiting_key(rs, device_id) ||
-        ab_send(rs, &rs->ab) || collect(rs, &r, 1, err))
+    if (ab_add(&rs->ab, "SMEMBERS", 8) || add_waiting_key(rs, device_id) || ab_send(rs, &rs->ab) ||
+        collect(rs, &r, 1, err))
         return NULL;
     return r;
 }
 
-int redis_state_forget_waiting(redis_state *rs, int64_t device_id, redisReply *members,
-                               errbuf *err)
+int redis_state_forget_waiting(redis_state *rs, int64_t device_id, redisReply *members, errbuf *err)
 {
     if (!members || members->type != REDIS_REPLY_ARRAY || members->elements == 0)
         return 0;

@@ -57,8 +57,8 @@ int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_
 /* Moves fences of groups that had nothing in [fence, next) up to next, so a
  * restart does not re-read a long range for a quiet group. Same return
  * convention as redis_state_apply. */
-int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition,
-                               int64_t next, int64_t fences[KEY_GROUPS], errbuf *err);
+int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,
+                               int64_t fences[KEY_GROUPS], errbuf *err);
 
 /* ---- flush side -------------------------------------------------------- */
 
@@ -66,15 +66,14 @@ int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t parti
  * members (a reply of type array; free with freeReplyObject). */
 redisReply *redis_state_take_dirty(redis_state *rs, uint32_t group, errbuf *err);
 /* After a committed flush: forgets group g's flushing set. */
-int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups,
-                             errbuf *err);
+int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups, errbuf *err);
 
 typedef struct {
     const char *host;
     size_t host_len;
-    int32_t month;     /* month_index */
-    int64_t hits[31];  /* [d-1] */
-    int64_t uniq[31];  /* [d-1] */
+    int32_t month;    /* month_index */
+    int64_t hits[31]; /* [d-1] */
+    int64_t uniq[31]; /* [d-1] */
 } host_month_state;
 
 int redis_state_read_host_months(redis_state *rs, host_month_state *hm, size_t n, errbuf *err);
@@ -94,9 +93,9 @@ int redis_state_read_devices(redis_state *rs, const int64_t *ids, size_t n, redi
 
 /* Registers (month, user) as waiting for an unknown device, then reads the
  * device again: closes the race with a device record applied meanwhile. */
-int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids,
-                                 const int32_t *months, const int64_t *user_ids, size_t n,
-                                 redisReply **replies, errbuf *err);
+int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids, const int32_t *months,
+                                 const int64_t *user_ids, size_t n, redisReply **replies,
+                                 errbuf *err);
 /* Members of a device's waiting set; reply array, caller frees. */
 redisReply *redis_state_waiting(redis_state *rs, int64_t device_id, errbuf *err);
 int redis_state_forget_waiting(redis_state *rs, int64_t device_id, redisReply *members,

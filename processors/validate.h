@@ -24,8 +24,7 @@ void validation_defaults(validation_rules *r);
 
 /* NULL when valid, else a short reason name; detail gets the specifics. */
 const char *validate_event(const validation_rules *r, const web_event *ev, errbuf *detail);
-const char *validate_device(const validation_rules *r, const device_record *dev,
-                            errbuf *detail);
+const char *validate_device(const validation_rules *r, const device_record *dev, errbuf *detail);
 
 bool utf8_valid(const char *s, size_t len);
 

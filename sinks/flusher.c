@@ -270,11 +270,10 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
     }
     if (n_wait) {
         redisReply **again = calloc(n_wait, sizeof *again);
-        int wrc = !again || redis_state_wait_for_devices(rs, wdev, wmonth, wuser, n_wait, again,
-                                                         err);
+        int wrc =
+            !again || redis_state_wait_for_devices(rs, wdev, wmonth, wuser, n_wait, again, err);
         for (size_t k = 0; !wrc && k < n_wait; k++) {
-            if (again[k]->type != REDIS_REPLY_NIL &&
-                dev_vals[wslot[k]]->type == REDIS_REPLY_NIL) {
+            if (again[k]->type != REDIS_REPLY_NIL && dev_vals[wslot[k]]->type == REDIS_REPLY_NIL) {
                 freeReplyObject(dev_vals[wslot[k]]);
                 dev_vals[wslot[k]] = again[k];
                 again[k] = NULL;

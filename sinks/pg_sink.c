@@ -59,10 +59,9 @@ static void note_error(pg_sink *pg, errbuf *err, const char *what, const PGresul
     /* Class 08 is connection failure, 57P0x the server shutting down, 53
      * insufficient resources: all may pass. Anything else (syntax,
      * permission, constraint) will not fix itself. */
-    pg->transient = PQstatus(pg->conn) != CONNECTION_OK || !state ||
-                    strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0 ||
-                    strncmp(state, "53", 2) == 0 || strcmp(state, "40001") == 0 ||
-                    strcmp(state, "40P01") == 0;
+    pg->transient = PQstatus(pg->conn) != CONNECTION_OK || !state || strncmp(state, "08", 2) == 0 ||
+                    strncmp(state, "57P0", 4) == 0 || strncmp(state, "53", 2) == 0 ||
+                    strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
     err_set(err, "postgres: %s: %s", what, PQerrorMessage(pg->conn));
     size_t n = strlen(err->msg);
     while (n && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
@@ -147,8 +146,8 @@ int pg_sink_migrate(pg_sink *pg, errbuf *err)
     }
     /* The advisory lock serialises processes that start together; CREATE
      * TABLE IF NOT EXISTS alone can race on the catalog. */
-    if (exec_ok(pg, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('activity.migrate'))",
-                "migrate", err) ||
+    if (exec_ok(pg, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('activity.migrate'))", "migrate",
+                err) ||
         exec_ok(pg, schema, "migrate", err) || exec_ok(pg, "COMMIT", "migrate", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;

@@ -30,7 +30,7 @@ int strbuf_copy_text(strbuf *sb, const char *s, size_t len);
 typedef struct {
     const char *host;
     size_t host_len;
-    int32_t month; /* month_index */
+    int32_t month;       /* month_index */
     const int64_t *hits; /* [days_in_month], [d-1] = day d */
     const int64_t *uniq;
 } host_row;

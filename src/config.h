@@ -49,14 +49,16 @@ enum {
 
 #define COMMON_LONG_OPTIONS                                                                        \
     {"brokers", required_argument, 0, OPT_BROKERS},                                                \
-        {"redis-url", required_argument, 0, OPT_REDIS},                                            \
-        {"pg-dsn", required_argument, 0, OPT_PG},                                                  \
+        {"redis-url", required_argument, 0, OPT_REDIS}, {"pg-dsn", required_argument, 0, OPT_PG},  \
         {"redis-prefix", required_argument, 0, OPT_REDIS_PREFIX},                                  \
         {"events-topic", required_argument, 0, OPT_EVENTS_TOPIC},                                  \
         {"devices-topic", required_argument, 0, OPT_DEVICES_TOPIC},                                \
         {"profiles-topic", required_argument, 0, OPT_PROFILES_TOPIC},                              \
         {"dlq-topic", required_argument, 0, OPT_DLQ_TOPIC},                                        \
-        {"verbose", no_argument, 0, OPT_VERBOSE}, {"help", no_argument, 0, 'h'}
+        {"verbose", no_argument, 0, OPT_VERBOSE},                                                  \
+    {                                                                                              \
+        "help", no_argument, 0, 'h'                                                                \
+    }
 
 #define COMMON_OPTIONS_HELP                                                                        \
     "Connections (flag, else environment, else the local stack's default):\n"                      \

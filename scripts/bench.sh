@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench.sh — `make bench`: throughput and Redis cost of the processor on the
+# local stack, measured side by side in one run. Prints figures; it never
+# passes or fails on them (these machines are shared and noisy: compare the
+# ratios, not the absolute numbers).
+#
+#   BENCH_EVENTS (default 2000000)   events in the generated month
+#
+# Figures: events/s through `activity run --until-caught-up`; the same for a
+# bare consume+decode loop over the same topic (the ceiling); their ratio;
+# Redis commands per 1,000 events (sent by the processor, and as counted by
+# the server, which includes the commands our Lua scripts run); Redis memory
+# per tracked (user, device, month) entry; flush rows/s.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+N=${BENCH_EVENTS:-2000000}
+ACTIVITY_SKIP_DEPS=1 "$ROOT/scripts/stack.sh" up >/dev/null
+eval "$("$ROOT/scripts/stack.sh" env)"
+ID=$(date +%s)
+T_EVENTS=bench.$ID.events
+T_DEVICES=bench.$ID.devices
+PREFIX=bench$ID
+DB=bench_$ID
+CACHE=$ROOT/.stack/bench
+mkdir -p "$CACHE"
+DEVICES=$ROOT/../shared/data/devices.csv
+[ -f "$ROOT/data/devices.csv" ] && DEVICES=$ROOT/data/devices.csv
+CSV=$CACHE/events_$N.csv
+rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
+cleanup() {
+    rcli --scan --pattern "$PREFIX:*" | xargs -r -n 1000 redis-cli -u "$ACTIVITY_REDIS_URL" DEL >/dev/null || true
+    psql -X -q "$ACTIVITY_PG_DSN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    "$ROOT/scripts/stack.sh" kafka-topics --delete --topic "bench\\.$ID\\..*" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+if [ ! -s "$CSV" ]; then
+    echo "bench: generating $N events (cached in $CSV)" >&2
+    python3 "$ROOT/scripts/gen_events.py" --events "$N" --seed 1 --out "$CSV"
+fi
+psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE $DB" >/dev/null
+PG=${ACTIVITY_PG_DSN%/*}/$DB
+FLAGS=(--events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" --dlq-topic "bench.$ID.dlq" --redis-prefix "$PREFIX" --pg-dsn "$PG")
+
+echo "bench: loading $N events" >&2
+"$ROOT/bin/activity" load "${FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
+load_start=$(date +%s.%N)
+"$ROOT/bin/activity" load "${FLAGS[@]}" --topic "$T_EVENTS" "$CSV" 2>"$CACHE/load.log"
+load_end=$(date +%s.%N)
+
+echo "bench: ceiling (consume + decode only)" >&2
+ceiling=$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS")
+
+echo "bench: activity run --until-caught-up" >&2
+cmds_before=$(rcli INFO stats | awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')
+mem_before=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+"$ROOT/bin/activity" run "${FLAGS[@]}" --group "bench$ID" --until-caught-up \
+    2>"$CACHE/run.log" || {
+    cat "$CACHE/run.log" >&2
+    exit 1
+}
+cmds_after=$(rcli INFO stats | awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')
+mem_after=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+done_line=$(grep 'done:' "$CACHE/run.log")
+
+# Memory of the per-user day masks: MEMORY USAGE of every user hash, and the
+# number of (user, device, month) entries they hold.
+ud_bytes=0
+ud_entries=0
+while read -r key; do
+    b=$(rcli MEMORY USAGE "$key" SAMPLES 0)
+    e=$(rcli HVALS "$key" | tr ',' '\n' | grep -c '=' || true)
+    ud_bytes=$((ud_bytes + b))
+    ud_entries=$((ud_entries + e))
+done < <(rcli --scan --pattern "$PREFIX:{*}:u:*")
+
+python3 - "$N" "$ceiling" "$done_line" "$cmds_before" "$cmds_after" "$mem_before" "$mem_after" \
+    "$ud_bytes" "$ud_entries" "$load_start" "$load_end" <<'PY'
+import re, sys
+n = int(sys.argv[1])
+ceiling = float(re.search(r"rate=(\d+)", sys.argv[2]).group(1))
+d = sys.argv[3]
+m = re.search(r"done: (\d+) records .* in ([\d.]+) s, (\d+) records/s; (\d+) redis commands; (\d+) rows flushed in ([\d.]+) s", d)
+records, secs, rate, cmds, rows, fsecs = int(m[1]), float(m[2]), float(m[3]), int(m[4]), int(m[5]), float(m[6])
+server_cmds = int(sys.argv[5]) - int(sys.argv[4])
+mem = int(sys.argv[7]) - int(sys.argv[6])
+ud_bytes, ud_entries = int(sys.argv[8]), int(sys.argv[9])
+load_rate = n / (float(sys.argv[11]) - float(sys.argv[10]))
+print(f"events                          {n}")
+print(f"load (activity load)            {load_rate:,.0f} events/s")
+print(f"activity run --until-caught-up  {rate:,.0f} events/s ({records} records in {secs:.2f} s, final flush included)")
+print(f"ceiling: consume+decode         {ceiling:,.0f} events/s")
+print(f"ratio run / ceiling             {rate / ceiling:.2f}")
+print(f"redis commands / 1000 events    {cmds * 1000 / records:.1f} sent by the processor; {server_cmds * 1000 / records:.1f} executed by the server (incl. inside Lua)")
+print(f"redis memory                    {mem / 1e6:.1f} MB used_memory growth")
+if ud_entries:
+    print(f"memory per (user,device,month)  {ud_bytes / ud_entries:.1f} B ({ud_entries} entries in {ud_bytes / 1e6:.2f} MB of user hashes)")
+print(f"flush                           {rows} rows in {fsecs:.2f} s = {rows / fsecs if fsecs else 0:,.0f} rows/s")
+PY
