@@ -33,6 +33,7 @@ struct redis_state {
     char *prefix;
     char apply_sha[41];
     char take_sha[41];
+    char read_host_sha[41];
     long exact_limit;
     uint64_t commands;
     argv_builder ab;
@@ -253,6 +254,13 @@ static int load_script(redis_state *rs, const char *path, char sha[41], errbuf *
     return 0;
 }
 
+static int load_scripts(redis_state *rs, errbuf *err)
+{
+    return load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
+           load_script(rs, "processors/take_dirty.lua", rs->take_sha, err) ||
+           load_script(rs, "processors/read_host.lua", rs->read_host_sha, err);
+}
+
 static int open_connection(redis_state *rs, errbuf *err)
 {
     redis_url u;
@@ -285,8 +293,7 @@ static int open_connection(redis_state *rs, errbuf *err)
             return -1;
         freeReplyObject(r);
     }
-    return load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
-           load_script(rs, "processors/take_dirty.lua", rs->take_sha, err);
+    return load_scripts(rs, err);
 }
 
 redis_state *redis_state_connect(const char *url, const char *prefix, errbuf *err)
@@ -597,8 +604,7 @@ static int run_apply(redis_state *rs, const batch *b, const char *topic, int32_t
         }
         if (result < 0 || !noscript)
             break;
-        if (load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
-            load_script(rs, "processors/take_dirty.lua", rs->take_sha, err)) {
+        if (load_scripts(rs, err)) {
             result = -1;
             break;
         }
@@ -649,8 +655,7 @@ redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, errbuf *err)
         err_set(err, "redis: take-dirty of group %u failed: %s", g,
                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
-        if (!noscript || load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
-            load_script(rs, "processors/take_dirty.lua", rs->take_sha, err))
+        if (!noscript || load_scripts(rs, err))
             return NULL;
     }
     return NULL;
@@ -699,18 +704,24 @@ int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, 
     return 0;
 }
 
+/* One read_host.lua call per (host, month). On NOSCRIPT (Redis restarted
+ * and lost its script cache) the scripts are reloaded and the flush fails
+ * this time; the next attempt succeeds. */
 int redis_state_read_host_months(redis_state *rs, host_month_state *hm, size_t n, errbuf *err)
 {
     argv_builder *ab = &rs->ab;
     for (size_t i = 0; i < n; i++) {
-        char month[8], mid[16];
+        char month[8], head[300];
         month_text(hm[i].month, month);
+        uint32_t g = group_of_host(hm[i].host, hm[i].host_len);
+        char mid[16];
         snprintf(mid, sizeof mid, "h:%s:", month);
+        snprintf(head, sizeof head, "%s:{%u}:", rs->prefix, g);
         ab_reset(ab);
-        if (ab_add(ab, "HGETALL", 7) ||
-            ab_add_key(ab, rs, group_of_host(hm[i].host, hm[i].host_len), mid, hm[i].host,
-                       hm[i].host_len) ||
-            ab_send(rs, ab)) {
+        if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->read_host_sha, 40) || ab_add(ab, "1", 1) ||
+            ab_add_key(ab, rs, g, mid, hm[i].host, hm[i].host_len) ||
+            ab_add(ab, head, strlen(head)) || ab_add(ab, month, 6) ||
+            ab_add(ab, hm[i].host, hm[i].host_len) || ab_send(rs, ab)) {
             err_set(err, "redis: cannot queue host read");
             return -1;
         }
@@ -718,156 +729,232 @@ int redis_state_read_host_months(redis_state *rs, host_month_state *hm, size_t n
     redisReply **r = calloc(n ? n : 1, sizeof *r);
     if (!r || collect(rs, r, n, err)) {
         free(r);
+        if (strstr(err->msg, "NOSCRIPT"))
+            load_scripts(rs, &(errbuf){{0}});
         return -1;
     }
-    size_t queued = 0;
     for (size_t i = 0; i < n; i++) {
         memset(hm[i].hits, 0, sizeof hm[i].hits);
         memset(hm[i].uniq, 0, sizeof hm[i].uniq);
-        for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k + 1 < r[i]->elements; k += 2) {
-            int day = atoi(r[i]->element[k]->str);
-            if (day >= 1 && day <= 31)
-                hm[i].hits[day - 1] = strtoll(r[i]->element[k + 1]->str, NULL, 10);
-        }
-        freeReplyObject(r[i]);
-        int y, m;
-        month_from_index(hm[i].month, &y, &m);
-        uint32_t g = group_of_host(hm[i].host, hm[i].host_len);
-        for (int d = 1; d <= 31; d++) {
-            if (!hm[i].hits[d - 1])
-                continue;
-            char mid[32];
-            static const char *const kinds[2] = {"SCARD", "PFCOUNT"};
-            for (int k = 0; k < 2; k++) {
-                snprintf(mid, sizeof mid, "%c:%04d%02d%02d:", k ? 'p' : 's', y, m, d);
-                ab_reset(ab);
-                if (ab_add(ab, kinds[k], strlen(kinds[k])) ||
-                    ab_add_key(ab, rs, g, mid, hm[i].host, hm[i].host_len) || ab_send(rs, ab)) {
-                    err_set(err, "redis: cannot queue unique-count read");
-                    free(r);
-                    return -1;
-                }
-                queued++;
+        for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k + 2 < r[i]->elements; k += 3) {
+            long long day = r[i]->element[k]->integer;
+            if (day >= 1 && day <= 31) {
+                hm[i].hits[day - 1] = r[i]->element[k + 1]->integer;
+                hm[i].uniq[day - 1] = r[i]->element[k + 2]->integer;
             }
         }
+        freeReplyObject(r[i]);
     }
     free(r);
-    redisReply **c = calloc(queued ? queued : 1, sizeof *c);
-    if (!c || collect(rs, c, queued, err)) {
-        free(c);
+    return 0;
+}
+
+/* Sorts indices so that entries sharing a Redis hash come together; one
+ * HMGET per hash then reads them all. */
+typedef struct {
+    uint32_t group;
+    int32_t month;
+    uint32_t bucket;
+    size_t index;
+} hash_slot;
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const hash_slot *x = a, *y = b;
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->month != y->month)
+        return x->month < y->month ? -1 : 1;
+    if (x->bucket != y->bucket)
+        return x->bucket < y->bucket ? -1 : 1;
+    return 0;
+}
+
+static char *copy_reply(const redisReply *r, size_t *len)
+{
+    *len = 0;
+    if (r->type != REDIS_REPLY_STRING)
+        return NULL;
+    char *p = malloc(r->len + 1);
+    if (p) {
+        memcpy(p, r->str, r->len);
+        p[r->len] = '\0';
+        *len = r->len;
+    }
+    return p;
+}
+
+/* Issues one HMGET per run of equal (group, month, bucket) in slots, with
+ * field names from field_of, and stores copies of the values. */
+static int hmget_runs(redis_state *rs, const hash_slot *slots, size_t n,
+                      int (*key_of)(redis_state *, const hash_slot *),
+                      int (*field_of)(argv_builder *, size_t index, const void *ctx),
+                      const void *ctx, char **vals, size_t *lens, errbuf *err)
+{
+    argv_builder *ab = &rs->ab;
+    size_t runs = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && cmp_slot(&slots[i], &slots[j]) == 0)
+            j++;
+        ab_reset(ab);
+        if (ab_add(ab, "HMGET", 5) || key_of(rs, &slots[i]))
+            return -1;
+        for (size_t k = i; k < j; k++)
+            if (field_of(ab, slots[k].index, ctx))
+                return -1;
+        if (ab_send(rs, ab))
+            return -1;
+        runs++;
+        i = j;
+    }
+    redisReply **r = calloc(runs ? runs : 1, sizeof *r);
+    if (!r || collect(rs, r, runs, err)) {
+        free(r);
         return -1;
     }
-    size_t q = 0;
-    for (size_t i = 0; i < n; i++) {
-        for (int d = 1; d <= 31; d++) {
-            if (!hm[i].hits[d - 1])
-                continue;
-            long long exact = c[q]->integer, approx = c[q + 1]->integer;
-            /* The set holds the users while the count is small; once it has
-             * been folded into the HyperLogLog the set is gone. */
-            hm[i].uniq[d - 1] = exact > 0 ? exact : approx;
-            freeReplyObject(c[q]);
-            freeReplyObject(c[q + 1]);
-            q += 2;
-        }
+    size_t run = 0;
+    for (size_t i = 0; i < n; run++) {
+        size_t j = i;
+        while (j < n && cmp_slot(&slots[i], &slots[j]) == 0)
+            j++;
+        for (size_t k = i; k < j; k++)
+            vals[slots[k].index] = copy_reply(r[run]->element[k - i], &lens[slots[k].index]);
+        freeReplyObject(r[run]);
+        i = j;
     }
-    free(c);
+    free(r);
     return 0;
+}
+
+static int user_key(redis_state *rs, const hash_slot *s)
+{
+    char month[8], mid[32];
+    month_text(s->month, month);
+    snprintf(mid, sizeof mid, "u:%s:%u", month, s->bucket);
+    return ab_add_key(&rs->ab, rs, s->group, mid, NULL, 0);
+}
+
+static int user_field(argv_builder *ab, size_t index, const void *ctx)
+{
+    const user_month_state *um = ctx;
+    return ab_addf(ab, "%lld", (long long)um[index].user_id);
 }
 
 int redis_state_read_user_months(redis_state *rs, user_month_state *um, size_t n, errbuf *err)
 {
-    argv_builder *ab = &rs->ab;
-    for (size_t i = 0; i < n; i++) {
-        char month[8], mid[32];
-        month_text(um[i].month, month);
-        snprintf(mid, sizeof mid, "u:%s:%u", month, bucket_of_user(um[i].user_id));
-        ab_reset(ab);
-        if (ab_add(ab, "HGET", 4) ||
-            ab_add_key(ab, rs, group_of_user(um[i].user_id), mid, NULL, 0) ||
-            ab_addf(ab, "%lld", (long long)um[i].user_id) || ab_send(rs, ab)) {
-            err_set(err, "redis: cannot queue user read");
-            return -1;
-        }
-    }
-    redisReply **r = calloc(n ? n : 1, sizeof *r);
-    if (!r || collect(rs, r, n, err)) {
-        free(r);
-        return -1;
+    hash_slot *slots = malloc((n ? n : 1) * sizeof *slots);
+    char **vals = calloc(n ? n : 1, sizeof *vals);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    int rc = -1;
+    if (!slots || !vals || !lens) {
+        err_set(err, "out of memory");
+        goto out;
     }
     for (size_t i = 0; i < n; i++)
-        um[i].devices = r[i];
-    free(r);
-    return 0;
-}
-
-int redis_state_read_devices(redis_state *rs, const int64_t *ids, size_t n, redisReply **replies,
-                             errbuf *err)
-{
-    argv_builder *ab = &rs->ab;
+        slots[i] = (hash_slot){group_of_user(um[i].user_id), um[i].month,
+                               bucket_of_user(um[i].user_id), i};
+    qsort(slots, n, sizeof *slots, cmp_slot);
+    if (hmget_runs(rs, slots, n, user_key, user_field, um, vals, lens, err))
+        goto out;
     for (size_t i = 0; i < n; i++) {
-        ab_reset(ab);
-        if (ab_add(ab, "HGET", 4) || ab_add_key(ab, rs, group_of_device(ids[i]), "d", NULL, 0) ||
-            ab_addf(ab, "%lld", (long long)ids[i]) || ab_send(rs, ab)) {
-            err_set(err, "redis: cannot queue device read");
-            return -1;
-        }
+        um[i].devices = vals[i];
+        um[i].devices_len = lens[i];
     }
-    return collect(rs, replies, n, err);
+    rc = 0;
+out:
+    free(slots);
+    free(vals);
+    free(lens);
+    return rc;
 }
 
-static int add_waiting_key(redis_state *rs, int64_t device_id)
+static int device_key(redis_state *rs, const hash_slot *s)
 {
-    char tail[32];
-    int n = snprintf(tail, sizeof tail, "%lld", (long long)device_id);
-    return ab_add_key(&rs->ab, rs, group_of_device(device_id), "w:", tail, (size_t)n);
+    return ab_add_key(&rs->ab, rs, s->group, "d", NULL, 0);
+}
+
+static int device_field(argv_builder *ab, size_t index, const void *ctx)
+{
+    const int64_t *ids = ctx;
+    return ab_addf(ab, "%lld", (long long)ids[index]);
+}
+
+int redis_state_read_devices(redis_state *rs, const int64_t *ids, size_t n, char **vals,
+                             size_t *lens, errbuf *err)
+{
+    hash_slot *slots = malloc((n ? n : 1) * sizeof *slots);
+    if (!slots) {
+        err_set(err, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        slots[i] = (hash_slot){group_of_device(ids[i]), 0, 0, i};
+        vals[i] = NULL;
+    }
+    qsort(slots, n, sizeof *slots, cmp_slot);
+    int rc = hmget_runs(rs, slots, n, device_key, device_field, ids, vals, lens, err);
+    free(slots);
+    return rc;
 }
 
 int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids, const int32_t *months,
-                                 const int64_t *user_ids, size_t n, redisReply **replies,
+                                 const int64_t *user_ids, size_t n, char **vals, size_t *lens,
                                  errbuf *err)
 {
+    /* One SADD per device key group carries all its waiting entries. */
     argv_builder *ab = &rs->ab;
-    for (size_t i = 0; i < n; i++) {
-        char month[8];
-        month_text(months[i], month);
+    size_t sent = 0;
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         ab_reset(ab);
-        if (ab_add(ab, "SADD", 4) || add_waiting_key(rs, device_ids[i]) ||
-            ab_addf(ab, "%s:%lld", month, (long long)user_ids[i]) || ab_send(rs, ab)) {
-            err_set(err, "redis: cannot queue waiting registration");
+        if (ab_add(ab, "SADD", 4) || ab_add_key(ab, rs, g, "w", NULL, 0))
             return -1;
+        for (size_t i = 0; i < n; i++) {
+            if (group_of_device(device_ids[i]) != g)
+                continue;
+            char month[8];
+            month_text(months[i], month);
+            if (ab_addf(ab, "%lld|%s:%lld", (long long)device_ids[i], month,
+                        (long long)user_ids[i]))
+                return -1;
         }
+        if (ab->n == 2)
+            continue;
+        if (ab_send(rs, ab))
+            return -1;
+        sent++;
     }
-    redisReply **acks = calloc(n ? n : 1, sizeof *acks);
-    if (!acks || collect(rs, acks, n, err)) {
+    redisReply **acks = calloc(sent ? sent : 1, sizeof *acks);
+    if (!acks || collect(rs, acks, sent, err)) {
         free(acks);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < sent; i++)
         freeReplyObject(acks[i]);
     free(acks);
-    return redis_state_read_devices(rs, device_ids, n, replies, err);
+    return redis_state_read_devices(rs, device_ids, n, vals, lens, err);
 }
 
-redisReply *redis_state_waiting(redis_state *rs, int64_t device_id, errbuf *err)
+redisReply *redis_state_waiting(redis_state *rs, uint32_t group, errbuf *err)
 {
     ab_reset(&rs->ab);
     redisReply *r;
-    if (ab_add(&rs->ab, "SMEMBERS", 8) || add_waiting_key(rs, device_id) || ab_send(rs, &rs->ab) ||
-        collect(rs, &r, 1, err))
+    if (ab_add(&rs->ab, "SMEMBERS", 8) || ab_add_key(&rs->ab, rs, group, "w", NULL, 0) ||
+        ab_send(rs, &rs->ab) || collect(rs, &r, 1, err))
         return NULL;
     return r;
 }
 
-int redis_state_forget_waiting(redis_state *rs, int64_t device_id, redisReply *members, errbuf *err)
+int redis_state_forget_waiting(redis_state *rs, uint32_t group, const char *const *members,
+                               const size_t *lens, size_t n, errbuf *err)
 {
-    if (!members || members->type != REDIS_REPLY_ARRAY || members->elements == 0)
+    if (n == 0)
         return 0;
     ab_reset(&rs->ab);
-    if (ab_add(&rs->ab, "SREM", 4) || add_waiting_key(rs, device_id))
+    if (ab_add(&rs->ab, "SREM", 4) || ab_add_key(&rs->ab, rs, group, "w", NULL, 0))
         return -1;
-    for (size_t i = 0; i < members->elements; i++)
-        if (ab_add(&rs->ab, members->element[i]->str, members->element[i]->len))
+    for (size_t i = 0; i < n; i++)
+        if (ab_add(&rs->ab, members[i], lens[i]))
             return -1;
     redisReply *r;
     if (ab_send(rs, &rs->ab) || collect(rs, &r, 1, err))

@@ -10,7 +10,7 @@
  *   <p>:{g}:p:<YYYYMMDD>:<host> HyperLogLog of user ids (once large)
  *   <p>:{g}:u:<YYYYMM>:<bucket> hash user -> "device=mask,..." (day masks)
  *   <p>:{g}:d                   hash device -> encoded attributes
- *   <p>:{g}:w:<device>          set of "YYYYMM:user" waiting for that device
+ *   <p>:{g}:w                   set of "device|YYYYMM:user" waiting for a device
  *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush
  * This module is the only one that knows key names.
  */
@@ -81,25 +81,30 @@ int redis_state_read_host_months(redis_state *rs, host_month_state *hm, size_t n
 typedef struct {
     int64_t user_id;
     int32_t month;
-    redisReply *devices; /* string "device=mask,..." or nil; owned by caller */
+    char *devices; /* "device=mask,..." or NULL; malloc'd, freed by the caller */
+    size_t devices_len;
 } user_month_state;
 
 int redis_state_read_user_months(redis_state *rs, user_month_state *um, size_t n, errbuf *err);
 
-/* Device attribute values (encoded, see device_value_encode); replies[i] is
- * a string or nil, freed by the caller. */
-int redis_state_read_devices(redis_state *rs, const int64_t *ids, size_t n, redisReply **replies,
-                             errbuf *err);
+/* Device attribute values (encoded, see device_value_encode): vals[i] is a
+ * malloc'd copy or NULL for an unknown device, freed by the caller. One
+ * HMGET per key group. */
+int redis_state_read_devices(redis_state *rs, const int64_t *ids, size_t n, char **vals,
+                             size_t *lens, errbuf *err);
 
-/* Registers (month, user) as waiting for an unknown device, then reads the
- * device again: closes the race with a device record applied meanwhile. */
+/* Registers (month, user) as waiting for an unknown device (in the
+ * device's key group), then reads the devices again: closes the race with
+ * a device record applied meanwhile. */
 int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids, const int32_t *months,
-                                 const int64_t *user_ids, size_t n, redisReply **replies,
+                                 const int64_t *user_ids, size_t n, char **vals, size_t *lens,
                                  errbuf *err);
-/* Members of a device's waiting set; reply array, caller frees. */
-redisReply *redis_state_waiting(redis_state *rs, int64_t device_id, errbuf *err);
-int redis_state_forget_waiting(redis_state *rs, int64_t device_id, redisReply *members,
-                               errbuf *err);
+
+/* Members "device|YYYYMM:user" of a device group's waiting set; a reply
+ * array the caller frees. */
+redisReply *redis_state_waiting(redis_state *rs, uint32_t group, errbuf *err);
+int redis_state_forget_waiting(redis_state *rs, uint32_t group, const char *const *members,
+                               const size_t *lens, size_t n, errbuf *err);
 
 /* Every (month, user) whose user hash mentions device_id; a full scan, used
  * only when a device's browser changes. Calls fn for each. */

@@ -24,10 +24,14 @@ typedef struct {
     user_month *users;
     size_t n_users, cap_users;
     bytes_map user_index;
-    /* devices whose arrival or change re-flushes users */
-    int64_t *new_devices;
-    size_t n_new, cap_new;
-    redisReply **waiting; /* per new device, to forget after commit */
+    /* devices whose arrival re-flushes the users waiting on them */
+    bytes_map new_devices;
+    redisReply *waiting[KEY_GROUPS]; /* waiting sets read, per device group */
+    /* members of waiting sets resolved by this flush, to forget after commit */
+    const char **resolved;
+    size_t *resolved_len;
+    uint32_t *resolved_group;
+    size_t n_resolved, cap_resolved;
     /* replies kept alive while rows point into them */
     redisReply **taken;
     size_t n_taken;
@@ -102,16 +106,41 @@ static void add_user_cb(void *ctx, int32_t month, int64_t user)
     add_user(ctx, month, user);
 }
 
-/* "YYYYMM:user" members of a waiting set. */
-static int add_waiting_users(flush_work *w, const redisReply *members)
+/* Members "device|YYYYMM:user" of a waiting set: the ones whose device has
+ * just arrived re-flush their user month. */
+static int add_waiting_users(flush_work *w, uint32_t group, const redisReply *members)
 {
     for (size_t i = 0; members && i < members->elements; i++) {
         const redisReply *m = members->element[i];
+        const char *bar = memchr(m->str, '|', m->len);
+        int64_t device, user;
         int32_t month;
-        int64_t user;
-        if (m->len > 7 && parse_month(m->str, m->len, &month) && m->str[6] == ':' &&
-            parse_i64(m->str + 7, m->len - 7, &user) && add_user(w, month, user))
+        if (!bar || !parse_i64(m->str, (size_t)(bar - m->str), &device) ||
+            !bytes_map_find(&w->new_devices, &device, sizeof device))
+            continue;
+        size_t rest = m->len - (size_t)(bar + 1 - m->str);
+        if (rest < 8 || !parse_month(bar + 1, 6, &month) || bar[7] != ':' ||
+            !parse_i64(bar + 8, rest - 7, &user))
+            continue;
+        if (add_user(w, month, user))
             return -1;
+        if (w->n_resolved == w->cap_resolved) {
+            size_t nc = w->cap_resolved ? w->cap_resolved * 2 : 256;
+            const char **a = realloc(w->resolved, nc * sizeof *a);
+            if (a)
+                w->resolved = a;
+            size_t *b = a ? realloc(w->resolved_len, nc * sizeof *b) : NULL;
+            if (b)
+                w->resolved_len = b;
+            uint32_t *c = b ? realloc(w->resolved_group, nc * sizeof *c) : NULL;
+            if (!c)
+                return -1;
+            w->resolved_group = c;
+            w->cap_resolved = nc;
+        }
+        w->resolved[w->n_resolved] = m->str;
+        w->resolved_len[w->n_resolved] = m->len;
+        w->resolved_group[w->n_resolved++] = group;
     }
     return 0;
 }
@@ -138,9 +167,9 @@ static int classify(flush_work *w, redis_state *rs, const redisReply *set, errbu
                 return -1;
             }
         } else if (s[0] == 'n' && parse_i64(s + 1, len - 1, &id)) {
-            if (push((void **)&w->new_devices, &w->n_new, &w->cap_new, sizeof *w->new_devices))
+            bool inserted;
+            if (!bytes_map_upsert(&w->new_devices, &id, sizeof id, 0, &inserted))
                 return -1;
-            w->new_devices[w->n_new++] = id;
         } else if (s[0] == 'c' && parse_i64(s + 1, len - 1, &id)) {
             if (redis_state_users_of_device(rs, id, add_user_cb, w, err))
                 return -1;
@@ -157,12 +186,12 @@ typedef struct {
 } device_mask;
 
 /* Parses "device=mask,device=mask". */
-static size_t parse_device_masks(const redisReply *r, device_mask **out, size_t *cap)
+static size_t parse_device_masks(const char *s, size_t len, device_mask **out, size_t *cap)
 {
-    if (!r || r->type != REDIS_REPLY_STRING)
+    if (!s)
         return 0;
     size_t n = 0;
-    const char *p = r->str, *end = r->str + r->len;
+    const char *p = s, *end = s + len;
     while (p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
@@ -192,6 +221,12 @@ static bool same_browser(opt_str a, opt_str b)
     return !a.present || (a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
+typedef struct {
+    int64_t device;
+    int32_t month;
+    int64_t user;
+} waiter;
+
 /* Resolves devices of every flushed user month and encodes the user rows. */
 static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, errbuf *err)
 {
@@ -203,7 +238,10 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
     size_t dm_cap = 0;
     int64_t *dev_ids = NULL;
     size_t n_dev = 0, cap_dev = 0;
-    redisReply **dev_vals = NULL;
+    char **dev_vals = NULL;
+    size_t *dev_lens = NULL;
+    waiter *wait = NULL;
+    size_t n_wait = 0, cap_wait = 0;
     bytes_map dev_index;
     bytes_map_init(&dev_index);
     if (!um)
@@ -215,7 +253,7 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
     if (redis_state_read_user_months(rs, um, w->n_users, err))
         goto out;
     for (size_t i = 0; i < w->n_users; i++) {
-        size_t n = parse_device_masks(um[i].devices, &dm, &dm_cap);
+        size_t n = parse_device_masks(um[i].devices, um[i].devices_len, &dm, &dm_cap);
         for (size_t k = 0; k < n; k++) {
             bool inserted;
             if (!bytes_map_upsert(&dev_index, &dm[k].device, 8, (uint32_t)n_dev, &inserted))
@@ -228,62 +266,52 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
         }
     }
     dev_vals = calloc(n_dev ? n_dev : 1, sizeof *dev_vals);
-    if (!dev_vals || redis_state_read_devices(rs, dev_ids, n_dev, dev_vals, err))
+    dev_lens = calloc(n_dev ? n_dev : 1, sizeof *dev_lens);
+    if (!dev_vals || !dev_lens ||
+        redis_state_read_devices(rs, dev_ids, n_dev, dev_vals, dev_lens, err))
         goto out;
 
     /* Users on a device nobody has described yet wait for it; the device's
      * arrival re-flushes them. */
-    size_t n_wait = 0;
-    int64_t *wdev = NULL, *wuser = NULL;
-    int32_t *wmonth = NULL;
-    size_t *wslot = NULL;
     for (size_t i = 0; i < w->n_users; i++) {
-        size_t n = parse_device_masks(um[i].devices, &dm, &dm_cap);
+        size_t n = parse_device_masks(um[i].devices, um[i].devices_len, &dm, &dm_cap);
         for (size_t k = 0; k < n; k++) {
-            uint32_t slot = *bytes_map_find(&dev_index, &dm[k].device, 8);
-            if (dev_vals[slot]->type != REDIS_REPLY_NIL)
+            if (dev_vals[*bytes_map_find(&dev_index, &dm[k].device, 8)])
                 continue;
-            if (n_wait % 256 == 0) {
-                size_t nc = n_wait + 256;
-                int64_t *a = realloc(wdev, nc * 8), *b = a ? realloc(wuser, nc * 8) : NULL;
-                if (a)
-                    wdev = a;
-                if (b)
-                    wuser = b;
-                int32_t *c = b ? realloc(wmonth, nc * 4) : NULL;
-                if (c)
-                    wmonth = c;
-                size_t *d = c ? realloc(wslot, nc * sizeof *d) : NULL;
-                if (d)
-                    wslot = d;
-                if (!d) {
-                    free(wdev), free(wuser), free(wmonth), free(wslot);
-                    goto out;
-                }
-            }
-            wdev[n_wait] = dm[k].device;
-            wuser[n_wait] = um[i].user_id;
-            wmonth[n_wait] = um[i].month;
-            wslot[n_wait] = slot;
-            n_wait++;
+            if (push((void **)&wait, &n_wait, &cap_wait, sizeof *wait))
+                goto out;
+            wait[n_wait++] = (waiter){dm[k].device, um[i].month, um[i].user_id};
         }
     }
     if (n_wait) {
-        redisReply **again = calloc(n_wait, sizeof *again);
-        int wrc =
-            !again || redis_state_wait_for_devices(rs, wdev, wmonth, wuser, n_wait, again, err);
-        for (size_t k = 0; !wrc && k < n_wait; k++) {
-            if (again[k]->type != REDIS_REPLY_NIL && dev_vals[wslot[k]]->type == REDIS_REPLY_NIL) {
-                freeReplyObject(dev_vals[wslot[k]]);
-                dev_vals[wslot[k]] = again[k];
+        int64_t *wd = malloc(n_wait * sizeof *wd), *wu = malloc(n_wait * sizeof *wu);
+        int32_t *wm = malloc(n_wait * sizeof *wm);
+        char **again = calloc(n_wait, sizeof *again);
+        size_t *again_len = calloc(n_wait, sizeof *again_len);
+        int wrc = -1;
+        if (wd && wu && wm && again && again_len) {
+            for (size_t k = 0; k < n_wait; k++) {
+                wd[k] = wait[k].device;
+                wu[k] = wait[k].user;
+                wm[k] = wait[k].month;
+            }
+            wrc = redis_state_wait_for_devices(rs, wd, wm, wu, n_wait, again, again_len, err);
+        }
+        for (size_t k = 0; wrc == 0 && k < n_wait; k++) {
+            uint32_t slot = *bytes_map_find(&dev_index, &wd[k], 8);
+            if (again[k] && !dev_vals[slot]) {
+                dev_vals[slot] = again[k];
+                dev_lens[slot] = again_len[k];
                 again[k] = NULL;
             }
         }
-        for (size_t k = 0; again && !wrc && k < n_wait; k++)
-            if (again[k])
-                freeReplyObject(again[k]);
+        for (size_t k = 0; again && k < n_wait; k++)
+            free(again[k]);
         free(again);
-        free(wdev), free(wuser), free(wmonth), free(wslot);
+        free(again_len);
+        free(wd);
+        free(wu);
+        free(wm);
         if (wrc)
             goto out;
     }
@@ -292,7 +320,7 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
         if (rows_encode_user_key(&p->user_keys, um[i].user_id, um[i].month))
             goto out;
         p->n_user_keys++;
-        size_t n = parse_device_masks(um[i].devices, &dm, &dm_cap);
+        size_t n = parse_device_masks(um[i].devices, um[i].devices_len, &dm, &dm_cap);
         /* Group the user's devices by browser: few devices per user, so a
          * quadratic pass over them is the cheapest correct thing. */
         opt_str browsers[64];
@@ -300,9 +328,8 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
         size_t nb = 0;
         for (size_t k = 0; k < n; k++) {
             uint32_t slot = *bytes_map_find(&dev_index, &dm[k].device, 8);
-            redisReply *v = dev_vals[slot];
             device_record dev;
-            if (v->type != REDIS_REPLY_STRING || !device_value_decode(v->str, v->len, &dev))
+            if (!dev_vals[slot] || !device_value_decode(dev_vals[slot], dev_lens[slot], &dev))
                 continue; /* unknown device: not in the inner join */
             size_t b = 0;
             while (b < nb && !same_browser(browsers[b], dev.browser_type))
@@ -325,13 +352,13 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
     rc = 0;
 out:
     for (size_t i = 0; um && i < w->n_users; i++)
-        if (um[i].devices)
-            freeReplyObject(um[i].devices);
+        free(um[i].devices);
     for (size_t i = 0; dev_vals && i < n_dev; i++)
-        if (dev_vals[i])
-            freeReplyObject(dev_vals[i]);
+        free(dev_vals[i]);
     free(dev_vals);
+    free(dev_lens);
     free(dev_ids);
+    free(wait);
     free(dm);
     free(um);
     bytes_map_free(&dev_index);
@@ -344,14 +371,16 @@ static void work_free(flush_work *w)
 {
     for (size_t i = 0; i < w->n_taken; i++)
         freeReplyObject(w->taken[i]);
-    for (size_t i = 0; w->waiting && i < w->n_new; i++)
-        if (w->waiting[i])
-            freeReplyObject(w->waiting[i]);
-    free(w->waiting);
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        if (w->waiting[g])
+            freeReplyObject(w->waiting[g]);
+    free(w->resolved);
+    free(w->resolved_len);
+    free(w->resolved_group);
     free(w->taken);
     free(w->hosts);
     free(w->users);
-    free(w->new_devices);
+    bytes_map_free(&w->new_devices);
     bytes_map_free(&w->user_index);
 }
 
@@ -365,6 +394,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     flush_work w;
     memset(&w, 0, sizeof w);
     bytes_map_init(&w.user_index);
+    bytes_map_init(&w.new_devices);
     flush_payload p;
     memset(&p, 0, sizeof p);
     int rc = -1;
@@ -387,13 +417,21 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         rc = 0;
         goto out;
     }
-    w.waiting = calloc(w.n_new ? w.n_new : 1, sizeof *w.waiting);
-    if (!w.waiting)
-        goto out;
-    for (size_t i = 0; i < w.n_new; i++) {
-        if (!(w.waiting[i] = redis_state_waiting(rs, w.new_devices[i], err)) ||
-            add_waiting_users(&w, w.waiting[i]))
-            goto out;
+    if (w.new_devices.count) {
+        bool group_has_new[KEY_GROUPS] = {false};
+        for (size_t i = 0; i < w.new_devices.cap; i++)
+            if (w.new_devices.slots[i].used) {
+                int64_t id;
+                memcpy(&id, w.new_devices.keys + w.new_devices.slots[i].key_off, sizeof id);
+                group_has_new[group_of_device(id)] = true;
+            }
+        for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+            if (!group_has_new[g])
+                continue;
+            if (!(w.waiting[g] = redis_state_waiting(rs, g, err)) ||
+                add_waiting_users(&w, g, w.waiting[g]))
+                goto out;
+        }
     }
 
     if (redis_state_read_host_months(rs, w.hosts, w.n_hosts, err))
@@ -414,9 +452,18 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     }
     if (redis_state_finish_flush(rs, w.groups, w.n_groups, err))
         goto out;
-    for (size_t i = 0; i < w.n_new; i++)
-        if (redis_state_forget_waiting(rs, w.new_devices[i], w.waiting[i], err))
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        /* resolved[] is in group order: add_waiting_users ran group by group. */
+        size_t first = 0;
+        while (first < w.n_resolved && w.resolved_group[first] != g)
+            first++;
+        size_t last = first;
+        while (last < w.n_resolved && w.resolved_group[last] == g)
+            last++;
+        if (last > first && redis_state_forget_waiting(rs, g, w.resolved + first,
+                                                       w.resolved_len + first, last - first, err))
             goto out;
+    }
     stats->host_rows = p.n_hosts;
     stats->user_keys = p.n_user_keys;
     stats->user_rows = p.n_users;
