@@ -28,7 +28,7 @@ DEVICES=$ROOT/../shared/data/devices.csv
 CSV=$CACHE/events_$N.csv
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
 cleanup() {
-    rcli --scan --pattern "$PREFIX:*" | xargs -r -n 1000 redis-cli -u "$ACTIVITY_REDIS_URL" DEL >/dev/null || true
+    "$ROOT/scripts/redis_drop.sh" "$PREFIX" || true
     psql -X -q "$ACTIVITY_PG_DSN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     "$ROOT/scripts/stack.sh" kafka-topics --delete --topic "bench\\.$ID\\..*" >/dev/null 2>&1 || true
 }

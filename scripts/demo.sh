@@ -24,8 +24,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "resetting the demo's topics, Redis keys and database"
 "$ROOT/scripts/stack.sh" kafka-topics --delete --if-exists --topic 'demo\..*' >/dev/null 2>&1 || true
-redis-cli -u "$ACTIVITY_REDIS_URL" --scan --pattern 'demo:*' |
-    xargs -r -n 1000 redis-cli -u "$ACTIVITY_REDIS_URL" DEL >/dev/null
+"$ROOT/scripts/redis_drop.sh" demo
 psql -X -q "$ACTIVITY_PG_DSN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 # Topic deletion is asynchronous in Kafka; wait until they are gone.
 for _ in $(seq 1 30); do

@@ -30,8 +30,7 @@ psql_test() { psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" "$@"; }
 cleanup() {
     local rc=$?
     rm -rf "$WORK"
-    redis-cli -u "$ACTIVITY_REDIS_URL" --scan --pattern "$PREFIX:*" 2>/dev/null |
-        xargs -r -n 500 redis-cli -u "$ACTIVITY_REDIS_URL" DEL >/dev/null 2>&1 || true
+    "$ROOT/scripts/redis_drop.sh" "$PREFIX" 2>/dev/null || true
     psql -X -q "$PG_ADMIN_DSN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     exit $rc
 }
