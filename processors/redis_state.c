@@ -34,6 +34,7 @@ struct redis_state {
     char apply_sha[41];
     char take_sha[41];
     char read_host_sha[41];
+    char finish_sha[41];
     long exact_limit;
     uint64_t commands;
     argv_builder ab;
@@ -258,7 +259,8 @@ static int load_scripts(redis_state *rs, errbuf *err)
 {
     return load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
            load_script(rs, "processors/take_dirty.lua", rs->take_sha, err) ||
-           load_script(rs, "processors/read_host.lua", rs->read_host_sha, err);
+           load_script(rs, "processors/read_host.lua", rs->read_host_sha, err) ||
+           load_script(rs, "processors/finish_flush.lua", rs->finish_sha, err);
 }
 
 static int open_connection(redis_state *rs, errbuf *err)
@@ -635,30 +637,82 @@ int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t parti
 
 /* ---- flush side -------------------------------------------------------- */
 
-redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, errbuf *err)
+int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s:flushgen", rs->prefix);
+    redisReply *r = command(rs, err, "INCR %s", key);
+    if (!r)
+        return -1;
+    *token = r->integer;
+    freeReplyObject(r);
+    return 0;
+}
+
+const char *redis_state_prefix(const redis_state *rs)
+{
+    return rs->prefix;
+}
+
+int redis_state_raise_flush_token(redis_state *rs, int64_t at_least, errbuf *err)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s:flushgen", rs->prefix);
+    redisReply *r = command(rs, err, "EVAL %s 1 %s %lld",
+                            "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) "
+                            "then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
+                            key, (long long)at_least);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Runs one of our scripts on group g's keys named by middles[], with the
+ * token as its argument; reloads the scripts once on NOSCRIPT. */
+static redisReply *group_script(redis_state *rs, const char *sha, uint32_t g,
+                                const char *const *middles, int nkeys, int64_t token, errbuf *err)
 {
     argv_builder *ab = &rs->ab;
     for (int attempt = 0; attempt < 2; attempt++) {
         ab_reset(ab);
-        if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->take_sha, 40) || ab_add(ab, "2", 1) ||
-            ab_add_key(ab, rs, g, "dirty", NULL, 0) || ab_add_key(ab, rs, g, "flushing", NULL, 0) ||
-            ab_send(rs, ab)) {
-            err_set(err, "redis: cannot queue take-dirty");
+        if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, sha, 40) || ab_addf(ab, "%d", nkeys)) {
+            err_set(err, "out of memory");
+            return NULL;
+        }
+        for (int k = 0; k < nkeys; k++)
+            if (ab_add_key(ab, rs, g, middles[k], NULL, 0)) {
+                err_set(err, "out of memory");
+                return NULL;
+            }
+        if (ab_addf(ab, "%lld", (long long)token) || ab_send(rs, ab)) {
+            err_set(err, "redis: cannot queue script");
             return NULL;
         }
         redisReply *r;
         if (get_reply(rs, &r, err))
             return NULL;
-        if (r->type == REDIS_REPLY_ARRAY)
+        if (r->type != REDIS_REPLY_ERROR)
             return r;
-        bool noscript = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
-        err_set(err, "redis: take-dirty of group %u failed: %s", g,
-                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        bool noscript = strncmp(r->str, "NOSCRIPT", 8) == 0;
+        err_set(err, "redis: script on group %u failed: %s", g, r->str);
         freeReplyObject(r);
         if (!noscript || load_scripts(rs, err))
             return NULL;
     }
     return NULL;
+}
+
+redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, int64_t token, errbuf *err)
+{
+    static const char *const keys[3] = {"dirty", "flushing", "flushtoken"};
+    redisReply *r = group_script(rs, rs->take_sha, g, keys, 3, token, err);
+    if (r && r->type != REDIS_REPLY_ARRAY) {
+        err_set(err, "redis: take-dirty of group %u: unexpected reply", g);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
 }
 
 /* Reads n pipelined replies; fails (freeing them) if any is an error. */
@@ -683,24 +737,16 @@ static int collect(redis_state *rs, redisReply **out, size_t n, errbuf *err)
     return rc;
 }
 
-int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, errbuf *err)
+int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, int64_t token,
+                             errbuf *err)
 {
+    static const char *const keys[2] = {"flushing", "flushtoken"};
     for (size_t i = 0; i < n; i++) {
-        ab_reset(&rs->ab);
-        if (ab_add(&rs->ab, "DEL", 3) || ab_add_key(&rs->ab, rs, groups[i], "flushing", NULL, 0) ||
-            ab_send(rs, &rs->ab)) {
-            err_set(err, "redis: cannot queue flush cleanup");
+        redisReply *r = group_script(rs, rs->finish_sha, groups[i], keys, 2, token, err);
+        if (!r)
             return -1;
-        }
+        freeReplyObject(r);
     }
-    redisReply **r = calloc(n ? n : 1, sizeof *r);
-    if (!r || collect(rs, r, n, err)) {
-        free(r);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        freeReplyObject(r[i]);
-    free(r);
     return 0;
 }
 

@@ -12,6 +12,8 @@
  *   <p>:{g}:d                   hash device -> encoded attributes
  *   <p>:{g}:w                   set of "device|YYYYMM:user" waiting for a device
  *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush
+ *   <p>:{g}:flushtoken          token of the flush that took :flushing last
+ *   <p>:flushgen                counter handing out flush tokens
  * This module is the only one that knows key names.
  */
 #ifndef ACTIVITY_REDIS_STATE_H
@@ -62,11 +64,21 @@ int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t parti
 
 /* ---- flush side -------------------------------------------------------- */
 
-/* Moves group g's dirty set into its flushing set; returns the flushing
- * members (a reply of type array; free with freeReplyObject). */
-redisReply *redis_state_take_dirty(redis_state *rs, uint32_t group, errbuf *err);
-/* After a committed flush: forgets group g's flushing set. */
-int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups, errbuf *err);
+const char *redis_state_prefix(const redis_state *rs);
+/* Makes the next flush token larger than at_least: after Redis lost its
+ * counter (a restart without persistence), tokens must still exceed the
+ * newest one PostgreSQL has seen. */
+int redis_state_raise_flush_token(redis_state *rs, int64_t at_least, errbuf *err);
+/* A new flush token: larger than every token handed out before. */
+int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err);
+/* Moves group g's dirty set into its flushing set, recording the token;
+ * returns the flushing members (a reply of type array; free with
+ * freeReplyObject). */
+redisReply *redis_state_take_dirty(redis_state *rs, uint32_t group, int64_t token, errbuf *err);
+/* After a committed flush: forgets the flushing sets of these groups,
+ * unless a later flush has taken them since. */
+int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups, int64_t token,
+                             errbuf *err);
 
 typedef struct {
     const char *host;

@@ -1,11 +1,15 @@
--- take_dirty.lua: hands a key group's dirty set over to the flush.
+-- take_dirty.lua: hands a key group's dirty set over to a flush.
 --
--- KEYS[1] = "<prefix>:{g}:dirty", KEYS[2] = "<prefix>:{g}:flushing".
--- Moves dirty members into the flushing set in one atomic step and returns
--- the whole flushing set. Members stay in "flushing" until the flush has
--- committed them to PostgreSQL; a crash before that leaves them there, so
--- the next flush writes them again (flushes write absolute values, so a
--- repeat is harmless).
+-- KEYS[1] = "<prefix>:{g}:dirty", KEYS[2] = "<prefix>:{g}:flushing",
+-- KEYS[3] = "<prefix>:{g}:flushtoken"; ARGV[1] = the flush's token (from
+-- INCR <prefix>:flushgen, so later flushes have larger tokens).
+-- Moves dirty members into the flushing set in one atomic step, records the
+-- token of the flush that took them last, and returns the whole flushing
+-- set. Members stay in "flushing" until the flush holding the latest token
+-- has committed them to PostgreSQL (finish_flush.lua): a crash, or a
+-- concurrent flush by another instance, leaves them there for the next
+-- flush, which writes them again (rows are absolute values, so a repeat is
+-- harmless).
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('EXISTS', KEYS[2]) == 1 then
     redis.call('SUNIONSTORE', KEYS[2], KEYS[1], KEYS[2])
@@ -14,4 +18,5 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('RENAME', KEYS[1], KEYS[2])
   end
 end
+redis.call('SET', KEYS[3], ARGV[1])
 return redis.call('SMEMBERS', KEYS[2])

@@ -399,11 +399,12 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     memset(&p, 0, sizeof p);
     int rc = -1;
 
+    int64_t token;
     w.taken = calloc(KEY_GROUPS, sizeof *w.taken);
-    if (!w.taken)
+    if (!w.taken || redis_state_flush_token(rs, &token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
-        redisReply *r = redis_state_take_dirty(rs, g, err);
+        redisReply *r = redis_state_take_dirty(rs, g, token, err);
         if (!r)
             goto out;
         w.taken[w.n_taken++] = r;
@@ -446,11 +447,22 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     if (build_user_rows(rs, &w, &p, err))
         goto out;
 
-    if (pg_sink_write(pg, &p, err)) {
+    int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, err);
+    if (written < 0) {
         *pg_failed = true;
         goto out;
     }
-    if (redis_state_finish_flush(rs, w.groups, w.n_groups, err))
+    if (written > 0) {
+        /* Another instance's flush with a newer token committed first; what
+         * this one took stays in the flushing sets for the next flush. If
+         * Redis lost its token counter, move it past PostgreSQL's. */
+        int64_t newest;
+        if (pg_sink_fence_token(pg, redis_state_prefix(rs), &newest, err) == 0)
+            redis_state_raise_flush_token(rs, newest, err);
+        rc = 1;
+        goto out;
+    }
+    if (redis_state_finish_flush(rs, w.groups, w.n_groups, token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         /* resolved[] is in group order: add_waiting_users ran group by group. */
@@ -469,7 +481,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     stats->user_rows = p.n_users;
     rc = 0;
 out:
-    if (rc && !err->msg[0])
+    if (rc < 0 && !err->msg[0])
         err_set(err, "flush: out of memory");
     work_free(&w);
     flush_payload_free(&p);

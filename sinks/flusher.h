@@ -25,9 +25,11 @@ typedef struct {
     double seconds;
 } flush_stats;
 
-/* Returns 0 on success (stats filled), -1 with err set; on failure nothing
- * is lost: the flushing sets stay for the next attempt. pg_transient tells
- * whether the failure was PostgreSQL's and worth retrying. */
+/* Returns 0 on success (stats filled); 1 when a concurrent flush of
+ * another instance committed newer state first (retry later); -1 with err
+ * set on failure. Whatever happens nothing is lost: the flushing sets stay
+ * for the next attempt. pg_failed tells whether the failure was
+ * PostgreSQL's (see pg_sink_error_is_transient). */
 int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err);
 
 #endif

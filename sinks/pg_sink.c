@@ -10,6 +10,7 @@
 #include "src/embedded.h"
 
 #include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,7 +204,49 @@ static int copy_in(pg_sink *pg, const char *table, const strbuf *data, errbuf *e
     return rc;
 }
 
-int pg_sink_write(pg_sink *pg, const flush_payload *p, errbuf *err)
+/* Claims the fence for this flush's token inside the open transaction:
+ * 1 if a flush with a newer token has committed already. */
+static int claim_fence(pg_sink *pg, const char *name, int64_t token, errbuf *err)
+{
+    char tok[32];
+    snprintf(tok, sizeof tok, "%lld", (long long)token);
+    const char *params[2] = {name, tok};
+    PGresult *res =
+        PQexecParams(pg->conn,
+                     "INSERT INTO activity_flush_fence AS f (name, token) VALUES ($1, $2::bigint) "
+                     "ON CONFLICT (name) DO UPDATE SET token = EXCLUDED.token, updated_at = now() "
+                     "WHERE f.token < EXCLUDED.token RETURNING token",
+                     2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        note_error(pg, err, "flush fence", res);
+        PQclear(res);
+        return -1;
+    }
+    int stale = PQntuples(res) == 0;
+    PQclear(res);
+    if (stale)
+        err_set(err, "flush token %lld is older than one already committed for '%s'",
+                (long long)token, name);
+    return stale;
+}
+
+int pg_sink_fence_token(pg_sink *pg, const char *name, int64_t *token, errbuf *err)
+{
+    const char *params[1] = {name};
+    PGresult *res = PQexecParams(pg->conn, "SELECT token FROM activity_flush_fence WHERE name = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        note_error(pg, err, "flush fence", res);
+        PQclear(res);
+        return -1;
+    }
+    *token = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return 0;
+}
+
+int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, int64_t token,
+                  errbuf *err)
 {
     if (PQstatus(pg->conn) != CONNECTION_OK && open_conn(pg, err))
         return -1;
@@ -214,6 +257,13 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, errbuf *err)
     }
     if (exec_ok(pg, "BEGIN", "begin", err))
         return -1;
+    int claimed = claim_fence(pg, fence_name, token, err);
+    if (claimed != 0) {
+        if (PQstatus(pg->conn) == CONNECTION_OK)
+            exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
+        pg->transient = claimed > 0;
+        return claimed > 0 ? 1 : -1;
+    }
     if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
         (p->user_keys.len && copy_in(pg, "stage_user_keys", &p->user_keys, err)) ||
         (p->users.len && copy_in(pg, "stage_users", &p->users, err)) ||

@@ -13,6 +13,7 @@
 #include "src/log.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct pg_sink pg_sink;
 
@@ -36,7 +37,12 @@ typedef struct {
 void flush_payload_reset(flush_payload *p);
 void flush_payload_free(flush_payload *p);
 
-/* Writes the payload in one transaction; on failure nothing is written. */
-int pg_sink_write(pg_sink *pg, const flush_payload *p, errbuf *err);
+/* Writes the payload in one transaction, fenced by token: returns 0 when
+ * committed, 1 when a flush with a newer token for fence_name has
+ * committed already (nothing written), -1 on error (nothing written). */
+int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, int64_t token,
+                  errbuf *err);
+/* The newest token committed for fence_name (0 if none). */
+int pg_sink_fence_token(pg_sink *pg, const char *fence_name, int64_t *token, errbuf *err);
 
 #endif

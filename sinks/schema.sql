@@ -29,3 +29,13 @@ CREATE TABLE IF NOT EXISTS user_devices_cumulated (
     updated_at               timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT user_devices_cumulated_key UNIQUE NULLS NOT DISTINCT (user_id, browser_type, month_start)
 );
+
+-- The newest flush token committed per Redis key prefix (one deployment).
+-- A flush commits only with a token larger than the stored one, so a
+-- flush that read older Redis state (a paused or partitioned instance)
+-- can never overwrite a newer one.
+CREATE TABLE IF NOT EXISTS activity_flush_fence (
+    name       text   PRIMARY KEY,
+    token      bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);

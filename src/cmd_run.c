@@ -51,7 +51,7 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_requested = 1;
+    stop_requested = stop_requested + 1;
 }
 
 static double now_seconds(void)
@@ -200,12 +200,25 @@ typedef struct {
     double seconds;
 } flush_control;
 
+static void sleep_seconds(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* Flushes. Transient failures (PostgreSQL or Redis unreachable) are retried
+ * with capped exponential backoff, logged once per change of state; the
+ * state stays in Redis meanwhile, so nothing is lost. Returns 0 when
+ * flushed, 1 when it should be retried later (only if !must_succeed), -1
+ * on an error retrying cannot fix. A second SIGINT/SIGTERM stops retrying
+ * a final flush. */
 static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_succeed, errbuf *err)
 {
     for (;;) {
         flush_stats st;
         bool pg_failed;
-        if (flush_once(rs, pg, &st, &pg_failed, err) == 0) {
+        int r = flush_once(rs, pg, &st, &pg_failed, err);
+        if (r == 0) {
             if (fc->failing)
                 log_info("flush recovered");
             fc->failing = false;
@@ -218,24 +231,37 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
                          st.host_rows, st.user_keys, st.user_rows, st.seconds);
             return 0;
         }
+        if (r == 1) {
+            /* Another instance committed a newer flush first: try again
+             * soon; what this one took is still pending. */
+            log_debug("flush superseded by another instance's; retrying");
+            if (!must_succeed)
+                return 1;
+            sleep_seconds(0.2);
+            continue;
+        }
         if (pg_failed && !pg_sink_error_is_transient(pg))
             return -1;
         if (!fc->failing)
-            log_warn("flush failed, will retry (state is kept in Redis): %s", err->msg);
+            log_warn("flush failed, will retry with backoff (state is kept in Redis): %s",
+                     err->msg);
         fc->failing = true;
         fc->backoff = fc->backoff ? fc->backoff * 2 : 0.5;
         if (fc->backoff > 30)
             fc->backoff = 30;
         fc->next_attempt = now_seconds() + fc->backoff;
+        /* PostgreSQL reconnects by itself on the next write; a Redis
+         * failure leaves a connection that must be replaced. */
         if (!pg_failed)
             redis_state_reconnect(rs, &(errbuf){{0}});
-        if (!must_succeed || stop_requested > 1)
+        if (!must_succeed)
             return 1;
-        struct timespec ts = {(time_t)fc->backoff,
-                              (long)((fc->backoff - (time_t)fc->backoff) * 1e9)};
-        nanosleep(&ts, NULL);
-        if (pg_failed)
-            pg_sink_reconnect(pg, &(errbuf){{0}});
+        if (stop_requested > 1) {
+            err_set(err, "gave up the final flush on a second signal; the state is kept in "
+                         "Redis and the next run flushes it");
+            return -1;
+        }
+        sleep_seconds(fc->backoff);
     }
 }
 
@@ -388,7 +414,10 @@ int cmd_run(int argc, char **argv)
         redis_state_check_layout(rs, &err))
         goto out;
     redis_state_set_exact_limit(rs, rc.exact_limit);
-    if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) || pg_sink_migrate(pg, &err))
+    int64_t newest_flush;
+    if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) || pg_sink_migrate(pg, &err) ||
+        pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
+        redis_state_raise_flush_token(rs, newest_flush, &err))
         goto out;
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
