@@ -198,6 +198,18 @@ int kafka_source_seek(kafka_source *src, rd_kafka_topic_partition_list_t *where,
     return 0;
 }
 
+void kafka_source_pause(kafka_source *src, bool pause)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    if (rd_kafka_assignment(src->rk, &list) || !list)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(src->rk, list);
+    else
+        rd_kafka_resume_partitions(src->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
 const char *kafka_source_fatal(kafka_source *src)
 {
     return src->fatal[0] ? src->fatal : NULL;

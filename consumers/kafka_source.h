@@ -35,6 +35,8 @@ ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t m
 void kafka_source_store_positions(kafka_source *src, const pipeline *pipe);
 int kafka_source_commit(kafka_source *src, errbuf *err);
 int kafka_source_seek(kafka_source *src, rd_kafka_topic_partition_list_t *where, errbuf *err);
+/* Pauses / resumes fetching of every assigned partition (Redis outage). */
+void kafka_source_pause(kafka_source *src, bool pause);
 /* A set error means a failure the consumer cannot recover from. */
 const char *kafka_source_fatal(kafka_source *src);
 /* Leaves the group cleanly (revokes, so the callback drops batches). */

@@ -10,6 +10,7 @@
 
 #include "processors/civil_time.h"
 #include "src/embedded.h"
+#include "src/failpoint.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -577,6 +578,14 @@ static int run_apply(redis_state *rs, const batch *b, const char *topic, int32_t
             sent[nsent++] = g;
         }
         bool noscript = false;
+        if (b) {
+            /* Push the pipeline onto the socket first, so a crash here
+             * leaves Redis holding applies whose replies nobody read. */
+            int done = 0;
+            while (!done && redisBufferWrite(rs->ctx, &done) == REDIS_OK)
+                ;
+            failpoint("apply-sent");
+        }
         for (size_t k = 0; k < nsent; k++) {
             uint32_t g = sent[k];
             redisReply *r;
@@ -612,6 +621,8 @@ static int run_apply(redis_state *rs, const batch *b, const char *topic, int32_t
         }
     }
     free(rows);
+    if (b && result == 0)
+        failpoint("apply-done");
     return result;
 }
 

@@ -6,6 +6,7 @@
 #include "processors/batch.h"
 #include "processors/bytes_map.h"
 #include "processors/civil_time.h"
+#include "src/failpoint.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -414,6 +415,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         if (classify(&w, rs, r, err))
             goto out;
     }
+    failpoint("flush-after-take");
     if (w.n_groups == 0) {
         rc = 0;
         goto out;
@@ -462,6 +464,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         rc = 1;
         goto out;
     }
+    failpoint("flush-after-commit");
     if (redis_state_finish_flush(rs, w.groups, w.n_groups, token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {

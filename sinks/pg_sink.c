@@ -8,6 +8,7 @@
 #include "sinks/pg_sink.h"
 
 #include "src/embedded.h"
+#include "src/failpoint.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -267,7 +268,8 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, i
     if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
         (p->user_keys.len && copy_in(pg, "stage_user_keys", &p->user_keys, err)) ||
         (p->users.len && copy_in(pg, "stage_users", &p->users, err)) ||
-        exec_ok(pg, apply_sql, "apply flush", err) || exec_ok(pg, "COMMIT", "commit", err)) {
+        exec_ok(pg, apply_sql, "apply flush", err) ||
+        (failpoint("flush-before-commit"), exec_ok(pg, "COMMIT", "commit", err))) {
         if (PQstatus(pg->conn) == CONNECTION_OK)
             exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;

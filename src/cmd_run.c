@@ -177,15 +177,35 @@ static void catch_up_free(catch_up *cu)
     free(cu->t);
 }
 
-static bool caught_up(const catch_up *cu, pipeline *pipe)
+/* Caught up when every partition that held records at start has been
+ * applied up to where it ended then, by this instance or, for partitions
+ * another group member owns, by whoever: their fences in Redis tell. */
+static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs)
 {
+    bool need_fences = false;
     for (size_t i = 0; i < cu->n; i++) {
         const catch_up_target *t = &cu->t[i];
         if (t->high <= t->low)
             continue; /* empty partition */
         partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
-        if (!ps || !ps->assigned || ps->pending || ps->applied < t->high)
+        if (ps && ps->assigned && (ps->pending || ps->applied < t->high))
             return false;
+        need_fences |= !ps || !ps->assigned;
+    }
+    if (!need_fences)
+        return true;
+    for (size_t i = 0; i < cu->n; i++) {
+        const catch_up_target *t = &cu->t[i];
+        partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
+        if (t->high <= t->low || (ps && ps->assigned))
+            continue;
+        int64_t fences[KEY_GROUPS];
+        errbuf err = {{0}};
+        if (redis_state_read_fences(rs, t->topic, t->partition, fences, &err))
+            return false;
+        for (int g = 0; g < KEY_GROUPS; g++)
+            if (fences[g] < t->high)
+                return false;
     }
     return true;
 }
@@ -279,8 +299,8 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     double last_report = now_seconds();
     uint64_t last_records = 0;
     int status = 0;
-    bool had_assignment = false;
-    double first_record = 0;
+    bool had_assignment = false, redis_down = false;
+    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
     while (!stop_requested) {
         ssize_t n = kafka_source_poll(src, msgs, rc->batch_size, 200);
         if (kafka_source_fatal(src)) {
@@ -307,21 +327,26 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         if (!first_record && pipe->stats.records)
             first_record = now_seconds();
         rd_kafka_topic_partition_list_t *reseek = NULL;
-        uint64_t cmds_before = redis_state_commands(rs);
-        int r = pipeline_apply(pipe, &reseek, &err);
-        log_debug("polled %zd messages, applied with %llu redis commands", n,
-                  (unsigned long long)(redis_state_commands(rs) - cmds_before));
-        if (r < 0) {
-            /* Redis is unreachable: the batches stay pending and are retried;
-             * consumption pauses because nothing is polled meanwhile. */
-            log_warn("applying to redis failed, retrying: %s", err.msg);
-            for (;;) {
-                struct timespec ts = {1, 0};
-                nanosleep(&ts, NULL);
-                if (stop_requested > 1 || redis_state_reconnect(rs, &err) == 0)
-                    break;
-            }
+        if (redis_down && now_seconds() < redis_retry_at)
             continue;
+        int r = -1;
+        if (!redis_down || redis_state_reconnect(rs, &err) == 0)
+            r = pipeline_apply(pipe, &reseek, &err);
+        if (r < 0) {
+            /* Redis is unreachable: the batches stay pending and are
+             * retried every second; fetching pauses meanwhile, while polling
+             * goes on so the group membership stays alive. */
+            if (!redis_down)
+                log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            kafka_source_pause(src, true);
+            redis_down = true;
+            redis_retry_at = now_seconds() + 1;
+            continue;
+        }
+        if (redis_down) {
+            log_info("redis is back; resuming consumption");
+            kafka_source_pause(src, false);
+            redis_down = false;
         }
         if (reseek) {
             if (kafka_source_seek(src, reseek, &err))
@@ -333,8 +358,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             had_assignment |= pipe->parts[i]->assigned;
 
         double now = now_seconds();
-        if (rc->until_caught_up && (had_assignment || cu->n == 0) && caught_up(cu, pipe))
-            break;
+        if (rc->until_caught_up && (had_assignment || cu->n == 0) && now >= next_catch_up_check) {
+            if (caught_up(cu, pipe, rs))
+                break;
+            next_catch_up_check = now + 0.2;
+        }
         if (now >= next_flush && now >= fc.next_attempt) {
             if (pipeline_advance_fences(pipe, &err))
                 log_warn("advancing fences: %s", err.msg);
