@@ -8,7 +8,7 @@
 #   make format     clang-format every C file
 
 CC       ?= cc
-PKGS     := rdkafka avro-c libpq hiredis jansson
+PKGS     := rdkafka avro-c libpq hiredis jansson libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror

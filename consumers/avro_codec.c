@@ -2,14 +2,18 @@
  * avro_codec.c — Avro encode/decode of web events and devices (see
  * avro_codec.h).
  *
- * Field positions are looked up by name once, when the codec is built, so
- * the per-record path is index-based and reordering fields in a schema file
- * cannot silently swap values. The reader rejects bytes left over after a
- * record: a body that decodes but does not end where the record ends was not
- * written with the schema its id names.
+ * Encoding: field positions are looked up by name once, when the codec is
+ * built, so the per-record path is index-based and reordering fields in a
+ * schema file cannot silently swap values.
+ *
+ * Decoding: a table of schema ids, each with its parsed writer schema and,
+ * per reader kind, the compiled plan (or why there is none). The decoder
+ * rejects bytes left over after a record: a body that decodes but does not
+ * end where the record ends was not written with the schema its id names.
  */
 #include "consumers/avro_codec.h"
 
+#include "consumers/avro_resolve.h"
 #include "consumers/framing.h"
 #include "src/embedded.h"
 
@@ -34,10 +38,34 @@ typedef struct {
     size_t index[8];
 } kind_codec;
 
+/* One schema id: its writer schema and the plans into each reader kind.
+ * An entry without a writer schema is an id known not to exist. */
+typedef struct {
+    uint32_t id;
+    bool local;
+    avro_sch *writer;
+    avro_plan *plan[4]; /* by record_kind */
+    bool tried[4];
+    char why[4][160];  /* why a kind has no plan */
+    char missing[160]; /* why the id has no schema */
+} id_entry;
+
+/* Unknown ids cached at most this many; past it they are forgotten (a
+ * flood of random ids must not grow memory or hammer the registry more
+ * than once per id per eviction). */
+#define MAX_UNKNOWN_IDS 4096
+
 struct avro_codec {
     kind_codec event;
     kind_codec device;
-    avro_reader_t reader;
+    reader_schema rd_event;
+    reader_schema rd_device;
+    id_entry *ids;
+    size_t n_ids, cap_ids, n_unknown;
+    size_t last; /* index of the last id used (records come in runs) */
+    schema_registry *registry;
+    unsigned long lookups;
+    uint32_t write_id[4];
     avro_writer_t writer;
     char *wbuf;
     size_t wcap;
@@ -45,9 +73,23 @@ struct avro_codec {
     size_t scratch_cap;
 };
 
+static void drop_ids(avro_codec *c, bool all);
+
 uint32_t avro_codec_schema_id(enum record_kind kind)
 {
     return (uint32_t)kind;
+}
+
+void avro_codec_set_write_id(avro_codec *c, enum record_kind kind, uint32_t id)
+{
+    if (kind == RECORD_WEB_EVENT || kind == RECORD_DEVICE)
+        c->write_id[kind] = id;
+}
+
+const char *avro_codec_schema_text(enum record_kind kind, size_t *len)
+{
+    return embedded_file(kind == RECORD_DEVICE ? "schemas/device.avsc" : "schemas/web_event.avsc",
+                         len);
 }
 
 const char *decode_status_name(enum decode_status status)
@@ -65,6 +107,12 @@ const char *decode_status_name(enum decode_status status)
         return "undecodable-body";
     case DECODE_TRAILING_BYTES:
         return "trailing-bytes";
+    case DECODE_INCOMPATIBLE_SCHEMA:
+        return "incompatible-schema";
+    case DECODE_SCHEMA_MISMATCH:
+        return "schema-mismatch";
+    case DECODE_REGISTRY_UNAVAILABLE:
+        return "registry-unavailable";
     }
     return "unknown";
 }
@@ -123,16 +171,51 @@ avro_codec *avro_codec_new(errbuf *err)
         avro_codec_free(c);
         return NULL;
     }
-    c->reader = avro_reader_memory("", 0);
+    size_t elen, dlen;
+    const char *etext = avro_codec_schema_text(RECORD_WEB_EVENT, &elen);
+    const char *dtext = avro_codec_schema_text(RECORD_DEVICE, &dlen);
+    if (reader_schema_init(&c->rd_event, RECORD_WEB_EVENT, etext, elen, event_fields, EV_NFIELDS,
+                           err) ||
+        reader_schema_init(&c->rd_device, RECORD_DEVICE, dtext, dlen, device_fields, DV_NFIELDS,
+                           err) ||
+        avro_codec_add_schema(c, RECORD_WEB_EVENT, etext, elen, err) ||
+        avro_codec_add_schema(c, RECORD_DEVICE, dtext, dlen, err)) {
+        avro_codec_free(c);
+        return NULL;
+    }
+    c->write_id[RECORD_WEB_EVENT] = RECORD_WEB_EVENT;
+    c->write_id[RECORD_DEVICE] = RECORD_DEVICE;
     c->wcap = 4096;
     c->wbuf = malloc(c->wcap);
     c->writer = avro_writer_memory(c->wbuf, (int64_t)c->wcap);
-    if (!c->reader || !c->wbuf || !c->writer) {
+    if (!c->wbuf || !c->writer) {
         err_set(err, "out of memory");
         avro_codec_free(c);
         return NULL;
     }
     return c;
+}
+
+static void entry_free(id_entry *e)
+{
+    for (int k = 0; k < 4; k++)
+        avro_plan_free(e->plan[k]);
+    avro_sch_free(e->writer);
+}
+
+/* Drops cached ids: all of them, or only the unknown ones. */
+static void drop_ids(avro_codec *c, bool all)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n_ids; i++) {
+        if (all || !c->ids[i].writer)
+            entry_free(&c->ids[i]);
+        else
+            c->ids[keep++] = c->ids[i];
+    }
+    c->n_ids = keep;
+    c->n_unknown = 0;
+    c->last = 0;
 }
 
 void avro_codec_free(avro_codec *c)
@@ -141,8 +224,10 @@ void avro_codec_free(avro_codec *c)
         return;
     kind_free(&c->event);
     kind_free(&c->device);
-    if (c->reader)
-        avro_reader_free(c->reader);
+    drop_ids(c, true);
+    free(c->ids);
+    reader_schema_free(&c->rd_event);
+    reader_schema_free(&c->rd_device);
     if (c->writer)
         avro_writer_free(c->writer);
     free(c->wbuf);
@@ -208,7 +293,7 @@ static int write_framed(avro_codec *c, kind_codec *kc, enum record_kind kind, co
         c->wbuf = p;
         c->wcap = cap;
     }
-    framing_write_header((unsigned char *)c->wbuf, avro_codec_schema_id(kind));
+    framing_write_header((unsigned char *)c->wbuf, c->write_id[kind]);
     avro_writer_memory_set_dest(c->writer, c->wbuf + FRAMING_HEADER_SIZE,
                                 (int64_t)(c->wcap - FRAMING_HEADER_SIZE));
     if (avro_value_write(c->writer, &kc->value)) {
@@ -255,64 +340,141 @@ int avro_codec_encode_device(avro_codec *c, const device_record *dev, const void
     return write_framed(c, kc, RECORD_DEVICE, out, len, err);
 }
 
-/* ---- decoding ---------------------------------------------------------- */
+/* ---- schema ids -------------------------------------------------------- */
 
-static int get_string(avro_value_t *v, opt_str *out)
+static id_entry *find_id(avro_codec *c, uint32_t id)
 {
-    const char *p;
-    size_t size;
-    if (avro_value_get_string(v, &p, &size))
+    if (c->last < c->n_ids && c->ids[c->last].id == id)
+        return &c->ids[c->last];
+    for (size_t i = 0; i < c->n_ids; i++)
+        if (c->ids[i].id == id) {
+            c->last = i;
+            return &c->ids[i];
+        }
+    return NULL;
+}
+
+static id_entry *new_id(avro_codec *c, uint32_t id)
+{
+    if (c->n_ids == c->cap_ids) {
+        size_t nc = c->cap_ids ? c->cap_ids * 2 : 16;
+        id_entry *ni = realloc(c->ids, nc * sizeof *ni);
+        if (!ni)
+            return NULL;
+        c->ids = ni;
+        c->cap_ids = nc;
+    }
+    id_entry *e = &c->ids[c->n_ids++];
+    memset(e, 0, sizeof *e);
+    e->id = id;
+    return e;
+}
+
+int avro_codec_add_schema(avro_codec *c, uint32_t id, const char *json, size_t len, errbuf *err)
+{
+    avro_sch *w = avro_sch_parse(json, len, err);
+    if (!w)
         return -1;
-    out->ptr = p;
-    out->len = size ? size - 1 : 0; /* avro-c counts the NUL terminator */
-    out->present = true;
+    id_entry *e = find_id(c, id);
+    if (e)
+        entry_free(e);
+    else if (!(e = new_id(c, id))) {
+        avro_sch_free(w);
+        err_set(err, "out of memory");
+        return -1;
+    }
+    memset(e, 0, sizeof *e);
+    e->id = id;
+    e->local = true;
+    e->writer = w;
     return 0;
 }
 
-static int get_opt_string(avro_value_t *field, opt_str *out)
+void avro_codec_set_registry(avro_codec *c, schema_registry *registry)
 {
-    avro_value_t branch;
-    if (avro_value_get_current_branch(field, &branch))
-        return -1;
-    if (avro_value_get_type(&branch) == AVRO_NULL) {
-        *out = (opt_str){0};
-        return 0;
+    c->registry = registry;
+    drop_ids(c, true);
+}
+
+unsigned long avro_codec_registry_lookups(const avro_codec *c)
+{
+    return c->lookups;
+}
+
+/* Finds or fetches an id. Returns the entry (whose writer may be NULL: an
+ * unknown id), or NULL when the registry could not be asked (err set). */
+static id_entry *resolve_id(avro_codec *c, uint32_t id, errbuf *err)
+{
+    id_entry *e = find_id(c, id);
+    if (e || !c->registry)
+        return e;
+    char *text = NULL;
+    errbuf why = {{0}};
+    c->lookups++;
+    enum registry_status st = schema_registry_get(c->registry, id, &text, &why);
+    if (st == REGISTRY_UNAVAILABLE) {
+        err_set(err, "%s", why.msg);
+        return NULL;
     }
-    return get_string(&branch, out);
-}
-
-static int get_opt_long(avro_value_t *field, opt_long *out)
-{
-    avro_value_t branch;
-    if (avro_value_get_current_branch(field, &branch))
-        return -1;
-    if (avro_value_get_type(&branch) == AVRO_NULL) {
-        *out = (opt_long){0};
-        return 0;
+    avro_sch *w = NULL;
+    if (st == REGISTRY_OK) {
+        w = avro_sch_parse(text, strlen(text), &why);
+        free(text);
     }
-    out->present = true;
-    return avro_value_get_long(&branch, &out->value);
+    if (!w && c->n_unknown >= MAX_UNKNOWN_IDS)
+        drop_ids(c, false);
+    if (!(e = new_id(c, id))) {
+        avro_sch_free(w);
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    e->writer = w;
+    if (!w) {
+        c->n_unknown++;
+        snprintf(e->missing, sizeof e->missing, "%.150s", why.msg);
+    }
+    c->last = (size_t)(e - c->ids);
+    return e;
 }
 
-static int extract_event(kind_codec *kc, web_event *ev)
+static const char *short_name(const char *full)
 {
-    avro_value_t f;
-    return field_at(kc, EV_URL, &f) || get_opt_string(&f, &ev->url) ||
-           field_at(kc, EV_REFERRER, &f) || get_opt_string(&f, &ev->referrer) ||
-           field_at(kc, EV_USER_ID, &f) || get_opt_long(&f, &ev->user_id) ||
-           field_at(kc, EV_DEVICE_ID, &f) || get_opt_long(&f, &ev->device_id) ||
-           field_at(kc, EV_HOST, &f) || get_string(&f, &ev->host) ||
-           field_at(kc, EV_EVENT_TIME, &f) || avro_value_get_long(&f, &ev->event_time_ms);
+    const char *dot = full ? strrchr(full, '.') : NULL;
+    return dot ? dot + 1 : full;
 }
 
-static int extract_device(kind_codec *kc, device_record *dev)
+static avro_plan *plan_for(avro_codec *c, id_entry *e, enum record_kind kind)
 {
-    avro_value_t f;
-    return field_at(kc, DV_DEVICE_ID, &f) || avro_value_get_long(&f, &dev->device_id) ||
-           field_at(kc, DV_BROWSER, &f) || get_opt_string(&f, &dev->browser_type) ||
-           field_at(kc, DV_OS, &f) || get_opt_string(&f, &dev->os_type) ||
-           field_at(kc, DV_TYPE, &f) || get_opt_string(&f, &dev->device_type) ||
-           field_at(kc, DV_UPDATED_AT, &f) || get_opt_long(&f, &dev->updated_at_ms);
+    if (!e->tried[kind]) {
+        e->tried[kind] = true;
+        errbuf why = {{0}};
+        e->plan[kind] = avro_plan_new(kind == RECORD_DEVICE ? &c->rd_device : &c->rd_event,
+                                      e->writer, false, &why);
+        if (!e->plan[kind])
+            snprintf(e->why[kind], sizeof e->why[kind], "%.150s", why.msg);
+    }
+    return e->plan[kind];
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+static void to_event(const decoded_slots *s, web_event *ev)
+{
+    ev->url = s->s[EV_URL];
+    ev->referrer = s->s[EV_REFERRER];
+    ev->user_id = s->l[EV_USER_ID];
+    ev->device_id = s->l[EV_DEVICE_ID];
+    ev->host = s->s[EV_HOST];
+    ev->event_time_ms = s->l[EV_EVENT_TIME].value;
+}
+
+static void to_device(const decoded_slots *s, device_record *dev)
+{
+    dev->device_id = s->l[DV_DEVICE_ID].value;
+    dev->browser_type = s->s[DV_BROWSER];
+    dev->os_type = s->s[DV_OS];
+    dev->device_type = s->s[DV_TYPE];
+    dev->updated_at_ms = s->l[DV_UPDATED_AT];
 }
 
 enum decode_status avro_codec_decode(avro_codec *c, const void *buf, size_t len,
@@ -332,33 +494,47 @@ enum decode_status avro_codec_decode(avro_codec *c, const void *buf, size_t len,
                 *(const unsigned char *)buf);
         return DECODE_BAD_MAGIC;
     }
-    kind_codec *kc;
-    if (id == RECORD_WEB_EVENT)
-        kc = &c->event;
-    else if (id == RECORD_DEVICE)
-        kc = &c->device;
-    else
-        kc = NULL;
-    if (!kc || (expect_kind != RECORD_NONE && (uint32_t)expect_kind != id)) {
-        err_set(err, "schema id %u is not one this topic accepts", id);
+    id_entry *e = resolve_id(c, id, err);
+    if (!e) {
+        if (c->registry)
+            return DECODE_REGISTRY_UNAVAILABLE;
+        err_set(err, "schema id %u is not a local schema (no schema registry configured)", id);
         return DECODE_UNKNOWN_SCHEMA;
     }
-    avro_reader_memory_set_source(c->reader, (const char *)body, (int64_t)body_len);
-    if (avro_value_read(c->reader, &kc->value)) {
-        err_set(err, "Avro body does not decode with schema id %u: %s", id, avro_strerror());
-        return DECODE_BAD_BODY;
+    if (!e->writer) {
+        err_set(err, "schema id %u: %s", id, e->missing);
+        return DECODE_UNKNOWN_SCHEMA;
     }
-    char extra;
-    if (avro_read(c->reader, &extra, 1) == 0) {
-        err_set(err, "bytes left after an Avro record of schema id %u", id);
+    enum record_kind kind = expect_kind;
+    if (kind != RECORD_NONE && kind != RECORD_WEB_EVENT && kind != RECORD_DEVICE) {
+        err_set(err, "this codec decodes web events and devices only");
+        return DECODE_INCOMPATIBLE_SCHEMA;
+    }
+    if (kind == RECORD_NONE) {
+        const char *name = short_name(avro_sch_record_name(e->writer));
+        kind = name && strcmp(name, "Device") == 0 ? RECORD_DEVICE : RECORD_WEB_EVENT;
+    }
+    avro_plan *plan = plan_for(c, e, kind);
+    if (!plan) {
+        err_set(err, "schema id %u cannot be read as %s: %s", id,
+                kind == RECORD_DEVICE ? "activity.Device" : "activity.WebEvent", e->why[kind]);
+        return DECODE_INCOMPATIBLE_SCHEMA;
+    }
+    decoded_slots slots;
+    switch (avro_plan_decode(plan, body, body_len, &slots, err)) {
+    case AVRO_RES_OK:
+        break;
+    case AVRO_RES_BAD_BODY:
+        return DECODE_BAD_BODY;
+    case AVRO_RES_TRAILING:
         return DECODE_TRAILING_BYTES;
+    case AVRO_RES_MISMATCH:
+        return DECODE_SCHEMA_MISMATCH;
     }
-    out->kind = (enum record_kind)id;
-    int rc = id == RECORD_WEB_EVENT ? extract_event(kc, &out->u.event)
-                                    : extract_device(kc, &out->u.device);
-    if (rc) {
-        err_set(err, "decoded record of schema id %u has unexpected types", id);
-        return DECODE_BAD_BODY;
-    }
+    out->kind = kind;
+    if (kind == RECORD_WEB_EVENT)
+        to_event(&slots, &out->u.event);
+    else
+        to_device(&slots, &out->u.device);
     return DECODE_OK;
 }
