@@ -127,6 +127,13 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
     errbuf detail = {{0}};
     enum decode_status st =
         avro_codec_decode(p->codec, m->payload, m->len, ps->kind, &rec, &detail);
+    if (st == DECODE_REGISTRY_UNAVAILABLE) {
+        /* Nothing is known about the record: it is not a dead letter. The
+         * processor stops; a restart resumes from the fences, here. */
+        err_set(err, "%s [%d] @%lld: schema registry unavailable: %s", rd_kafka_topic_name(m->rkt),
+                m->partition, (long long)m->offset, detail.msg);
+        return -1;
+    }
     if (st != DECODE_OK)
         return dead_letter(p, m, decode_status_name(st), detail.msg, err);
 

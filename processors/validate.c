@@ -5,6 +5,8 @@
 
 #include "processors/civil_time.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void validation_defaults(validation_rules *r)
@@ -12,6 +14,29 @@ void validation_defaults(validation_rules *r)
     r->min_event_time_ms = days_from_civil(1970, 1, 1) * 86400000LL;
     r->max_event_time_ms = days_from_civil(2100, 1, 1) * 86400000LL;
     r->max_field_bytes = 4096;
+}
+
+int validation_parse_time(const char *s, int64_t *ms)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && (s[n] == '\0' || s[n] == 'T' ||
+                                                              s[n] == ' ')) {
+        if (s[n] && (sscanf(s + n + 1, "%2d:%2d:%2d", &h, &mi, &sec) != 3 || h > 23 || mi > 59 ||
+                     sec > 59))
+            return -1;
+        if (mo < 1 || mo > 12 || d < 1 || d > 31)
+            return -1;
+        *ms = (days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL +
+               sec) *
+              1000LL;
+        return 0;
+    }
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end)
+        return -1;
+    *ms = v;
+    return 0;
 }
 
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF): what

@@ -20,7 +20,12 @@ typedef struct {
     size_t max_field_bytes;
 } validation_rules;
 
+/* Defaults: event_time in [1970-01-01, 2100-01-01), fields up to 4096 bytes. */
 void validation_defaults(validation_rules *r);
+
+/* Parses a flag's time: "YYYY-MM-DD" (UTC midnight), "YYYY-MM-DDTHH:MM:SS"
+ * (UTC) or milliseconds since the epoch. Returns 0, or -1. */
+int validation_parse_time(const char *s, int64_t *ms);
 
 /* NULL when valid, else a short reason name; detail gets the specifics. */
 const char *validate_event(const validation_rules *r, const web_event *ev, errbuf *detail);

@@ -37,7 +37,7 @@ PACKAGES=(
     libcurl4-openssl-dev libmicrohttpd-dev
     check
     clang clang-format libclang-rt-14-dev
-    python3
+    python3 python3-venv
     ca-certificates
 )
 if [ "$build_only" -eq 0 ]; then

@@ -48,6 +48,10 @@ static const char help[] =
     "                           files, csv otherwise)\n"
     "  --partitions N           partitions of a created topic (default: 6)\n"
     "  --replication-factor N   replication factor of a created topic (default: 1)\n"
+    "  --schema-registry URL    register the schema under <topic>-value in this registry\n"
+    "                           and frame records with the id it gives\n"
+    "                           [$ACTIVITY_SCHEMA_REGISTRY_URL]\n"
+    "  --schema-registry-user-info USER:PASS  [$ACTIVITY_SCHEMA_REGISTRY_USER_INFO]\n"
     "\n"
     "Event CSV header: url,referrer,user_id,device_id,host,event_time (any order, extra\n"
     "columns ignored); device CSV header: device_id,browser_type,os_type,device_type\n"
@@ -61,6 +65,8 @@ enum {
     OPT_FORMAT,
     OPT_PARTITIONS,
     OPT_REPLICATION,
+    OPT_REGISTRY,
+    OPT_REGISTRY_AUTH,
 };
 
 enum input_format { FORMAT_AUTO, FORMAT_CSV, FORMAT_JSONL };
@@ -78,6 +84,7 @@ typedef struct {
     enum input_format format;
     int partitions;
     int replication;
+    registry_options registry;
 
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt; /* set once the topic exists */
@@ -212,6 +219,34 @@ static rd_kafka_t *producer_new(loader *L, errbuf *err)
     return rk;
 }
 
+/* Registers the record type's schema under "<topic>-value" (the Confluent
+ * TopicNameStrategy) and frames records with the id the registry gives. */
+static int register_schema(loader *L, errbuf *err)
+{
+    schema_registry *reg = schema_registry_new(&L->registry, err);
+    if (!reg)
+        return -1;
+    size_t len;
+    const char *text = avro_codec_schema_text(L->kind, &len);
+    char *schema = strndup(text, len);
+    char subject[512];
+    snprintf(subject, sizeof subject, "%s-value", L->topic);
+    uint32_t id = 0;
+    int rc = 0;
+    if (!schema) {
+        err_set(err, "out of memory");
+        rc = -1;
+    } else if (schema_registry_register(reg, subject, schema, &id, err) != REGISTRY_OK) {
+        rc = -1;
+    } else {
+        avro_codec_set_write_id(L->codec, L->kind, id);
+        log_info("schema registered under %s with id %u", subject, id);
+    }
+    free(schema);
+    schema_registry_free(reg);
+    return rc;
+}
+
 /* Settles the record type and creates the topic the first time a file
  * tells what it holds. */
 static int set_kind(loader *L, enum record_kind kind, errbuf *err)
@@ -231,6 +266,8 @@ static int set_kind(loader *L, enum record_kind kind, errbuf *err)
                : kind == RECORD_WEB_EVENT ? L->cfg.events_topic
                                           : L->cfg.devices_topic;
     if (kafka_ensure_topic(L->rk, L->topic, L->partitions, L->replication, err))
+        return -1;
+    if (L->registry.url && register_schema(L, err))
         return -1;
     L->rkt = rd_kafka_topic_new(L->rk, L->topic, NULL);
     if (!L->rkt) {
@@ -529,6 +566,8 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
         {"format", required_argument, 0, OPT_FORMAT},
         {"partitions", required_argument, 0, OPT_PARTITIONS},
         {"replication-factor", required_argument, 0, OPT_REPLICATION},
+        {"schema-registry", required_argument, 0, OPT_REGISTRY},
+        {"schema-registry-user-info", required_argument, 0, OPT_REGISTRY_AUTH},
         COMMON_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
@@ -569,6 +608,12 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
         case OPT_REPLICATION:
             bad = parse_count("--replication-factor", optarg, &L->replication, &err);
             break;
+        case OPT_REGISTRY:
+            L->registry.url = optarg;
+            break;
+        case OPT_REGISTRY_AUTH:
+            L->registry.user_info = optarg;
+            break;
         default: {
             int r = config_common_option(&L->cfg, opt, optarg, &err);
             if (r == 0)
@@ -595,6 +640,7 @@ int cmd_load(int argc, char **argv)
 {
     loader L = {.partitions = 6, .replication = 1};
     config_defaults(&L.cfg);
+    registry_options_defaults(&L.registry);
     int status;
     if (parse_args(&L, argc, argv, &status)) {
         config_free(&L.cfg);

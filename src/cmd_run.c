@@ -33,9 +33,35 @@ static const char help[] =
     "  --batch-size N          most messages per poll batch (default: 50000)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
+    "\n"
+    "Input (see README: Schema registry, Dead letters):\n"
+    "  --schema-registry URL   resolve schema ids in a Confluent-compatible registry\n"
+    "                          [$ACTIVITY_SCHEMA_REGISTRY_URL]; default: local ids 1, 2\n"
+    "  --schema-registry-user-info USER:PASS  basic auth [$ACTIVITY_SCHEMA_REGISTRY_USER_INFO]\n"
+    "  --schema-registry-timeout MS  per request (default: 5000; 4 retries)\n"
+    "  --writer-schema ID=FILE one more local schema id (repeatable; without a registry):\n"
+    "                          records framed with ID were written with FILE (.avsc)\n"
+    "  --min-event-time T      older events are dead letters (default: 1970-01-01)\n"
+    "  --max-event-time T      events at or after T are dead letters (default: 2100-01-01)\n"
+    "                          (T: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS UTC, or epoch ms)\n"
+    "  --max-field-bytes N     longer strings are dead letters (default: 4096)\n"
     "\n" COMMON_OPTIONS_HELP;
 
-enum { OPT_GROUP = OPT_COMMON_LAST, OPT_INSTANCE, OPT_FLUSH, OPT_UNTIL, OPT_BATCH, OPT_EXACT };
+enum {
+    OPT_GROUP = OPT_COMMON_LAST,
+    OPT_INSTANCE,
+    OPT_FLUSH,
+    OPT_UNTIL,
+    OPT_BATCH,
+    OPT_EXACT,
+    OPT_REGISTRY,
+    OPT_REGISTRY_AUTH,
+    OPT_REGISTRY_TIMEOUT,
+    OPT_MIN_TIME,
+    OPT_MAX_TIME,
+    OPT_MAX_FIELD,
+    OPT_WRITER_SCHEMA,
+};
 
 typedef struct {
     common_config common;
@@ -44,6 +70,10 @@ typedef struct {
     bool until_caught_up;
     size_t batch_size;
     long exact_limit;
+    registry_options registry;
+    validation_rules rules;
+    const char *writer_schemas[16];
+    int n_writer_schemas;
 } run_config;
 
 static volatile sig_atomic_t stop_requested;
@@ -70,12 +100,23 @@ static int parse_args(int argc, char **argv, run_config *rc)
                                          {"until-caught-up", no_argument, 0, OPT_UNTIL},
                                          {"batch-size", required_argument, 0, OPT_BATCH},
                                          {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
+                                         {"schema-registry", required_argument, 0, OPT_REGISTRY},
+                                         {"schema-registry-user-info", required_argument, 0,
+                                          OPT_REGISTRY_AUTH},
+                                         {"schema-registry-timeout", required_argument, 0,
+                                          OPT_REGISTRY_TIMEOUT},
+                                         {"min-event-time", required_argument, 0, OPT_MIN_TIME},
+                                         {"max-event-time", required_argument, 0, OPT_MAX_TIME},
+                                         {"max-field-bytes", required_argument, 0, OPT_MAX_FIELD},
+                                         {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
                                          {0, 0, 0, 0}};
     config_defaults(&rc->common);
     rc->source.group = "activity";
     rc->flush_interval = 10;
     rc->batch_size = 50000;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
+    registry_options_defaults(&rc->registry);
+    validation_defaults(&rc->rules);
     int opt;
     errbuf err = {{0}};
     char *end;
@@ -111,6 +152,41 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->exact_limit = strtol(optarg, &end, 10);
             if (*end || rc->exact_limit < 0) {
                 fprintf(stderr, "activity run: --exact-uniques-limit takes a count >= 0\n");
+                return -1;
+            }
+            break;
+        case OPT_REGISTRY:
+            rc->registry.url = optarg;
+            break;
+        case OPT_REGISTRY_AUTH:
+            rc->registry.user_info = optarg;
+            break;
+        case OPT_REGISTRY_TIMEOUT:
+            rc->registry.timeout_ms = strtol(optarg, &end, 10);
+            if (*end || rc->registry.timeout_ms <= 0) {
+                fprintf(stderr, "activity run: --schema-registry-timeout takes ms > 0\n");
+                return -1;
+            }
+            break;
+        case OPT_MIN_TIME:
+        case OPT_MAX_TIME:
+            if (validation_parse_time(optarg, opt == OPT_MIN_TIME ? &rc->rules.min_event_time_ms
+                                                                  : &rc->rules.max_event_time_ms)) {
+                fprintf(stderr, "activity run: bad time '%s' (YYYY-MM-DD or epoch ms)\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_WRITER_SCHEMA:
+            if (rc->n_writer_schemas == 16 || !strchr(optarg, '=')) {
+                fprintf(stderr, "activity run: --writer-schema takes ID=FILE (at most 16)\n");
+                return -1;
+            }
+            rc->writer_schemas[rc->n_writer_schemas++] = optarg;
+            break;
+        case OPT_MAX_FIELD:
+            rc->rules.max_field_bytes = strtoul(optarg, &end, 10);
+            if (*end || rc->rules.max_field_bytes == 0) {
+                fprintf(stderr, "activity run: --max-field-bytes takes a count > 0\n");
                 return -1;
             }
             break;
@@ -410,6 +486,39 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     return status;
 }
 
+/* --writer-schema ID=FILE: local schema ids beyond 1 and 2. */
+static int add_writer_schemas(const run_config *rc, avro_codec *codec, errbuf *err)
+{
+    for (int i = 0; i < rc->n_writer_schemas; i++) {
+        const char *arg = rc->writer_schemas[i];
+        char *end;
+        unsigned long id = strtoul(arg, &end, 10);
+        if (end == arg || *end != '=' || id > UINT32_MAX) {
+            err_set(err, "--writer-schema %s: the id must be a number", arg);
+            return -1;
+        }
+        FILE *f = fopen(end + 1, "r");
+        char *text = NULL;
+        size_t cap = 0;
+        ssize_t n = f ? getdelim(&text, &cap, '\0', f) : -1;
+        if (f)
+            fclose(f);
+        if (n < 0) {
+            free(text);
+            err_set(err, "--writer-schema %s: cannot read the file", arg);
+            return -1;
+        }
+        errbuf why = {{0}};
+        int r = avro_codec_add_schema(codec, (uint32_t)id, text, (size_t)n, &why);
+        free(text);
+        if (r) {
+            err_set(err, "--writer-schema %s: %s", arg, why.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_config rc;
@@ -422,6 +531,7 @@ int cmd_run(int argc, char **argv)
     errbuf err = {{0}};
     int status = 1;
     avro_codec *codec = NULL;
+    schema_registry *registry = NULL;
     redis_state *rs = NULL;
     pg_sink *pg = NULL;
     dlq *dead = NULL;
@@ -438,6 +548,18 @@ int cmd_run(int argc, char **argv)
 
     if (!(codec = avro_codec_new(&err)))
         goto out;
+    if (add_writer_schemas(&rc, codec, &err))
+        goto out;
+    if (rc.registry.url) {
+        if (rc.n_writer_schemas) {
+            err_set(&err, "--writer-schema is for running without a schema registry");
+            goto out;
+        }
+        if (!(registry = schema_registry_new(&rc.registry, &err)))
+            goto out;
+        avro_codec_set_registry(codec, registry);
+        log_info("schema ids are resolved in the registry at %s", rc.registry.url);
+    }
     if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
         redis_state_check_layout(rs, &err))
         goto out;
@@ -450,6 +572,7 @@ int cmd_run(int argc, char **argv)
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
     pipeline_init(&pipe, codec, rs, dead, rc.common.events_topic, rc.common.devices_topic);
+    pipe.rules = rc.rules;
     pipe_ready = true;
     if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)))
         goto out;
@@ -493,6 +616,7 @@ out:
     pg_sink_free(pg);
     redis_state_free(rs);
     avro_codec_free(codec);
+    schema_registry_free(registry);
     config_free(&rc.common);
     return status;
 }

@@ -8,5 +8,6 @@
 int cmd_run(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
 
 #endif

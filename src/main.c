@@ -17,6 +17,7 @@ static const char usage[] =
     "  run       consume the topics, keep state in Redis, flush to PostgreSQL\n"
     "  load      produce CSV / JSON-lines files to a topic as Avro records\n"
     "  migrate   create the PostgreSQL sink tables\n"
+    "  dlq       list dead letters, re-drive them to their source topic\n"
     "\n"
     "`activity <command> --help` describes a command's options.\n";
 
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
         return cmd_load(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "dlq") == 0)
+        return cmd_dlq(argc - 1, argv + 1);
     fprintf(stderr, "activity: unknown command '%s'\n\n%s", cmd, usage);
     return 2;
 }
