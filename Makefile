@@ -5,6 +5,8 @@
 #   make test       install what is missing, start the stack, run unit (also under ASan/UBSan)
 #                   and integration tests
 #   make bench      throughput / Redis cost figures (prints, never fails on them)
+#   make fuzz       libFuzzer + ASan/UBSan on framing, Avro decode, validation
+#                   (FUZZ_SECONDS, default 60; part of make test)
 #   make format     clang-format every C file
 
 CC       ?= cc
@@ -28,7 +30,7 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all deps demo test unit unit-asan integration bench format clean stack-up stack-down
+.PHONY: all deps demo test unit unit-asan integration bench format clean stack-up stack-down fuzz
 
 all: bin/activity
 
@@ -72,6 +74,7 @@ test:
 	scripts/deps.sh
 	$(MAKE) all build/unit_tests build/unit_tests_asan
 	$(MAKE) unit unit-asan
+	$(MAKE) fuzz
 	tests/integration/run_all.sh
 
 demo:
@@ -98,3 +101,20 @@ clean:
 
 build/consume_decode: tests/bench/consume_decode.c $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
+
+# Fuzzing (libFuzzer needs clang): the library objects built with ASan/UBSan
+# and fuzzer coverage, the target linked with libFuzzer's main.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -Ibuild/gen $(PKG_CFLAGS) -O1 -g \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OBJ := $(patsubst %.c,build/fuzz/%.o,$(LIB_SRC) $(GEN))
+
+build/fuzz/%.o: %.c $(HEADERS) | $(GEN)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz_decode: tests/fuzz/fuzz_decode.c $(FUZZ_OBJ)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz: build/fuzz_decode
+	tests/fuzz/run.sh $(FUZZ_SECONDS)

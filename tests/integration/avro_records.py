@@ -262,9 +262,11 @@ def cmd_hostile(a):
     out = Out(a.brokers, a.topic)
     rnd = random.Random(9)
     start = to_ms("2023-01-01 00:00:00.000000")
-    with open(a.csv, "w", newline="") as f:
-        w = csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        w.writerow(["url", "referrer", "user_id", "device_id", "host", "event_time"])
+    def q(text):  # always quoted: CSV then keeps CR, LF and quotes verbatim
+        return '"' + text.replace('"', '""') + '"'
+
+    with open(a.csv, "w", newline="", encoding="utf-8") as f:
+        f.write("url,referrer,user_id,device_id,host,event_time\n")
         for i in range(a.count):
             host = HOSTILE[i % len(HOSTILE)]
             url = "/" + HOSTILE[(i * 7 + 3) % len(HOSTILE)][:200]
@@ -277,8 +279,8 @@ def cmd_hostile(a):
             fastavro.schemaless_writer(buf, reader, ev)
             out.send(buf.getvalue(), key_of(user))
             d = EPOCH + datetime.timedelta(milliseconds=t)
-            w.writerow([url, "", "" if user is None else user, "", host,
-                        d.strftime("%Y-%m-%d %H:%M:%S.%f")])
+            f.write(",".join([q(url), "", "" if user is None else str(user), "", q(host),
+                              d.strftime("%Y-%m-%d %H:%M:%S.%f")]) + "\n")
     out.close()
 
 
