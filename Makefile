@@ -19,7 +19,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -Ibuild/gen $(PKG_CFL
 LDLIBS   := $(PKG_LIBS) -lm
 
 LIB_SRC  := $(wildcard consumers/*.c processors/*.c sinks/*.c) $(filter-out src/main.c,$(wildcard src/*.c))
-EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/schema.sql
+EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/schema.sql sinks/scd2.sql
 GEN      := build/gen/embedded.c
 HEADERS  := $(wildcard consumers/*.h processors/*.h sinks/*.h src/*.h)
 

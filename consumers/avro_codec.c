@@ -13,8 +13,10 @@
  */
 #include "consumers/avro_codec.h"
 
+#include "consumers/avro_flatten.h"
 #include "consumers/avro_resolve.h"
 #include "consumers/framing.h"
+#include "processors/dims.h"
 #include "src/embedded.h"
 
 #include <avro.h>
@@ -29,6 +31,12 @@ static const char *const event_fields[EV_NFIELDS] = {"url",       "referrer", "u
                                                      "device_id", "host",     "event_time"};
 static const char *const device_fields[DV_NFIELDS] = {"device_id", "browser_type", "os_type",
                                                       "device_type", "updated_at"};
+
+/* User profiles: encoded nested (schemas/user_profile.avsc), read flat
+ * (avro_flatten.h): user_id, name_first, ..., contact_value, updated_at. */
+enum { PR_USER_ID, PR_ATTR0, PR_UPDATED_AT = PR_ATTR0 + PROFILE_NATTRS, PR_NFIELDS };
+static const char *const profile_top_fields[] = {"user_id", "name", "address", "contact",
+                                                 "updated_at"};
 
 typedef struct {
     avro_schema_t schema;
@@ -60,6 +68,9 @@ struct avro_codec {
     kind_codec device;
     reader_schema rd_event;
     reader_schema rd_device;
+    kind_codec profile;
+    reader_schema rd_profile;
+    char profile_names[PR_NFIELDS][32];
     id_entry *ids;
     size_t n_ids, cap_ids, n_unknown;
     size_t last; /* index of the last id used (records come in runs) */
@@ -82,14 +93,53 @@ uint32_t avro_codec_schema_id(enum record_kind kind)
 
 void avro_codec_set_write_id(avro_codec *c, enum record_kind kind, uint32_t id)
 {
-    if (kind == RECORD_WEB_EVENT || kind == RECORD_DEVICE)
+    if (kind == RECORD_WEB_EVENT || kind == RECORD_DEVICE || kind == RECORD_USER_PROFILE)
         c->write_id[kind] = id;
 }
 
 const char *avro_codec_schema_text(enum record_kind kind, size_t *len)
 {
+    if (kind == RECORD_USER_PROFILE)
+        return embedded_file("schemas/user_profile.avsc", len);
     return embedded_file(kind == RECORD_DEVICE ? "schemas/device.avsc" : "schemas/web_event.avsc",
                          len);
+}
+
+/* Parses a writer schema, its nested records read as flat fields. */
+static avro_sch *parse_writer(const char *json, size_t len, errbuf *err)
+{
+    size_t flen;
+    char *flat = avro_flatten(json, len, &flen, err);
+    if (!flat)
+        return NULL;
+    avro_sch *w = avro_sch_parse(flat, flen, err);
+    free(flat);
+    return w;
+}
+
+/* The profile's reader: the flattened user_profile.avsc. */
+static int profile_reader_init(avro_codec *c, errbuf *err)
+{
+    const char *fields[PR_NFIELDS];
+    snprintf(c->profile_names[PR_USER_ID], sizeof c->profile_names[0], "user_id");
+    for (int i = 0; i < PROFILE_NATTRS; i++)
+        snprintf(c->profile_names[PR_ATTR0 + i], sizeof c->profile_names[0], "%s_%s",
+                 profile_paths[i][0], profile_paths[i][1]);
+    snprintf(c->profile_names[PR_UPDATED_AT], sizeof c->profile_names[0], "updated_at");
+    for (int k = 0; k < PR_NFIELDS; k++)
+        fields[k] = c->profile_names[k];
+    size_t len, flen;
+    const char *text = avro_codec_schema_text(RECORD_USER_PROFILE, &len);
+    char *flat = text ? avro_flatten(text, len, &flen, err) : NULL;
+    if (!flat) {
+        if (!text)
+            err_set(err, "schema user_profile is not embedded in this build");
+        return -1;
+    }
+    int rc = reader_schema_init(&c->rd_profile, RECORD_USER_PROFILE, flat, flen, fields,
+                                PR_NFIELDS, err);
+    free(flat);
+    return rc;
 }
 
 const char *decode_status_name(enum decode_status status)
@@ -167,7 +217,9 @@ avro_codec *avro_codec_new(errbuf *err)
         return NULL;
     }
     if (kind_init(&c->event, "web_event", event_fields, EV_NFIELDS, err) ||
-        kind_init(&c->device, "device", device_fields, DV_NFIELDS, err)) {
+        kind_init(&c->device, "device", device_fields, DV_NFIELDS, err) ||
+        kind_init(&c->profile, "user_profile", profile_top_fields,
+                  (int)(sizeof profile_top_fields / sizeof profile_top_fields[0]), err)) {
         avro_codec_free(c);
         return NULL;
     }
@@ -183,8 +235,16 @@ avro_codec *avro_codec_new(errbuf *err)
         avro_codec_free(c);
         return NULL;
     }
+    size_t plen;
+    const char *ptext = avro_codec_schema_text(RECORD_USER_PROFILE, &plen);
+    if (profile_reader_init(c, err) ||
+        avro_codec_add_schema(c, RECORD_USER_PROFILE, ptext, plen, err)) {
+        avro_codec_free(c);
+        return NULL;
+    }
     c->write_id[RECORD_WEB_EVENT] = RECORD_WEB_EVENT;
     c->write_id[RECORD_DEVICE] = RECORD_DEVICE;
+    c->write_id[RECORD_USER_PROFILE] = RECORD_USER_PROFILE;
     c->wcap = 4096;
     c->wbuf = malloc(c->wcap);
     c->writer = avro_writer_memory(c->wbuf, (int64_t)c->wcap);
@@ -224,10 +284,12 @@ void avro_codec_free(avro_codec *c)
         return;
     kind_free(&c->event);
     kind_free(&c->device);
+    kind_free(&c->profile);
     drop_ids(c, true);
     free(c->ids);
     reader_schema_free(&c->rd_event);
     reader_schema_free(&c->rd_device);
+    reader_schema_free(&c->rd_profile);
     if (c->writer)
         avro_writer_free(c->writer);
     free(c->wbuf);
@@ -340,6 +402,25 @@ int avro_codec_encode_device(avro_codec *c, const device_record *dev, const void
     return write_framed(c, kc, RECORD_DEVICE, out, len, err);
 }
 
+int avro_codec_encode_profile(avro_codec *c, const profile_record *p, const void **out,
+                              size_t *len, errbuf *err)
+{
+    kind_codec *kc = &c->profile;
+    avro_value_t f, sub;
+    int rc = field_at(kc, 0, &f) || avro_value_set_long(&f, p->user_id);
+    for (int i = 0; !rc && i < PROFILE_NATTRS; i++)
+        rc = avro_value_get_by_name(&kc->value, profile_paths[i][0], &f, NULL) ||
+             avro_value_get_by_name(&f, profile_paths[i][1], &sub, NULL) ||
+             set_opt_string(c, &sub, p->attrs[i]);
+    rc = rc || avro_value_get_by_name(&kc->value, "updated_at", &f, NULL) ||
+         set_opt_long(&f, p->updated_at_ms);
+    if (rc) {
+        err_set(err, "cannot set user profile fields: %s", avro_strerror());
+        return -1;
+    }
+    return write_framed(c, kc, RECORD_USER_PROFILE, out, len, err);
+}
+
 /* ---- schema ids -------------------------------------------------------- */
 
 static id_entry *find_id(avro_codec *c, uint32_t id)
@@ -372,7 +453,7 @@ static id_entry *new_id(avro_codec *c, uint32_t id)
 
 int avro_codec_add_schema(avro_codec *c, uint32_t id, const char *json, size_t len, errbuf *err)
 {
-    avro_sch *w = avro_sch_parse(json, len, err);
+    avro_sch *w = parse_writer(json, len, err);
     if (!w)
         return -1;
     id_entry *e = find_id(c, id);
@@ -418,7 +499,7 @@ static id_entry *resolve_id(avro_codec *c, uint32_t id, errbuf *err)
     }
     avro_sch *w = NULL;
     if (st == REGISTRY_OK) {
-        w = avro_sch_parse(text, strlen(text), &why);
+        w = parse_writer(text, strlen(text), &why);
         free(text);
     }
     if (!w && c->n_unknown >= MAX_UNKNOWN_IDS)
@@ -448,8 +529,10 @@ static avro_plan *plan_for(avro_codec *c, id_entry *e, enum record_kind kind)
     if (!e->tried[kind]) {
         e->tried[kind] = true;
         errbuf why = {{0}};
-        e->plan[kind] = avro_plan_new(kind == RECORD_DEVICE ? &c->rd_device : &c->rd_event,
-                                      e->writer, false, &why);
+        const reader_schema *r = kind == RECORD_DEVICE         ? &c->rd_device
+                                 : kind == RECORD_USER_PROFILE ? &c->rd_profile
+                                                               : &c->rd_event;
+        e->plan[kind] = avro_plan_new(r, e->writer, false, &why);
         if (!e->plan[kind])
             snprintf(e->why[kind], sizeof e->why[kind], "%.150s", why.msg);
     }
@@ -475,6 +558,15 @@ static void to_device(const decoded_slots *s, device_record *dev)
     dev->os_type = s->s[DV_OS];
     dev->device_type = s->s[DV_TYPE];
     dev->updated_at_ms = s->l[DV_UPDATED_AT];
+}
+
+static void to_profile(const decoded_slots *s, profile_record *p)
+{
+    p->user_id = s->l[PR_USER_ID].value;
+    for (int i = 0; i < PROFILE_NATTRS; i++)
+        p->attrs[i] = s->s[PR_ATTR0 + i];
+    p->updated_at_ms = s->l[PR_UPDATED_AT];
+    p->deleted = false;
 }
 
 enum decode_status avro_codec_decode(avro_codec *c, const void *buf, size_t len,
@@ -506,18 +598,24 @@ enum decode_status avro_codec_decode(avro_codec *c, const void *buf, size_t len,
         return DECODE_UNKNOWN_SCHEMA;
     }
     enum record_kind kind = expect_kind;
-    if (kind != RECORD_NONE && kind != RECORD_WEB_EVENT && kind != RECORD_DEVICE) {
-        err_set(err, "this codec decodes web events and devices only");
+    if (kind != RECORD_NONE && kind != RECORD_WEB_EVENT && kind != RECORD_DEVICE &&
+        kind != RECORD_USER_PROFILE) {
+        err_set(err, "this codec decodes web events, devices and user profiles only");
         return DECODE_INCOMPATIBLE_SCHEMA;
     }
     if (kind == RECORD_NONE) {
         const char *name = short_name(avro_sch_record_name(e->writer));
-        kind = name && strcmp(name, "Device") == 0 ? RECORD_DEVICE : RECORD_WEB_EVENT;
+        kind = name && strcmp(name, "Device") == 0        ? RECORD_DEVICE
+               : name && strcmp(name, "UserProfile") == 0 ? RECORD_USER_PROFILE
+                                                          : RECORD_WEB_EVENT;
     }
     avro_plan *plan = plan_for(c, e, kind);
     if (!plan) {
         err_set(err, "schema id %u cannot be read as %s: %s", id,
-                kind == RECORD_DEVICE ? "activity.Device" : "activity.WebEvent", e->why[kind]);
+                kind == RECORD_DEVICE         ? "activity.Device"
+                : kind == RECORD_USER_PROFILE ? "activity.UserProfile"
+                                              : "activity.WebEvent",
+                e->why[kind]);
         return DECODE_INCOMPATIBLE_SCHEMA;
     }
     decoded_slots slots;
@@ -534,6 +632,8 @@ enum decode_status avro_codec_decode(avro_codec *c, const void *buf, size_t len,
     out->kind = kind;
     if (kind == RECORD_WEB_EVENT)
         to_event(&slots, &out->u.event);
+    else if (kind == RECORD_USER_PROFILE)
+        to_profile(&slots, &out->u.profile);
     else
         to_device(&slots, &out->u.device);
     return DECODE_OK;

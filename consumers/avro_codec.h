@@ -8,8 +8,9 @@
  * allocation-free decoder whose strings point into the message. Decoded
  * structs stay valid as long as the buffer passed to avro_codec_decode.
  *
- * Schema ids: without a schema registry, id 1 is schemas/web_event.avsc
- * and id 2 is schemas/device.avsc (plus any added with
+ * Schema ids: without a schema registry, id 1 is schemas/web_event.avsc,
+ * id 2 schemas/device.avsc and id 3 schemas/user_profile.avsc (whose
+ * nested records are read as flat fields, see avro_flatten.h; plus any added with
  * avro_codec_add_schema). With a registry, every id is looked up there
  * once (GET /schemas/ids/{id}) and the parsed schema and plan are cached;
  * ids the registry does not know are cached as unknown too (bounded).
@@ -40,7 +41,7 @@ int avro_codec_add_schema(avro_codec *codec, uint32_t id, const char *json, size
 /* The reader schema text of a kind (schemas/<kind>.avsc), for registering. */
 const char *avro_codec_schema_text(enum record_kind kind, size_t *len);
 
-/* The schema id records of a kind are written with: the local id (1 or 2)
+/* The schema id records of a kind are written with: the local id (1, 2, 3)
  * unless avro_codec_set_write_id set the id a registry gave. */
 uint32_t avro_codec_schema_id(enum record_kind kind);
 void avro_codec_set_write_id(avro_codec *codec, enum record_kind kind, uint32_t id);
@@ -51,6 +52,8 @@ int avro_codec_encode_event(avro_codec *codec, const web_event *ev, const void *
                             errbuf *err);
 int avro_codec_encode_device(avro_codec *codec, const device_record *dev, const void **out,
                              size_t *len, errbuf *err);
+int avro_codec_encode_profile(avro_codec *codec, const profile_record *p, const void **out,
+                              size_t *len, errbuf *err);
 
 /* Why a record could not be decoded; the names go into dead-letter headers.
  * DECODE_REGISTRY_UNAVAILABLE is not about the record: the caller must
@@ -71,7 +74,7 @@ const char *decode_status_name(enum decode_status status);
 
 /* Decodes a framed record; expect_kind (RECORD_NONE for any) is the reader
  * schema to resolve into (with RECORD_NONE, the writer record's name picks
- * it: WebEvent or Device). */
+ * it: WebEvent, Device or UserProfile). */
 enum decode_status avro_codec_decode(avro_codec *codec, const void *buf, size_t len,
                                      enum record_kind expect_kind, decoded_record *out,
                                      errbuf *err);

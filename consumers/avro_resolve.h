@@ -54,7 +54,7 @@ enum reader_type {
     READER_OPT_LONG,
 };
 
-#define READER_MAX_FIELDS 8
+#define READER_MAX_FIELDS 12 /* a user profile read flat has 12 */
 
 /* One reader record: field names in the order the caller wants them in a
  * decoded_slots, their types and defaults, read from the reader schema. */

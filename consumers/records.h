@@ -38,7 +38,32 @@ typedef struct {
     opt_str os_type;
     opt_str device_type;
     opt_long updated_at_ms;
+    bool deleted; /* only in `activity load` input: produce a tombstone for device_id */
 } device_record;
+
+/* A change of a user's profile (seed 004); attrs[] are in this order, named
+ * as dim_users' columns (processors/dims.h has the names and the nested
+ * Avro / JSON paths: name.first, ..., contact.value). */
+enum {
+    PROFILE_FIRST_NAME,
+    PROFILE_LAST_NAME,
+    PROFILE_TITLE,
+    PROFILE_STREET,
+    PROFILE_CITY,
+    PROFILE_STATE,
+    PROFILE_COUNTRY,
+    PROFILE_ZIP,
+    PROFILE_CONTACT_TYPE,
+    PROFILE_CONTACT_VALUE,
+    PROFILE_NATTRS
+};
+
+typedef struct {
+    int64_t user_id;
+    opt_str attrs[PROFILE_NATTRS];
+    opt_long updated_at_ms;
+    bool deleted; /* only in `activity load` input: produce a tombstone for user_id */
+} profile_record;
 
 /* Schema ids of the local schema directory, used in the Confluent framing
  * until a schema registry assigns them. */
@@ -46,6 +71,7 @@ enum record_kind {
     RECORD_NONE = 0,
     RECORD_WEB_EVENT = 1,
     RECORD_DEVICE = 2,
+    RECORD_USER_PROFILE = 3,
 };
 
 typedef struct {
@@ -53,6 +79,7 @@ typedef struct {
     union {
         web_event event;
         device_record device;
+        profile_record profile;
     } u;
 } decoded_record;
 

@@ -9,6 +9,7 @@
 #include "consumers/text_records.h"
 
 #include "processors/civil_time.h"
+#include "processors/dims.h"
 #include "processors/validate.h"
 
 #include <stdio.h>
@@ -16,12 +17,24 @@
 #include <strings.h>
 
 enum { EV_URL, EV_REFERRER, EV_USER_ID, EV_DEVICE_ID, EV_HOST, EV_EVENT_TIME, EV_NFIELDS };
-enum { DV_DEVICE_ID, DV_BROWSER, DV_OS, DV_TYPE, DV_UPDATED_AT, DV_NFIELDS };
+enum { DV_DEVICE_ID, DV_BROWSER, DV_OS, DV_TYPE, DV_UPDATED_AT, DV_DELETED, DV_NFIELDS };
+/* Profile columns: user_id, the PROFILE_NATTRS attributes, updated_at, deleted. */
+enum { PF_USER_ID, PF_ATTR0, PF_UPDATED_AT = PF_ATTR0 + PROFILE_NATTRS, PF_DELETED, PF_NFIELDS };
 
 static const char *const event_names[EV_NFIELDS] = {"url",       "referrer", "user_id",
                                                     "device_id", "host",     "event_time"};
-static const char *const device_names[DV_NFIELDS] = {"device_id", "browser_type", "os_type",
-                                                     "device_type", "updated_at"};
+static const char *const device_names[DV_NFIELDS] = {"device_id",   "browser_type", "os_type",
+                                                     "device_type", "updated_at",   "deleted"};
+
+/* The profile's column names, from dims.h's dim_users columns. */
+static void profile_names(const char *names[PF_NFIELDS])
+{
+    names[PF_USER_ID] = "user_id";
+    for (int i = 0; i < PROFILE_NATTRS; i++)
+        names[PF_ATTR0 + i] = dim_tables[DIM_USERS].attrs[i];
+    names[PF_UPDATED_AT] = "updated_at";
+    names[PF_DELETED] = "deleted";
+}
 
 /* Shows a value in a message: at most SHOW_MAX bytes, then "...". */
 #define SHOW_MAX 40
@@ -38,7 +51,11 @@ int text_kind_from_name(const char *name, enum record_kind *kind, errbuf *err)
         *kind = RECORD_DEVICE;
         return 0;
     }
-    err_set(err, "unknown schema '%s' (this build loads web_event or device)", name);
+    if (strcmp(name, "user_profile") == 0) {
+        *kind = RECORD_USER_PROFILE;
+        return 0;
+    }
+    err_set(err, "unknown schema '%s' (this build loads web_event, device or user_profile)", name);
     return -1;
 }
 
@@ -49,6 +66,8 @@ const char *text_kind_name(enum record_kind kind)
         return "web_event";
     case RECORD_DEVICE:
         return "device";
+    case RECORD_USER_PROFILE:
+        return "user_profile";
     case RECORD_NONE:
         break;
     }
@@ -131,6 +150,26 @@ static int time_from_text(const char *name, const char *s, size_t len, int64_t *
     return 0;
 }
 
+/* true/false, t/f, yes/no, 1/0 in any case; empty is false. */
+static int bool_from_text(const char *name, const char *s, size_t len, bool *out, errbuf *err)
+{
+    static const char *const yes[] = {"true", "t", "yes", "1"}, *const no[] = {"false", "f", "no",
+                                                                             "0"};
+    *out = false;
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (len == strlen(yes[i]) && strncasecmp(s, yes[i], len) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (len == strlen(no[i]) && strncasecmp(s, no[i], len) == 0)
+            return 0;
+    }
+    err_set(err, "%s '%.*s%s' is not a boolean (true/false, yes/no, 1/0)", name, SHOW(s, len));
+    return -1;
+}
+
 static int check_text(const char *name, opt_str v, errbuf *err)
 {
     if (v.present && !utf8_valid(v.ptr, v.len)) {
@@ -189,6 +228,8 @@ enum record_kind text_kind_from_csv_header(const csv_record *header)
         return RECORD_WEB_EVENT;
     if (find_column(header, "device_id") >= 0 && find_column(header, "browser_type") >= 0)
         return RECORD_DEVICE;
+    if (find_column(header, "user_id") >= 0 && find_column(header, "first_name") >= 0)
+        return RECORD_USER_PROFILE;
     return RECORD_NONE;
 }
 
@@ -196,14 +237,20 @@ int text_csv_header_init(text_csv_header *h, enum record_kind kind, const csv_re
                          errbuf *err)
 {
     const char *const *names;
+    const char *pnames[PF_NFIELDS];
     int n, required;
-    if (kind == RECORD_WEB_EVENT) {
+    if (kind == RECORD_USER_PROFILE) {
+        profile_names(pnames);
+        names = pnames;
+        n = PF_NFIELDS;
+        required = PF_UPDATED_AT; /* updated_at and deleted are optional */
+    } else if (kind == RECORD_WEB_EVENT) {
         names = event_names;
         n = required = EV_NFIELDS;
     } else if (kind == RECORD_DEVICE) {
         names = device_names;
         n = DV_NFIELDS;
-        required = DV_UPDATED_AT; /* updated_at is optional */
+        required = DV_UPDATED_AT; /* updated_at and deleted are optional */
     } else {
         err_set(err, "no CSV columns are defined for record type %d", (int)kind);
         return -1;
@@ -277,6 +324,27 @@ int text_event_from_csv(const text_csv_header *h, const csv_record *rec, web_eve
     return 0;
 }
 
+/* The optional updated_at and deleted columns of a dimension change. */
+static int csv_change_time(const text_csv_header *h, const csv_record *rec, int updated_col,
+                           int deleted_col, opt_long *updated_at, bool *deleted, errbuf *err)
+{
+    *updated_at = (opt_long){0};
+    *deleted = false;
+    if (h->col[updated_col] >= 0) {
+        const csv_field *u = &rec->fields[h->col[updated_col]];
+        if (u->len > 0) {
+            if (time_from_text("updated_at", u->ptr, u->len, &updated_at->value, err))
+                return -1;
+            updated_at->present = true;
+        }
+    }
+    if (h->col[deleted_col] >= 0) {
+        const csv_field *d = &rec->fields[h->col[deleted_col]];
+        return bool_from_text("deleted", d->ptr, d->len, deleted, err);
+    }
+    return 0;
+}
+
 int text_device_from_csv(const text_csv_header *h, const csv_record *rec, device_record *dev,
                          errbuf *err)
 {
@@ -291,20 +359,31 @@ int text_device_from_csv(const text_csv_header *h, const csv_record *rec, device
     dev->browser_type = csv_str(&f[h->col[DV_BROWSER]], true);
     dev->os_type = csv_str(&f[h->col[DV_OS]], true);
     dev->device_type = csv_str(&f[h->col[DV_TYPE]], true);
-    dev->updated_at_ms = (opt_long){0};
     if (check_text("browser_type", dev->browser_type, err) ||
         check_text("os_type", dev->os_type, err) ||
         check_text("device_type", dev->device_type, err))
         return -1;
-    if (h->col[DV_UPDATED_AT] >= 0) {
-        const csv_field *u = &f[h->col[DV_UPDATED_AT]];
-        if (u->len > 0) {
-            if (time_from_text("updated_at", u->ptr, u->len, &dev->updated_at_ms.value, err))
-                return -1;
-            dev->updated_at_ms.present = true;
-        }
+    return csv_change_time(h, rec, DV_UPDATED_AT, DV_DELETED, &dev->updated_at_ms, &dev->deleted,
+                           err);
+}
+
+int text_profile_from_csv(const text_csv_header *h, const csv_record *rec, profile_record *p,
+                          errbuf *err)
+{
+    if (check_width(h, rec, err))
+        return -1;
+    const csv_field *f = rec->fields;
+    const csv_field *id = &f[h->col[PF_USER_ID]];
+    opt_long user_id;
+    if (int_from_text("user_id", id->ptr, id->len, true, &user_id, err))
+        return -1;
+    p->user_id = user_id.value;
+    for (int i = 0; i < PROFILE_NATTRS; i++) {
+        p->attrs[i] = csv_str(&f[h->col[PF_ATTR0 + i]], true);
+        if (check_text(dim_tables[DIM_USERS].attrs[i], p->attrs[i], err))
+            return -1;
     }
-    return 0;
+    return csv_change_time(h, rec, PF_UPDATED_AT, PF_DELETED, &p->updated_at_ms, &p->deleted, err);
 }
 
 /* ---- JSON -------------------------------------------------------------- */
@@ -339,6 +418,8 @@ enum record_kind text_kind_from_json(const json_t *obj)
         return RECORD_WEB_EVENT;
     if (json_object_get(obj, "device_id") && json_object_get(obj, "browser_type"))
         return RECORD_DEVICE;
+    if (json_object_get(obj, "user_id") && json_object_get(obj, "name"))
+        return RECORD_USER_PROFILE;
     return RECORD_NONE;
 }
 
@@ -431,6 +512,34 @@ int text_event_from_json(const json_t *obj, web_event *ev, errbuf *err)
     return json_time(when, "event_time", &ev->event_time_ms, err);
 }
 
+/* The optional updated_at and deleted keys of a dimension change. */
+static int json_change_time(const json_t *obj, opt_long *updated_at, bool *deleted, errbuf *err)
+{
+    *updated_at = (opt_long){0};
+    *deleted = false;
+    const json_t *u = json_object_get(obj, "updated_at");
+    if (u && !json_is_null(u) && !(json_is_string(u) && json_string_length(u) == 0)) {
+        if (json_time(u, "updated_at", &updated_at->value, err))
+            return -1;
+        updated_at->present = true;
+    }
+    const json_t *d = json_object_get(obj, "deleted");
+    if (!d || json_is_null(d))
+        return 0;
+    if (json_is_boolean(d)) {
+        *deleted = json_is_true(d);
+        return 0;
+    }
+    if (json_is_integer(d) && (json_integer_value(d) == 0 || json_integer_value(d) == 1)) {
+        *deleted = json_integer_value(d) == 1;
+        return 0;
+    }
+    if (json_is_string(d))
+        return bool_from_text("deleted", json_string_value(d), json_string_length(d), deleted, err);
+    err_set(err, "deleted must be a boolean, not %s", json_type_name(d));
+    return -1;
+}
+
 int text_device_from_json(const json_t *obj, device_record *dev, errbuf *err)
 {
     if (!json_is_object(obj)) {
@@ -444,12 +553,38 @@ int text_device_from_json(const json_t *obj, device_record *dev, errbuf *err)
         json_opt_str(obj, "device_type", true, &dev->device_type, err))
         return -1;
     dev->device_id = id.value;
-    dev->updated_at_ms = (opt_long){0};
-    const json_t *u = json_object_get(obj, "updated_at");
-    if (u && !json_is_null(u) && !(json_is_string(u) && json_string_length(u) == 0)) {
-        if (json_time(u, "updated_at", &dev->updated_at_ms.value, err))
-            return -1;
-        dev->updated_at_ms.present = true;
+    return json_change_time(obj, &dev->updated_at_ms, &dev->deleted, err);
+}
+
+int text_profile_from_json(const json_t *obj, profile_record *p, errbuf *err)
+{
+    if (!json_is_object(obj)) {
+        err_set(err, "expected a JSON object, got %s", json_type_name(obj));
+        return -1;
     }
-    return 0;
+    opt_long id;
+    if (json_opt_long(obj, "user_id", true, &id, err))
+        return -1;
+    p->user_id = id.value;
+    for (int i = 0; i < PROFILE_NATTRS; i++) {
+        const char *parent = profile_paths[i][0];
+        const json_t *o = json_object_get(obj, parent);
+        p->attrs[i] = (opt_str){0};
+        if (!o || json_is_null(o))
+            continue;
+        if (!json_is_object(o)) {
+            err_set(err, "%s must be an object or null, not %s", parent, json_type_name(o));
+            return -1;
+        }
+        char name[32];
+        snprintf(name, sizeof name, "%s.%s", parent, profile_paths[i][1]);
+        if (json_opt_str(o, profile_paths[i][1], true, &p->attrs[i], err)) {
+            /* Name the field by its path, not its last key alone. */
+            errbuf detail = *err;
+            const char *rest = strchr(detail.msg, ' ');
+            err_set(err, "%s%s", name, rest ? rest : "");
+            return -1;
+        }
+    }
+    return json_change_time(obj, &p->updated_at_ms, &p->deleted, err);
 }

@@ -10,6 +10,8 @@
 --   host-days: month(YYYYMM) day(D) ymd(YYYYMMDD) host hits nusers user...
 --   user hashes: month bucket nusers, then per user: user ndev (dev mask)...
 --   devices: device value
+--   dimension changes: field entries (processors/dims.h: field "d<id>" or
+--     "u<id>", entries "<updated_at>:<len>:<payload>"..., sorted)
 -- Returns {1} when applied, {0, current fence} when the fence moved (another
 -- instance applied this range, or this one is a zombie): nothing is written.
 local fence_key = KEYS[1]
@@ -135,6 +137,52 @@ for _ = 1, nd do
       dirty[#dirty + 1] = 'n' .. dev
     elseif browser(old) ~= browser(val) then
       dirty[#dirty + 1] = 'c' .. dev
+    end
+  end
+end
+
+-- Dimension changes are buffered per entity in the hash <pre>dim until a
+-- flush takes it: each value is the entity's changes, sorted by updated_at,
+-- an exact repeat (same updated_at, same payload) kept once.
+local function dim_entries(s)
+  local list, pos = {}, 1
+  while pos <= #s do
+    local ts, n, p = string.match(s, '^(%-?%d+):(%d+):()', pos)
+    if not ts then return {} end -- not ours: replaced, never a half-applied batch
+    n = tonumber(n)
+    list[#list + 1] = {tonumber(ts), ts, string.sub(s, p, p + n - 1)}
+    pos = p + n
+  end
+  return list
+end
+
+local nz = tonumber(ARGV[i] or '0'); i = i + 1
+local dimkey = pre .. 'dim'
+for _ = 1, nz do
+  local field, new = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  local old = redis.call('HGET', dimkey, field)
+  if not old then
+    redis.call('HSET', dimkey, field, new)
+  else
+    local merged, have, added = dim_entries(old), {}, false
+    for _, e in ipairs(merged) do have[e[2] .. ':' .. e[3]] = true end
+    for _, e in ipairs(dim_entries(new)) do
+      local k = e[2] .. ':' .. e[3]
+      if not have[k] then
+        have[k] = true
+        merged[#merged + 1] = e
+        added = true
+      end
+    end
+    if added then
+      table.sort(merged, function(a, b)
+        if a[1] ~= b[1] then return a[1] < b[1] end
+        return a[3] < b[3]
+      end)
+      local parts = {}
+      for k, e in ipairs(merged) do parts[k] = e[2] .. ':' .. #e[3] .. ':' .. e[3] end
+      redis.call('HSET', dimkey, field, table.concat(parts))
     end
   end
 end

@@ -33,6 +33,8 @@ void batch_init(batch *b)
     bytes_map_init(&b->user_seen);
     bytes_map_init(&b->ud_index);
     bytes_map_init(&b->device_index);
+    bytes_map_init(&b->dim_index);
+    bytes_map_init(&b->dim_seen);
     batch_reset(b);
 }
 
@@ -42,31 +44,38 @@ void batch_free(batch *b)
     free(b->users);
     free(b->uds);
     free(b->devices);
+    free(b->dim_entities);
+    free(b->dim_changes);
     free(b->strings);
     bytes_map_free(&b->host_day_index);
     bytes_map_free(&b->user_seen);
     bytes_map_free(&b->ud_index);
     bytes_map_free(&b->device_index);
+    bytes_map_free(&b->dim_index);
+    bytes_map_free(&b->dim_seen);
     memset(b, 0, sizeof *b);
 }
 
 void batch_reset(batch *b)
 {
     for (int g = 0; g < KEY_GROUPS; g++)
-        b->host_head[g] = b->ud_head[g] = b->dev_head[g] = BATCH_NONE;
+        b->host_head[g] = b->ud_head[g] = b->dev_head[g] = b->dim_head[g] = BATCH_NONE;
     b->n_host_days = b->n_users = b->n_uds = b->n_devices = 0;
+    b->n_dim_entities = b->n_dim_changes = 0;
     b->strings_len = 0;
     b->events = 0;
     bytes_map_clear(&b->host_day_index);
     bytes_map_clear(&b->user_seen);
     bytes_map_clear(&b->ud_index);
     bytes_map_clear(&b->device_index);
+    bytes_map_clear(&b->dim_index);
+    bytes_map_clear(&b->dim_seen);
 }
 
 bool batch_group_empty(const batch *b, uint32_t g)
 {
     return b->host_head[g] == BATCH_NONE && b->ud_head[g] == BATCH_NONE &&
-           b->dev_head[g] == BATCH_NONE;
+           b->dev_head[g] == BATCH_NONE && b->dim_head[g] == BATCH_NONE;
 }
 
 static int store_string(batch *b, const void *s, size_t len, uint32_t *off)
@@ -283,4 +292,147 @@ bool device_value_decode(const char *value, size_t len, device_record *out)
             return false;
     }
     return true;
+}
+
+/* ---- dimension changes ------------------------------------------------- */
+
+static uint32_t group_of_dim(enum dim_kind kind, int64_t id)
+{
+    return kind == DIM_DEVICES ? group_of_device(id) : group_of_user(id);
+}
+
+int batch_add_dim(batch *b, const dim_change *c)
+{
+    char stack_payload[1024];
+    size_t need = dim_payload_encode(c, stack_payload, sizeof stack_payload);
+    char *payload = need <= sizeof stack_payload ? stack_payload : malloc(need);
+    if (!payload)
+        return -1;
+    if (payload != stack_payload)
+        dim_payload_encode(c, payload, need);
+    int rc = -1;
+    char *seen_key = NULL;
+    b->events++;
+
+    unsigned char ekey[9];
+    ekey[0] = (unsigned char)c->kind;
+    memcpy(ekey + 1, &c->id, 8);
+    bool inserted;
+    uint32_t *slot = bytes_map_upsert(&b->dim_index, ekey, sizeof ekey,
+                                      (uint32_t)b->n_dim_entities, &inserted);
+    if (!slot)
+        goto out;
+    uint32_t e = *slot;
+    if (inserted) {
+        if (GROW(b->dim_entities, b->n_dim_entities, b->cap_dim_entities))
+            goto out;
+        uint32_t g = group_of_dim(c->kind, c->id);
+        b->dim_entities[b->n_dim_entities++] =
+            (dim_entity){c->id, (uint8_t)c->kind, BATCH_NONE, 0, b->dim_head[g]};
+        b->dim_head[g] = e;
+    }
+    /* An exact repeat of a change already in this batch adds nothing. */
+    size_t klen = 4 + 8 + need;
+    if (!(seen_key = malloc(klen)))
+        goto out;
+    memcpy(seen_key, &e, 4);
+    memcpy(seen_key + 4, &c->updated_at_ms, 8);
+    memcpy(seen_key + 12, payload, need);
+    if (!bytes_map_upsert(&b->dim_seen, seen_key, klen, 1, &inserted))
+        goto out;
+    if (inserted) {
+        uint32_t off;
+        if (GROW(b->dim_changes, b->n_dim_changes, b->cap_dim_changes) ||
+            store_string(b, payload, need, &off))
+            goto out;
+        dim_entity *ent = &b->dim_entities[e];
+        b->dim_changes[b->n_dim_changes] =
+            (dim_change_node){c->updated_at_ms, off, (uint32_t)need, ent->changes_head};
+        ent->changes_head = (uint32_t)b->n_dim_changes++;
+        ent->nchanges++;
+    }
+    rc = 0;
+out:
+    free(seen_key);
+    if (payload != stack_payload)
+        free(payload);
+    return rc;
+}
+
+size_t batch_dim_entity_count(const batch *b, uint32_t g)
+{
+    size_t n = 0;
+    for (uint32_t e = b ? b->dim_head[g] : BATCH_NONE; e != BATCH_NONE; e = b->dim_entities[e].next)
+        n++;
+    return n;
+}
+
+typedef struct {
+    const batch *b;
+    const dim_change_node *node;
+} dim_sort_item;
+
+static int cmp_dim_item(const void *x, const void *y)
+{
+    const dim_change_node *a = ((const dim_sort_item *)x)->node;
+    const dim_change_node *c = ((const dim_sort_item *)y)->node;
+    if (a->updated_at_ms != c->updated_at_ms)
+        return a->updated_at_ms < c->updated_at_ms ? -1 : 1;
+    const batch *b = ((const dim_sort_item *)x)->b;
+    size_t n = a->payload_len < c->payload_len ? a->payload_len : c->payload_len;
+    int r = memcmp(batch_str(b, a->payload_off), batch_str(b, c->payload_off), n);
+    if (r)
+        return r;
+    return a->payload_len < c->payload_len ? -1 : a->payload_len > c->payload_len;
+}
+
+int batch_dim_fields(const batch *b, uint32_t g,
+                     int (*fn)(void *ctx, const char *field, size_t field_len, const char *entries,
+                               size_t entries_len),
+                     void *ctx)
+{
+    dim_sort_item *items = NULL;
+    size_t cap_items = 0;
+    char *buf = NULL;
+    size_t cap_buf = 0;
+    int rc = 0;
+    for (uint32_t e = b ? b->dim_head[g] : BATCH_NONE; e != BATCH_NONE && rc == 0;
+         e = b->dim_entities[e].next) {
+        const dim_entity *ent = &b->dim_entities[e];
+        if (ent->nchanges > cap_items) {
+            void *p = realloc(items, ent->nchanges * sizeof *items);
+            if (!p) {
+                rc = -1;
+                break;
+            }
+            items = p;
+            cap_items = ent->nchanges;
+        }
+        size_t n = 0, need = 0;
+        for (uint32_t c = ent->changes_head; c != BATCH_NONE; c = b->dim_changes[c].next) {
+            items[n++] = (dim_sort_item){b, &b->dim_changes[c]};
+            need += 48 + b->dim_changes[c].payload_len;
+        }
+        qsort(items, n, sizeof *items, cmp_dim_item);
+        if (need > cap_buf) {
+            void *p = realloc(buf, need);
+            if (!p) {
+                rc = -1;
+                break;
+            }
+            buf = p;
+            cap_buf = need;
+        }
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++)
+            len += dim_entry_encode(items[i].node->updated_at_ms,
+                                    batch_str(b, items[i].node->payload_off),
+                                    items[i].node->payload_len, buf + len, cap_buf - len);
+        char field[32];
+        size_t flen = dim_field((enum dim_kind)ent->kind, ent->id, field, sizeof field);
+        rc = fn(ctx, field, flen, buf, len);
+    }
+    free(items);
+    free(buf);
+    return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "consumers/records.h"
 #include "processors/bytes_map.h"
+#include "processors/dims.h"
 #include "processors/key_groups.h"
 
 #include <stdbool.h>
@@ -47,10 +48,27 @@ typedef struct {
     uint32_t next;
 } device_delta;
 
+/* One dimension change (dims.h) of an entity; exact duplicates (same
+ * updated_at, same payload) are folded. */
+typedef struct {
+    int64_t updated_at_ms;
+    uint32_t payload_off, payload_len; /* in batch.strings */
+    uint32_t next;                     /* next change of the same entity */
+} dim_change_node;
+
+typedef struct {
+    int64_t id;
+    uint8_t kind; /* enum dim_kind */
+    uint32_t changes_head;
+    uint32_t nchanges;
+    uint32_t next; /* next entity of the same group */
+} dim_entity;
+
 typedef struct {
     uint32_t host_head[KEY_GROUPS];
     uint32_t ud_head[KEY_GROUPS];
     uint32_t dev_head[KEY_GROUPS];
+    uint32_t dim_head[KEY_GROUPS];
 
     host_day_delta *host_days;
     size_t n_host_days, cap_host_days;
@@ -60,6 +78,10 @@ typedef struct {
     size_t n_uds, cap_uds;
     device_delta *devices;
     size_t n_devices, cap_devices;
+    dim_entity *dim_entities;
+    size_t n_dim_entities, cap_dim_entities;
+    dim_change_node *dim_changes;
+    size_t n_dim_changes, cap_dim_changes;
 
     char *strings;
     size_t strings_len, strings_cap;
@@ -68,6 +90,8 @@ typedef struct {
     bytes_map user_seen;      /* (host_day index, user) -> 1 */
     bytes_map ud_index;       /* (user, device, month) -> uds index */
     bytes_map device_index;   /* device_id -> devices index */
+    bytes_map dim_index;      /* (kind, id) -> dim_entities index */
+    bytes_map dim_seen;       /* (entity, updated_at, payload) -> 1 */
 
     uint64_t events; /* records folded in, for metrics */
 } batch;
@@ -81,6 +105,18 @@ void batch_reset(batch *b);
  * or -1 on out-of-memory. */
 int batch_add_event(batch *b, const web_event *ev, bool include_host, bool include_user);
 int batch_add_device(batch *b, const device_record *dev);
+/* Folds a dimension change in (kept per entity until the apply). */
+int batch_add_dim(batch *b, const dim_change *c);
+
+/* Group g's dimension changes for apply.lua: the number of entities, and
+ * per entity its buffer field ("d42") with its changes as a dims.h entry
+ * list, sorted by updated_at (then payload bytes). fn's return value
+ * stops the walk when non-zero; returns that, or -1 when out of memory. */
+size_t batch_dim_entity_count(const batch *b, uint32_t g);
+int batch_dim_fields(const batch *b, uint32_t g,
+                     int (*fn)(void *ctx, const char *field, size_t field_len, const char *entries,
+                               size_t entries_len),
+                     void *ctx);
 
 static inline const char *batch_str(const batch *b, uint32_t off)
 {

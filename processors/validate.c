@@ -121,12 +121,38 @@ const char *validate_event(const validation_rules *r, const web_event *ev, errbu
     return NULL;
 }
 
+/* A dimension change's updated_at (absent: the Kafka timestamp stands in)
+ * must lie in the same sane range as event times. */
+static const char *check_updated_at(const validation_rules *r, opt_long t, errbuf *detail)
+{
+    if (t.present && (t.value < r->min_event_time_ms || t.value >= r->max_event_time_ms)) {
+        err_set(detail, "updated_at %lld ms is outside the accepted range [%lld, %lld)",
+                (long long)t.value, (long long)r->min_event_time_ms,
+                (long long)r->max_event_time_ms);
+        return "updated-at-out-of-range";
+    }
+    return NULL;
+}
+
 const char *validate_device(const validation_rules *r, const device_record *dev, errbuf *detail)
 {
     const char *why;
     if ((why = check_text(r, "browser_type", dev->browser_type, detail)) ||
         (why = check_text(r, "os_type", dev->os_type, detail)) ||
-        (why = check_text(r, "device_type", dev->device_type, detail)))
+        (why = check_text(r, "device_type", dev->device_type, detail)) ||
+        (why = check_updated_at(r, dev->updated_at_ms, detail)))
         return why;
     return NULL;
+}
+
+const char *validate_profile(const validation_rules *r, const profile_record *p, errbuf *detail)
+{
+    static const char *const names[PROFILE_NATTRS] = {
+        "name.first", "name.last",     "name.title", "address.street", "address.city",
+        "address.state", "address.country", "address.zip", "contact.type", "contact.value"};
+    const char *why;
+    for (int i = 0; i < PROFILE_NATTRS; i++)
+        if ((why = check_text(r, names[i], p->attrs[i], detail)))
+            return why;
+    return check_updated_at(r, p->updated_at_ms, detail);
 }

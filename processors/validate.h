@@ -30,6 +30,7 @@ int validation_parse_time(const char *s, int64_t *ms);
 /* NULL when valid, else a short reason name; detail gets the specifics. */
 const char *validate_event(const validation_rules *r, const web_event *ev, errbuf *detail);
 const char *validate_device(const validation_rules *r, const device_record *dev, errbuf *detail);
+const char *validate_profile(const validation_rules *r, const profile_record *p, errbuf *detail);
 
 bool utf8_valid(const char *s, size_t len);
 

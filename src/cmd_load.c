@@ -21,6 +21,7 @@
 #include "consumers/csv_reader.h"
 #include "consumers/kafka_admin.h"
 #include "consumers/text_records.h"
+#include "processors/dims.h"
 #include "src/commands.h"
 #include "src/config.h"
 
@@ -33,16 +34,20 @@
 #include <time.h>
 
 static const char help[] =
-    "usage: activity load [--topic T] [--schema web_event|device] [--format csv|jsonl]\n"
+    "usage: activity load [--topic T] [--schema web_event|device|user_profile]\n"
+    "                     [--format csv|jsonl]\n"
     "                     [--partitions N] [--replication-factor N] FILE...\n"
     "\n"
     "Produces the records of CSV or JSON-lines files (FILE '-' is stdin) to a Kafka\n"
-    "topic as framed Avro values, keyed by user_id (events) or device_id (devices).\n"
+    "topic as framed Avro values, keyed by user_id (events, user profiles) or\n"
+    "device_id (devices).\n"
     "Malformed lines are reported as FILE:LINE: reason and skipped.\n"
     "\n"
     "  --topic T                topic to produce to (default: --events-topic for events,\n"
-    "                           --devices-topic for devices); created if missing\n"
-    "  --schema S               web_event or device (default: recognised from the CSV\n"
+    "                           --devices-topic for devices, --profiles-topic for user\n"
+    "                           profiles); created if missing\n"
+    "  --schema S               web_event, device or user_profile (default: recognised\n"
+    "                           from the CSV\n"
     "                           header or the first JSON object's keys)\n"
     "  --format F               csv or jsonl (default: jsonl for .jsonl/.json/.ndjson\n"
     "                           files, csv otherwise)\n"
@@ -55,7 +60,12 @@ static const char help[] =
     "\n"
     "Event CSV header: url,referrer,user_id,device_id,host,event_time (any order, extra\n"
     "columns ignored); device CSV header: device_id,browser_type,os_type,device_type\n"
-    "[,updated_at]. Exit status: 0 when every accepted record was delivered, 1 on\n"
+    "[,updated_at][,deleted]; user profile CSV header: user_id,first_name,last_name,title,\n"
+    "street,city,state,country,zip,contact_type,contact_value[,updated_at][,deleted]\n"
+    "(JSON: user_id, name {first,last,title}, address {street,city,state,country,zip},\n"
+    "contact {type,value}, updated_at, deleted). A record with deleted=true is produced\n"
+    "as a tombstone: a null value for its key, its updated_at in the header\n"
+    "activity.updated_at. Exit status: 0 when every accepted record was delivered, 1 on\n"
     "delivery, connection or file errors, 2 on usage errors.\n"
     "\n" COMMON_OPTIONS_HELP;
 
@@ -262,9 +272,10 @@ static int set_kind(loader *L, enum record_kind kind, errbuf *err)
         return 0;
     }
     L->kind = kind;
-    L->topic = L->topic_flag              ? L->topic_flag
-               : kind == RECORD_WEB_EVENT ? L->cfg.events_topic
-                                          : L->cfg.devices_topic;
+    L->topic = L->topic_flag                 ? L->topic_flag
+               : kind == RECORD_WEB_EVENT    ? L->cfg.events_topic
+               : kind == RECORD_USER_PROFILE ? L->cfg.profiles_topic
+                                             : L->cfg.devices_topic;
     if (kafka_ensure_topic(L->rk, L->topic, L->partitions, L->replication, err))
         return -1;
     if (L->registry.url && register_schema(L, err))
@@ -291,17 +302,21 @@ static void reject(loader *L, long line, const char *reason)
  * Returns 0; 1 if this record alone cannot be produced (reported, counted
  * as failed); -1 when producing must stop (err set). */
 static int produce(loader *L, long line, const void *val, size_t len, const char *key,
-                   size_t keylen, errbuf *err)
+                   size_t keylen, rd_kafka_headers_t *headers, errbuf *err)
 {
     for (;;) {
-        if (rd_kafka_produce(L->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len,
-                             key, keylen, origin(L, line)) == 0) {
+        /* On success librdkafka owns the headers; on failure we still do. */
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            L->rk, RD_KAFKA_V_RKT(L->rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE((void *)val, len),
+            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_OPAQUE(origin(L, line)),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             L->produced++;
             if ((L->produced & 1023) == 0)
                 rd_kafka_poll(L->rk, 0);
             return 0;
         }
-        rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && !L->fatal && !interrupted) {
             rd_kafka_poll(L->rk, 100);
             continue;
@@ -327,7 +342,26 @@ static size_t format_key(char *buf, size_t size, int64_t v)
     return (size_t)snprintf(buf, size, "%" PRId64, v);
 }
 
-/* Encodes and produces an event or a device. Same returns as produce(). */
+/* A deleted device or profile: a null value for its key, with its
+ * updated_at (when given) in a header, since a tombstone has no body. */
+static int emit_tombstone(loader *L, long line, int64_t id, opt_long updated_at, errbuf *err)
+{
+    char key[24], when[24];
+    size_t keylen = format_key(key, sizeof key, id);
+    rd_kafka_headers_t *h = NULL;
+    if (updated_at.present) {
+        h = rd_kafka_headers_new(1);
+        size_t n = format_key(when, sizeof when, updated_at.value);
+        rd_kafka_header_add(h, DIM_TOMBSTONE_TIME_HEADER, -1, when, (ssize_t)n);
+    }
+    int rc = produce(L, line, NULL, 0, key, keylen, h, err);
+    if (rc && h)
+        rd_kafka_headers_destroy(h);
+    return rc;
+}
+
+/* Encodes and produces an event, a device or a user profile. Same returns
+ * as produce(). */
 static int emit(loader *L, long line, const decoded_record *rec, errbuf *err)
 {
     const void *val;
@@ -340,15 +374,24 @@ static int emit(loader *L, long line, const decoded_record *rec, errbuf *err)
         rc = avro_codec_encode_event(L->codec, &rec->u.event, &val, &len, &why);
         if (rec->u.event.user_id.present)
             keylen = format_key(key, sizeof key, rec->u.event.user_id.value);
+    } else if (rec->kind == RECORD_USER_PROFILE) {
+        const profile_record *p = &rec->u.profile;
+        if (p->deleted)
+            return emit_tombstone(L, line, p->user_id, p->updated_at_ms, err);
+        rc = avro_codec_encode_profile(L->codec, p, &val, &len, &why);
+        keylen = format_key(key, sizeof key, p->user_id);
     } else {
-        rc = avro_codec_encode_device(L->codec, &rec->u.device, &val, &len, &why);
-        keylen = format_key(key, sizeof key, rec->u.device.device_id);
+        const device_record *d = &rec->u.device;
+        if (d->deleted)
+            return emit_tombstone(L, line, d->device_id, d->updated_at_ms, err);
+        rc = avro_codec_encode_device(L->codec, d, &val, &len, &why);
+        keylen = format_key(key, sizeof key, d->device_id);
     }
     if (rc) {
         reject(L, line, why.msg);
         return 1;
     }
-    return produce(L, line, val, len, keylen ? key : NULL, keylen, err);
+    return produce(L, line, val, len, keylen ? key : NULL, keylen, NULL, err);
 }
 
 static bool stop_reading(const loader *L)
@@ -381,7 +424,8 @@ static int load_csv(loader *L, FILE *f, errbuf *err)
     enum record_kind kind = L->kind_fixed ? L->kind : text_kind_from_csv_header(&rec);
     if (kind == RECORD_NONE) {
         err_set(err, "cannot tell the record type from the header (events have host and "
-                     "event_time columns, devices device_id and browser_type); use --schema");
+                     "event_time columns, devices device_id and browser_type, user profiles "
+                     "user_id and first_name); use --schema");
         rc = -1;
         goto out;
     }
@@ -409,8 +453,9 @@ static int load_csv(loader *L, FILE *f, errbuf *err)
             reject(L, rec.line, why.msg);
             continue;
         }
-        int bad = kind == RECORD_WEB_EVENT
-                      ? text_event_from_csv(&header, &rec, &out.u.event, &why)
+        int bad = kind == RECORD_WEB_EVENT ? text_event_from_csv(&header, &rec, &out.u.event, &why)
+                  : kind == RECORD_USER_PROFILE
+                      ? text_profile_from_csv(&header, &rec, &out.u.profile, &why)
                       : text_device_from_csv(&header, &rec, &out.u.device, &why);
         if (bad) {
             reject(L, rec.line, why.msg);
@@ -466,7 +511,8 @@ static int load_jsonl(loader *L, FILE *f, errbuf *err)
             if (kind == RECORD_NONE) {
                 reject(L, line,
                        "cannot tell the record type from the keys (events have host and "
-                       "event_time, devices device_id and browser_type); use --schema");
+                       "event_time, devices device_id and browser_type, user profiles user_id "
+                       "and name); use --schema");
                 json_decref(obj);
                 continue;
             }
@@ -478,7 +524,9 @@ static int load_jsonl(loader *L, FILE *f, errbuf *err)
         }
         decoded_record out = {.kind = L->kind};
         int bad = L->kind == RECORD_WEB_EVENT ? text_event_from_json(obj, &out.u.event, &why)
-                                              : text_device_from_json(obj, &out.u.device, &why);
+                  : L->kind == RECORD_USER_PROFILE
+                      ? text_profile_from_json(obj, &out.u.profile, &why)
+                      : text_device_from_json(obj, &out.u.device, &why);
         if (bad)
             reject(L, line, why.msg);
         else if (emit(L, line, &out, err) < 0)

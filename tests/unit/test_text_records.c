@@ -396,7 +396,7 @@ START_TEST(test_record_type_detection)
     ck_assert_int_eq(text_kind_from_name("device", &k, &err), 0);
     ck_assert_int_eq(k, RECORD_DEVICE);
     ck_assert_int_eq(text_kind_from_name("devices", &k, &err), -1);
-    ck_assert_msg(strstr(err.msg, "web_event or device") != NULL, "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "web_event, device or user_profile") != NULL, "%s", err.msg);
     ck_assert_str_eq(text_kind_name(RECORD_DEVICE), "device");
 }
 END_TEST

@@ -14,5 +14,7 @@ Suite *suite_batch(void);
 Suite *suite_rows(void);
 Suite *suite_csv(void);
 Suite *suite_text_records(void);
+Suite *suite_dims(void);
+Suite *suite_scd2(void);
 
 #endif

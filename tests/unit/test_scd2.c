@@ -1,0 +1,122 @@
+/*
+ * test_scd2.c — the flush side of the SCD2 dimensions that needs no
+ * database: tracked-attribute configuration, the merge SQL expanded from
+ * its template, and staging rows from a Redis buffer reply. (The merge's
+ * results are checked against plain SQL on the real stack:
+ * tests/integration/test_scd2.sh.)
+ */
+#include "sinks/scd2.h"
+#include "tests/unit/unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+START_TEST(tracking_configuration)
+{
+    scd2_config c;
+    scd2_config_defaults(&c);
+    char buf[256];
+    scd2_config_format(&c, DIM_DEVICES, buf, sizeof buf);
+    ck_assert_str_eq(buf, "browser_type,os_type,device_type");
+    errbuf err = {{0}};
+    ck_assert_int_eq(scd2_config_parse(&c, DIM_USERS, " street, city ,zip", &err), 0);
+    scd2_config_format(&c, DIM_USERS, buf, sizeof buf);
+    ck_assert_str_eq(buf, "street,city,zip");
+    ck_assert_int_eq(scd2_config_parse(&c, DIM_USERS, "city,planet", &err), -1);
+    ck_assert_msg(strstr(err.msg, "no attribute 'planet'") && strstr(err.msg, "contact_value"),
+                  "%s", err.msg);
+    scd2_config_format(&c, DIM_USERS, buf, sizeof buf); /* unchanged by the failure */
+    ck_assert_str_eq(buf, "street,city,zip");
+    ck_assert_int_eq(scd2_config_parse(&c, DIM_USERS, ",", &err), -1);
+    ck_assert_int_eq(scd2_config_parse(&c, DIM_USERS, "all", &err), 0);
+    ck_assert(c.tracked[DIM_USERS][PROFILE_CONTACT_VALUE]);
+}
+END_TEST
+
+START_TEST(merge_sql_from_template)
+{
+    scd2_config c;
+    scd2_config_defaults(&c);
+    errbuf err = {{0}};
+    ck_assert_int_eq(scd2_config_parse(&c, DIM_USERS, "last_name,city", &err), 0);
+    strbuf sql = {0};
+    ck_assert_msg(scd2_apply_sql(&c, DIM_USERS, &sql, &err) == 0, "%s", err.msg);
+    ck_assert_ptr_null(strstr(sql.data, "{{"));
+    ck_assert_ptr_null(strstr(sql.data, "==== stage"));
+    /* The hash covers the tracked attributes only; type 1 ones come from
+     * the latest change. */
+    ck_assert_ptr_nonnull(strstr(sql.data, "md5(ROW(c.last_name, c.city)::text)"));
+    ck_assert_ptr_nonnull(strstr(sql.data, "ARRAY['last_name', 'city']::text[]"));
+    ck_assert_ptr_nonnull(strstr(sql.data, "l.first_name, v.last_name, l.title"));
+    ck_assert_ptr_nonnull(strstr(sql.data, "INSERT INTO dim_users_changes"));
+    strbuf_free(&sql);
+
+    ck_assert_int_eq(scd2_apply_sql(&c, DIM_DEVICES, &sql, &err), 0);
+    ck_assert_ptr_nonnull(
+        strstr(sql.data, "md5(ROW(c.browser_type, c.os_type, c.device_type)::text)"));
+    ck_assert_ptr_null(strstr(sql.data, "user"));
+    strbuf_free(&sql);
+
+    ck_assert_int_eq(scd2_stage_sql(&sql, &err), 0);
+    ck_assert_ptr_nonnull(strstr(sql.data, "CREATE TEMP TABLE IF NOT EXISTS stage_dim_devices"));
+    ck_assert_ptr_nonnull(strstr(sql.data, "CREATE TEMP TABLE IF NOT EXISTS stage_dim_users"));
+    ck_assert_ptr_null(strstr(sql.data, "INSERT"));
+    strbuf_free(&sql);
+}
+END_TEST
+
+static redisReply *str_reply(const char *s, size_t len)
+{
+    redisReply *r = calloc(1, sizeof *r);
+    r->type = REDIS_REPLY_STRING;
+    r->str = malloc(len + 1);
+    memcpy(r->str, s, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return r;
+}
+
+START_TEST(staging_rows_from_buffer)
+{
+    const char *pairs[][2] = {
+        {"d-7", "5:8:V3:a\tb--1672531200000:1:T"},
+        {"u9", "1:11:V----------"},
+        {"zz", "1:1:T"},    /* not a field of ours: skipped */
+        {"d8", "1:4:Vxyz"}, /* malformed payload: skipped */
+    };
+    redisReply top = {.type = REDIS_REPLY_ARRAY, .elements = 8};
+    top.element = calloc(8, sizeof *top.element);
+    for (int i = 0; i < 4; i++) {
+        top.element[2 * i] = str_reply(pairs[i][0], strlen(pairs[i][0]));
+        top.element[2 * i + 1] = str_reply(pairs[i][1], strlen(pairs[i][1]));
+    }
+    strbuf rows[DIM_COUNT] = {{0}};
+    size_t counts[DIM_COUNT] = {0};
+    errbuf err = {{0}};
+    ck_assert_int_eq(scd2_rows_from_buffer(&top, rows, counts, &err), 0);
+    ck_assert_uint_eq(counts[DIM_DEVICES], 2);
+    ck_assert_uint_eq(counts[DIM_USERS], 1);
+    ck_assert_str_eq(rows[DIM_DEVICES].data,
+                     "-7\t5\tf\ta\\tb\t\\N\t\\N\n-7\t1672531200000\tt\t\\N\t\\N\t\\N\n");
+    ck_assert_str_eq(rows[DIM_USERS].data,
+                     "9\t1\tf\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n");
+    for (int i = 0; i < 8; i++) {
+        free(top.element[i]->str);
+        free(top.element[i]);
+    }
+    free(top.element);
+    for (int k = 0; k < DIM_COUNT; k++)
+        strbuf_free(&rows[k]);
+}
+END_TEST
+
+Suite *suite_scd2(void)
+{
+    Suite *s = suite_create("scd2");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, tracking_configuration);
+    tcase_add_test(tc, merge_sql_from_template);
+    tcase_add_test(tc, staging_rows_from_buffer);
+    suite_add_tcase(s, tc);
+    return s;
+}
