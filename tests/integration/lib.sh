@@ -12,12 +12,14 @@ RUN_ID=${RUN_ID:-$(date +%s)$$}
 T_EVENTS=it.$RUN_ID.events
 T_DEVICES=it.$RUN_ID.devices
 T_DLQ=it.$RUN_ID.dlq
+T_PROFILES=it.$RUN_ID.profiles
 PREFIX=it$RUN_ID
 DB=it_$RUN_ID
 WORK=$(mktemp -d /tmp/activity-it.XXXXXX)
 PG_ADMIN_DSN=$ACTIVITY_PG_DSN
 export ACTIVITY_PG_DSN=${ACTIVITY_PG_DSN%/*}/$DB
-TOPIC_FLAGS=(--events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" --dlq-topic "$T_DLQ" --redis-prefix "$PREFIX")
+TOPIC_FLAGS=(--events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" --profiles-topic "$T_PROFILES"
+    --dlq-topic "$T_DLQ" --redis-prefix "$PREFIX")
 
 say() { echo "[$(basename "$0" .sh)] $*" >&2; }
 fail() {
@@ -97,4 +99,27 @@ SQL
 # Number of records in a topic (sum of high watermarks minus low).
 topic_count() {
     kcat -b "$ACTIVITY_KAFKA_BROKERS" -C -t "$1" -e -q -f '%o\n' 2>/dev/null | wc -l
+}
+
+# Generates N events and computes the reference, loads the devices, and
+# starts loading the events in CHUNKS pieces with a pause between them in
+# the background (LOADER_PID), so a processor running meanwhile sees a
+# stream rather than a backlog.
+start_streaming_month() {
+    local n=$1 seed=$2 chunks=$3 pause=$4
+    EVENTS_CSV=$WORK/events.csv
+    python3 "$ROOT/scripts/gen_events.py" --events "$n" --seed "$seed" --out "$EVENTS_CSV"
+    load_reference "$EVENTS_CSV" "$DEVICES"
+    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
+    mkdir -p "$WORK/chunks"
+    tail -n +2 "$EVENTS_CSV" >"$WORK/body.csv"
+    split -n "l/$chunks" -d -a 3 "$WORK/body.csv" "$WORK/chunks/part"
+    (
+        for f in "$WORK"/chunks/part???; do
+            { head -1 "$EVENTS_CSV"; cat "$f"; } >"$f.csv"
+            "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$f.csv" 2>/dev/null
+            sleep "$pause"
+        done
+    ) &
+    LOADER_PID=$!
 }

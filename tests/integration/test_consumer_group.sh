@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# test_consumer_group.sh — three processes share the partitions of one
+# consumer group; one is killed with SIGKILL mid-run and a fourth joins
+# mid-run. Then a zombie: a member stopped with SIGSTOP past its session
+# timeout while the others take its partitions over, then resumed. The
+# tables must equal the plain-SQL reference exactly.
+#
+# The members are long-running; once the load is over they get SIGTERM
+# (finish the batch, flush, commit, exit 0), and a last run with
+# --until-caught-up applies whatever they left.
+source "$(dirname "$0")/lib.sh"
+
+EVENTS=${IT_GROUP_EVENTS:-500000}
+say "streaming $EVENTS events in 30 chunks"
+start_streaming_month "$EVENTS" 31 30 0.4
+# A short session timeout so the group notices a dead or frozen member fast.
+GROUP_FLAGS=(--group "it$RUN_ID" --batch-size 3000 --flush-interval 0.5
+    -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000)
+
+member() {
+    "$ACTIVITY" run "${TOPIC_FLAGS[@]}" "${GROUP_FLAGS[@]}" 2>"$WORK/$1.log" &
+}
+
+member a
+a=$!
+member b
+b=$!
+member c
+c=$!
+sleep 3
+say "killing member c with SIGKILL"
+kill -9 "$c"
+sleep 2
+member d
+d=$!
+say "member d joined"
+sleep 2
+say "freezing member a with SIGSTOP for 12 s (past its 6 s session timeout)"
+kill -STOP "$a"
+sleep 12
+kill -CONT "$a"
+say "member a resumed"
+wait "$LOADER_PID"
+
+sleep 2
+kill -TERM "$a" "$b" "$d"
+for m in a b d; do
+    wait "${!m}" || {
+        tail -20 "$WORK/$m.log" >&2
+        fail "member $m exited non-zero"
+    }
+done
+run_until_caught_up "$WORK/last.log" "${GROUP_FLAGS[@]}"
+grep -h "done:" "$WORK"/{a,b,d,last}.log >&2
+grep -q "revoked\|assigned" "$WORK/b.log" || fail "member b saw no rebalance"
+compare_tables -v uv_tolerance_pct=0
+say "ok"
