@@ -101,12 +101,10 @@ topic_count() {
     kcat -b "$ACTIVITY_KAFKA_BROKERS" -C -t "$1" -e -q -f '%o\n' 2>/dev/null | wc -l
 }
 
-# Generates N events and computes the reference, loads the devices, and
-# starts loading the events in CHUNKS pieces with a pause between them in
-# the background (LOADER_PID), so a processor running meanwhile sees a
-# stream rather than a backlog.
-start_streaming_month() {
-    local n=$1 seed=$2 chunks=$3 pause=$4
+# Generates N events, computes the reference, loads the devices and splits
+# the events into CHUNKS CSV files ($WORK/chunks/partNNN.csv).
+prepare_chunks() {
+    local n=$1 seed=$2 chunks=$3
     EVENTS_CSV=$WORK/events.csv
     python3 "$ROOT/scripts/gen_events.py" --events "$n" --seed "$seed" --out "$EVENTS_CSV"
     load_reference "$EVENTS_CSV" "$DEVICES"
@@ -114,12 +112,26 @@ start_streaming_month() {
     mkdir -p "$WORK/chunks"
     tail -n +2 "$EVENTS_CSV" >"$WORK/body.csv"
     split -n "l/$chunks" -d -a 3 "$WORK/body.csv" "$WORK/chunks/part"
-    (
-        for f in "$WORK"/chunks/part???; do
-            { head -1 "$EVENTS_CSV"; cat "$f"; } >"$f.csv"
-            "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$f.csv" 2>/dev/null
-            sleep "$pause"
-        done
-    ) &
+    for f in "$WORK"/chunks/part???; do
+        { head -1 "$EVENTS_CSV"; cat "$f"; } >"$f.csv"
+    done
+}
+
+# Loads chunks FROM..TO (inclusive) with a pause after each.
+load_chunks() {
+    local from=$1 to=$2 pause=$3
+    for i in $(seq "$from" "$to"); do
+        "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" \
+            "$(printf '%s/chunks/part%03d.csv' "$WORK" "$i")" 2>/dev/null
+        sleep "$pause"
+    done
+}
+
+# prepare_chunks, then loads all of them in the background (LOADER_PID), so
+# a processor running meanwhile sees a stream rather than a backlog.
+start_streaming_month() {
+    local n=$1 seed=$2 chunks=$3 pause=$4
+    prepare_chunks "$n" "$seed" "$chunks"
+    load_chunks 0 $((chunks - 1)) "$pause" &
     LOADER_PID=$!
 }
