@@ -84,7 +84,7 @@ demo:
 
 bench:
 	scripts/deps.sh
-	$(MAKE) all build/consume_decode
+	$(MAKE) all build/consume_decode build/activity-unfenced
 	scripts/bench.sh
 
 stack-up:
@@ -118,3 +118,19 @@ build/fuzz_decode: tests/fuzz/fuzz_decode.c $(FUZZ_OBJ)
 
 fuzz: build/fuzz_decode
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# The same binary with the fence check and fence update cut out of
+# apply.lua: `make bench` runs both over the same topic to price the fencing.
+build/unfenced/processors/apply.lua: processors/apply.lua
+	@mkdir -p $(dir $@)
+	sed -e "s/^local cur = redis.call('HGET', fence_key, ARGV\[1\]) or '-1'/local cur = ARGV[2]/" \
+	    -e "s/^redis.call('HSET', fence_key, ARGV\[1\], ARGV\[3\])//" $< >$@
+
+build/unfenced/embedded.c: scripts/embed.sh $(EMBED) build/unfenced/processors/apply.lua
+	cd build/unfenced && cp -r ../../schemas ../../sinks . 2>/dev/null; \
+	    mkdir -p processors && for f in ../../processors/*.lua; do \
+	    [ "$$(basename $$f)" = apply.lua ] || cp $$f processors/; done; \
+	    ../../scripts/embed.sh embedded.c $(EMBED)
+
+build/activity-unfenced: build/obj/src/main.o $(filter-out build/obj/build/gen/embedded.o,$(OBJ)) build/unfenced/embedded.c
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)

@@ -29,6 +29,8 @@ CSV=$CACHE/events_$N.csv
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
 cleanup() {
     "$ROOT/scripts/redis_drop.sh" "$PREFIX" || true
+    "$ROOT/scripts/redis_drop.sh" "${PREFIX}u" || true
+    psql -X -q "$ACTIVITY_PG_DSN" -c "DROP DATABASE IF EXISTS ${DB}u WITH (FORCE)" >/dev/null 2>&1 || true
     psql -X -q "$ACTIVITY_PG_DSN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     "$ROOT/scripts/stack.sh" kafka-topics --delete --topic "bench\\.$ID\\..*" >/dev/null 2>&1 || true
 }
@@ -50,6 +52,16 @@ load_end=$(date +%s.%N)
 
 echo "bench: ceiling (consume + decode only)" >&2
 ceiling=$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS")
+
+echo "bench: the same without fencing (build/activity-unfenced)" >&2
+psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE ${DB}u" >/dev/null
+"$ROOT/build/activity-unfenced" run --events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" \
+    --dlq-topic "bench.$ID.dlq" --redis-prefix "${PREFIX}u" --pg-dsn "${ACTIVITY_PG_DSN%/*}/${DB}u" \
+    --group "bench${ID}u" --until-caught-up 2>"$CACHE/run-unfenced.log" || {
+    cat "$CACHE/run-unfenced.log" >&2
+    exit 1
+}
+unfenced_line=$(grep 'done:' "$CACHE/run-unfenced.log")
 
 echo "bench: activity run --until-caught-up" >&2
 cmds_before=$(rcli INFO stats | awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')
@@ -75,7 +87,7 @@ while read -r key; do
 done < <(rcli --scan --pattern "$PREFIX:{*}:u:*")
 
 python3 - "$N" "$ceiling" "$done_line" "$cmds_before" "$cmds_after" "$mem_before" "$mem_after" \
-    "$ud_bytes" "$ud_entries" "$load_start" "$load_end" <<'PY'
+    "$ud_bytes" "$ud_entries" "$load_start" "$load_end" "$unfenced_line" <<'PY'
 import re, sys
 n = int(sys.argv[1])
 ceiling = float(re.search(r"rate=(\d+)", sys.argv[2]).group(1))
@@ -91,6 +103,9 @@ print(f"load (activity load)            {load_rate:,.0f} events/s")
 print(f"activity run --until-caught-up  {rate:,.0f} events/s ({records} records in {secs:.2f} s, final flush included)")
 print(f"ceiling: consume+decode         {ceiling:,.0f} events/s")
 print(f"ratio run / ceiling             {rate / ceiling:.2f}")
+u = re.search(r"(\d+) records/s", sys.argv[12])
+if u:
+    print(f"same run without fencing        {float(u.group(1)):,.0f} events/s (fencing costs {100 * (1 - rate / float(u.group(1))):.1f}%)")
 print(f"redis commands / 1000 events    {cmds * 1000 / records:.1f} sent by the processor; {server_cmds * 1000 / records:.1f} executed by the server (incl. inside Lua)")
 print(f"redis memory                    {mem / 1e6:.1f} MB used_memory growth")
 if ud_entries:
