@@ -172,6 +172,17 @@ size_t dim_field(enum dim_kind kind, int64_t id, char *buf, size_t size)
     return n < 0 ? 0 : (size_t)n;
 }
 
+bool dim_parse_id(const char *s, size_t len, int64_t *id)
+{
+    char tmp[24];
+    if (len == 0 || len >= sizeof tmp)
+        return false;
+    memcpy(tmp, s, len);
+    tmp[len] = ':';
+    size_t pos = 0;
+    return take_number(tmp, len + 1, &pos, true, id) && pos == len + 1;
+}
+
 bool dim_field_parse(const char *s, size_t len, enum dim_kind *kind, int64_t *id)
 {
     if (len < 2)
@@ -179,15 +190,7 @@ bool dim_field_parse(const char *s, size_t len, enum dim_kind *kind, int64_t *id
     int k = 0;
     while (k < DIM_COUNT && dim_tables[k].tag != s[0])
         k++;
-    if (k == DIM_COUNT)
-        return false;
-    char tmp[24];
-    if (len - 1 >= sizeof tmp)
-        return false;
-    memcpy(tmp, s + 1, len - 1);
-    tmp[len - 1] = ':';
-    size_t pos = 0;
-    if (!take_number(tmp, len, &pos, true, id) || pos != len)
+    if (k == DIM_COUNT || !dim_parse_id(s + 1, len - 1, id))
         return false;
     *kind = (enum dim_kind)k;
     return true;

@@ -94,6 +94,8 @@ int dim_entries_next(const char *s, size_t len, size_t *pos, dim_entry *e);
 
 /* "d42" / "u7": the buffer field of an entity; returns its length. */
 size_t dim_field(enum dim_kind kind, int64_t id, char *buf, size_t size);
+/* A decimal int64 and nothing else (a record key, a header value). */
+bool dim_parse_id(const char *s, size_t len, int64_t *id);
 /* Parses a buffer field back; false if it is not one. */
 bool dim_field_parse(const char *s, size_t len, enum dim_kind *kind, int64_t *id);
 

@@ -18,6 +18,11 @@ void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, dlq *dead
     validation_defaults(&p->rules);
 }
 
+void pipeline_set_profiles_topic(pipeline *p, const char *topic)
+{
+    p->profiles_topic = topic;
+}
+
 void pipeline_free(pipeline *p)
 {
     for (size_t i = 0; i < p->n_parts; i++) {
@@ -56,7 +61,9 @@ static partition_state *get_or_add(pipeline *p, const char *topic, int32_t parti
         return NULL;
     }
     ps->partition = partition;
-    ps->kind = strcmp(topic, p->devices_topic) == 0 ? RECORD_DEVICE : RECORD_WEB_EVENT;
+    ps->kind = strcmp(topic, p->devices_topic) == 0 ? RECORD_DEVICE
+               : p->profiles_topic && strcmp(topic, p->profiles_topic) == 0 ? RECORD_USER_PROFILE
+                                                                            : RECORD_WEB_EVENT;
     batch_init(&ps->b);
     p->parts[p->n_parts++] = ps;
     return ps;
@@ -112,6 +119,58 @@ static int dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *rea
     return 0;
 }
 
+/* The time a dimension change without updated_at takes: its Kafka
+ * timestamp (0 if the record has none). */
+static int64_t record_time(const rd_kafka_message_t *m)
+{
+    int64_t ts = rd_kafka_message_timestamp(m, NULL);
+    return ts < 0 ? 0 : ts;
+}
+
+/* Folds a dimension change in, unless its entity's group has applied this
+ * offset already. */
+static int add_dim(partition_state *ps, const rd_kafka_message_t *m, const dim_change *c,
+                   errbuf *err)
+{
+    uint32_t g = c->kind == DIM_DEVICES ? group_of_device(c->id) : group_of_user(c->id);
+    if (m->offset >= ps->fences[g] && batch_add_dim(&ps->b, c)) {
+        err_set(err, "out of memory folding a batch");
+        return -1;
+    }
+    return 0;
+}
+
+/* A null value on the devices or profiles topic: the key's entity is
+ * deleted as of the activity.updated_at header, else the record's time. */
+static int handle_tombstone(pipeline *p, partition_state *ps, const rd_kafka_message_t *m,
+                            errbuf *err)
+{
+    int64_t id, at = record_time(m);
+    if (!m->key || !dim_parse_id(m->key, m->key_len, &id))
+        return dead_letter(p, m, "tombstone-without-key",
+                           "a null value whose key is not a decimal id deletes nothing", err);
+    rd_kafka_headers_t *hdrs;
+    const void *v;
+    size_t vlen;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, DIM_TOMBSTONE_TIME_HEADER, &v, &vlen) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        (!v || !dim_parse_id(v, vlen, &at)))
+        return dead_letter(p, m, "bad-tombstone-time",
+                           "the " DIM_TOMBSTONE_TIME_HEADER " header is not epoch milliseconds",
+                           err);
+    if (at < p->rules.min_event_time_ms || at >= p->rules.max_event_time_ms) {
+        errbuf detail;
+        err_set(&detail, "tombstone time %lld ms is outside the accepted range",
+                (long long)at);
+        return dead_letter(p, m, "updated-at-out-of-range", detail.msg, err);
+    }
+    dim_change c;
+    dim_change_tombstone(ps->kind == RECORD_DEVICE ? DIM_DEVICES : DIM_USERS, id, at, &c);
+    p->stats.tombstones++;
+    return add_dim(ps, m, &c, err);
+}
+
 int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
 {
     partition_state *ps = pipeline_find(p, rd_kafka_topic_name(m->rkt), m->partition);
@@ -122,6 +181,8 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
     ps->position = m->offset + 1;
     ps->pending = true;
     p->stats.records++;
+    if (!m->payload && ps->kind != RECORD_WEB_EVENT)
+        return handle_tombstone(p, ps, m, err);
 
     decoded_record rec;
     errbuf detail = {{0}};
@@ -150,6 +211,15 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
             return -1;
         }
         p->stats.events++;
+    } else if (rec.kind == RECORD_USER_PROFILE) {
+        const char *why = validate_profile(&p->rules, &rec.u.profile, &detail);
+        if (why)
+            return dead_letter(p, m, why, detail.msg, err);
+        dim_change c;
+        dim_change_from_profile(&rec.u.profile, record_time(m), &c);
+        if (add_dim(ps, m, &c, err))
+            return -1;
+        p->stats.profiles++;
     } else {
         const device_record *dev = &rec.u.device;
         const char *why = validate_device(&p->rules, dev, &detail);
@@ -160,6 +230,11 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
             err_set(err, "out of memory folding a batch");
             return -1;
         }
+        /* The same record is a change of dim_devices. */
+        dim_change c;
+        dim_change_from_device(dev, record_time(m), &c);
+        if (add_dim(ps, m, &c, err))
+            return -1;
         p->stats.devices++;
     }
     return 0;

@@ -36,6 +36,8 @@ typedef struct {
     uint64_t records;      /* consumed and handled */
     uint64_t events;       /* web events folded */
     uint64_t devices;      /* device records folded */
+    uint64_t profiles;     /* user profile records folded */
+    uint64_t tombstones;   /* null values on the devices and profiles topics */
     uint64_t dead_letters; /* sent to the DLQ */
     uint64_t fence_conflicts;
 } pipeline_stats;
@@ -47,6 +49,7 @@ typedef struct {
     validation_rules rules;
     const char *events_topic;
     const char *devices_topic;
+    const char *profiles_topic; /* NULL: not consumed */
     partition_state **parts;
     size_t n_parts, cap_parts;
     bool dlq_pending;
@@ -56,6 +59,8 @@ typedef struct {
 void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, dlq *dead_letters,
                    const char *events_topic, const char *devices_topic);
 void pipeline_free(pipeline *p);
+/* Records of this topic are user profiles (dim_users' changes). */
+void pipeline_set_profiles_topic(pipeline *p, const char *topic);
 
 partition_state *pipeline_find(pipeline *p, const char *topic, int32_t partition);
 

@@ -485,6 +485,12 @@ static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
     return 0;
 }
 
+static int add_dim_field(void *ctx, const char *field, size_t flen, const char *entries,
+                         size_t elen)
+{
+    return ab_add(ctx, field, flen) || ab_add(ctx, entries, elen) ? -1 : 0;
+}
+
 static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *field,
                        int64_t expected, int64_t new_fence, ud_row **rows, size_t *rows_cap)
 {
@@ -543,6 +549,11 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
             ab_add(ab, batch_str(b, dv->value_off), dv->value_len))
             return -1;
     }
+
+    /* Dimension changes: per entity its buffer field and sorted entries. */
+    if (ab_addf(ab, "%zu", batch_dim_entity_count(b, g)) ||
+        (b && batch_dim_fields(b, g, add_dim_field, ab)))
+        return -1;
     return 0;
 }
 
@@ -716,8 +727,8 @@ static redisReply *group_script(redis_state *rs, const char *sha, uint32_t g,
 
 redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, int64_t token, errbuf *err)
 {
-    static const char *const keys[3] = {"dirty", "flushing", "flushtoken"};
-    redisReply *r = group_script(rs, rs->take_sha, g, keys, 3, token, err);
+    static const char *const keys[5] = {"dirty", "flushing", "flushtoken", "dim", "dimflushing"};
+    redisReply *r = group_script(rs, rs->take_sha, g, keys, 5, token, err);
     if (r && r->type != REDIS_REPLY_ARRAY) {
         err_set(err, "redis: take-dirty of group %u: unexpected reply", g);
         freeReplyObject(r);
@@ -751,14 +762,28 @@ static int collect(redis_state *rs, redisReply **out, size_t n, errbuf *err)
 int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, int64_t token,
                              errbuf *err)
 {
-    static const char *const keys[2] = {"flushing", "flushtoken"};
+    static const char *const keys[3] = {"flushing", "flushtoken", "dimflushing"};
     for (size_t i = 0; i < n; i++) {
-        redisReply *r = group_script(rs, rs->finish_sha, groups[i], keys, 2, token, err);
+        redisReply *r = group_script(rs, rs->finish_sha, groups[i], keys, 3, token, err);
         if (!r)
             return -1;
         freeReplyObject(r);
     }
     return 0;
+}
+
+int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, redisReply **out,
+                          errbuf *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        ab_reset(&rs->ab);
+        if (ab_add(&rs->ab, "HGETALL", 7) ||
+            ab_add_key(&rs->ab, rs, groups[i], "dimflushing", NULL, 0) || ab_send(rs, &rs->ab)) {
+            err_set(err, "redis: cannot queue a dimension read");
+            return -1;
+        }
+    }
+    return collect(rs, out, n, err);
 }
 
 /* One read_host.lua call per (host, month). On NOSCRIPT (Redis restarted

@@ -13,6 +13,9 @@
  *   <p>:{g}:w                   set of "device|YYYYMM:user" waiting for a device
  *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush
  *   <p>:{g}:flushtoken          token of the flush that took :flushing last
+ *   <p>:{g}:dim, :dimflushing   hash "d<device>"/"u<user>" -> buffered dimension
+ *                               changes (processors/dims.h); ":flushing" holds
+ *                               the member "D" while :dimflushing exists
  *   <p>:flushgen                counter handing out flush tokens
  * This module is the only one that knows key names.
  */
@@ -79,6 +82,10 @@ redisReply *redis_state_take_dirty(redis_state *rs, uint32_t group, int64_t toke
  * unless a later flush has taken them since. */
 int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups, int64_t token,
                              errbuf *err);
+/* The dimension changes these groups' flushing hold (HGETALL of each
+ * :dimflushing, pipelined): out[i] for groups[i], freed by the caller. */
+int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, redisReply **out,
+                          errbuf *err);
 
 typedef struct {
     const char *host;

@@ -18,5 +18,19 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('RENAME', KEYS[1], KEYS[2])
   end
 end
+-- KEYS[4] = "<prefix>:{g}:dim", KEYS[5] = "<prefix>:{g}:dimflushing": the
+-- buffered dimension changes move the same way, except that changes a flush
+-- has taken but not finished are taken again as they are, and newer ones
+-- wait in :dim for the next flush (the SCD2 merge depends neither on order
+-- nor on repeats, so this is safe). The member "D" tells the flush to read
+-- :dimflushing.
+if KEYS[5] then
+  if redis.call('EXISTS', KEYS[5]) == 0 and redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('RENAME', KEYS[4], KEYS[5])
+  end
+  if redis.call('EXISTS', KEYS[5]) == 1 then
+    redis.call('SADD', KEYS[2], 'D')
+  end
+end
 redis.call('SET', KEYS[3], ARGV[1])
 return redis.call('SMEMBERS', KEYS[2])

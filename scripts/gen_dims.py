@@ -25,7 +25,8 @@ same arguments give byte-identical files):
     attribute group (a device's browser, OS or type; a user's address, name, title or
     contact) to a value from a small pool, so some changes repeat the current values
     (no-ops for SCD2), and ~3% of values are null;
-  * changes of one entity are hours to weeks apart, over --days days from --start;
+  * changes of one entity are hours to weeks apart (closer for busy ones), all within
+    --days days from --start; 1% of the users get a fifth of the profile changes;
   * --tombstones of the entities are deleted once at a random point of their history
     (some come back later with new values; a few deletions precede any value);
   * --dups of the records are delivered twice (exact copies), some adjacent, some much later;
@@ -128,14 +129,21 @@ def profile_change(rng, cur):
 def histories(rng, ids, counts, start_ms, span_ms, first, change, tombstone_rate):
     """Yields (id, ms, values or None for a tombstone) for every entity."""
     for eid, n in zip(ids, counts):
-        t = start_ms + rng.randrange(span_ms // 4)
+        # n distinct instants: the first in the span's first quarter, the
+        # rest hours to weeks apart (closer for busy entities), all within the span.
+        t0 = start_ms + rng.randrange(span_ms // 4)
+        gap = max(MS_HOUR, min(21 * 24 * MS_HOUR, (start_ms + span_ms - t0) // n))
+        times, t = [], t0
+        for _ in range(n):
+            times.append(t)
+            t += rng.randrange(1000, 2 * gap)
         events = []
         cur = first(rng)
-        for k in range(n):
+        for k, t in enumerate(times):
             if k:
                 cur = change(rng, cur)
             events.append((t, list(cur)))
-            t += rng.randrange(MS_HOUR, 21 * 24 * MS_HOUR)
+        t += rng.randrange(1000, 2 * gap)
         if rng.random() < tombstone_rate:
             r = rng.random()
             if r < 0.1:
@@ -297,10 +305,10 @@ def main():
 
     user_ids = distinct_ids(rng, args.users, 1, 10**12)
     counts = [1] * args.users
+    busy = max(1, args.users // 100)
     for _ in range(args.profile_changes - args.users):
-        # Skewed: a few users change often.
-        counts[min(int(rng.paretovariate(1.2)) - 1, args.users - 1) if rng.random() < 0.2
-               else rng.randrange(args.users)] += 1
+        # Skewed: 1% of the users get a fifth of the changes.
+        counts[rng.randrange(busy) if rng.random() < 0.2 else rng.randrange(args.users)] += 1
     profs = list(histories(rng, user_ids, counts, start_ms, span_ms, profile_start,
                            profile_change, args.tombstones))
     write_profiles(args.out, split(deliver(rng, profs, args), args.parts))

@@ -38,6 +38,10 @@ typedef struct {
     size_t n_taken;
     uint32_t groups[KEY_GROUPS];
     size_t n_groups;
+    /* groups whose flushing set holds "D": they took dimension changes */
+    uint32_t dim_groups[KEY_GROUPS];
+    size_t n_dim_groups;
+    bool group_has_dims;
 } flush_work;
 
 static int push(void **arr, size_t *n, size_t *cap, size_t elem)
@@ -174,6 +178,8 @@ static int classify(flush_work *w, redis_state *rs, const redisReply *set, errbu
         } else if (s[0] == 'c' && parse_i64(s + 1, len - 1, &id)) {
             if (redis_state_users_of_device(rs, id, add_user_cb, w, err))
                 return -1;
+        } else if (s[0] == 'D' && len == 1) {
+            w->group_has_dims = true;
         } else {
             log_warn("flush: ignoring unrecognised dirty marker of %zu bytes", len);
         }
@@ -412,11 +418,14 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         if (r->elements == 0)
             continue;
         w.groups[w.n_groups++] = g;
+        w.group_has_dims = false;
         if (classify(&w, rs, r, err))
             goto out;
+        if (w.group_has_dims)
+            w.dim_groups[w.n_dim_groups++] = g;
     }
     failpoint("flush-after-take");
-    if (w.n_groups == 0) {
+    if (w.n_groups == 0 && !pg_sink_dims_pending(pg)) {
         rc = 0;
         goto out;
     }
@@ -446,7 +455,8 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
             goto out;
         p.n_hosts++;
     }
-    if (build_user_rows(rs, &w, &p, err))
+    if (build_user_rows(rs, &w, &p, err) ||
+        scd2_collect(rs, w.dim_groups, w.n_dim_groups, p.dims, p.n_dims, err))
         goto out;
 
     int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, err);
@@ -482,6 +492,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     stats->host_rows = p.n_hosts;
     stats->user_keys = p.n_user_keys;
     stats->user_rows = p.n_users;
+    stats->dim_changes = p.n_dims[DIM_DEVICES] + p.n_dims[DIM_USERS];
     rc = 0;
 out:
     if (rc < 0 && !err->msg[0])

@@ -22,6 +22,7 @@ typedef struct {
     size_t host_rows;
     size_t user_keys;
     size_t user_rows;
+    size_t dim_changes; /* device and user profile changes merged (sinks/scd2.h) */
     double seconds;
 } flush_stats;
 

@@ -7,6 +7,7 @@
  */
 #include "sinks/pg_sink.h"
 
+#include "sinks/scd2.h"
 #include "src/embedded.h"
 #include "src/failpoint.h"
 
@@ -20,6 +21,13 @@ struct pg_sink {
     char *dsn;
     bool transient;
     bool staged; /* temp tables exist on this connection */
+    /* SCD2 merge SQL (sinks/scd2.h), built for the tracked attributes; a
+     * dimension is merged when rows came, or once after its SQL was set
+     * (which rebuilds it if the tracked attributes changed). */
+    bool scd2_ready;
+    strbuf scd2_stage;
+    strbuf scd2_apply[DIM_COUNT];
+    bool scd2_check[DIM_COUNT];
 };
 
 static const char *const stage_sql =
@@ -129,9 +137,30 @@ void pg_sink_free(pg_sink *pg)
         return;
     if (pg->conn)
         PQfinish(pg->conn);
+    strbuf_free(&pg->scd2_stage);
+    for (int k = 0; k < DIM_COUNT; k++)
+        strbuf_free(&pg->scd2_apply[k]);
     free(pg->dsn);
     free(pg);
 }
+
+int pg_sink_set_scd2(pg_sink *pg, const scd2_config *cfg, errbuf *err)
+{
+    strbuf_free(&pg->scd2_stage);
+    pg->scd2_ready = false;
+    if (scd2_stage_sql(&pg->scd2_stage, err))
+        return -1;
+    for (int k = 0; k < DIM_COUNT; k++) {
+        strbuf_free(&pg->scd2_apply[k]);
+        if (scd2_apply_sql(cfg, (enum dim_kind)k, &pg->scd2_apply[k], err))
+            return -1;
+        pg->scd2_check[k] = true;
+    }
+    pg->scd2_ready = true;
+    pg->staged = false; /* the dimension staging tables too */
+    return 0;
+}
+
 
 bool pg_sink_error_is_transient(const pg_sink *pg)
 {
@@ -161,6 +190,10 @@ void flush_payload_reset(flush_payload *p)
 {
     p->hosts.len = p->user_keys.len = p->users.len = 0;
     p->n_hosts = p->n_user_keys = p->n_users = 0;
+    for (int k = 0; k < DIM_COUNT; k++) {
+        p->dims[k].len = 0;
+        p->n_dims[k] = 0;
+    }
 }
 
 void flush_payload_free(flush_payload *p)
@@ -168,6 +201,8 @@ void flush_payload_free(flush_payload *p)
     strbuf_free(&p->hosts);
     strbuf_free(&p->user_keys);
     strbuf_free(&p->users);
+    for (int k = 0; k < DIM_COUNT; k++)
+        strbuf_free(&p->dims[k]);
 }
 
 static int copy_in(pg_sink *pg, const char *table, const strbuf *data, errbuf *err)
@@ -203,6 +238,29 @@ static int copy_in(pg_sink *pg, const char *table, const strbuf *data, errbuf *e
     while ((res = PQgetResult(pg->conn)))
         PQclear(res);
     return rc;
+}
+
+bool pg_sink_dims_pending(const pg_sink *pg)
+{
+    for (int k = 0; k < DIM_COUNT; k++)
+        if (pg->scd2_check[k])
+            return true;
+    return false;
+}
+
+/* Stages and merges the dimension changes, inside the open transaction. */
+static int write_dims(pg_sink *pg, const flush_payload *p, errbuf *err)
+{
+    for (int k = 0; k < DIM_COUNT; k++) {
+        if (!p->dims[k].len && !pg->scd2_check[k])
+            continue;
+        char stage[64];
+        snprintf(stage, sizeof stage, "stage_%s", dim_tables[k].table);
+        if ((p->dims[k].len && copy_in(pg, stage, &p->dims[k], err)) ||
+            exec_ok(pg, pg->scd2_apply[k].data, dim_tables[k].table, err))
+            return -1;
+    }
+    return 0;
 }
 
 /* Claims the fence for this flush's token inside the open transaction:
@@ -251,8 +309,15 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, i
 {
     if (PQstatus(pg->conn) != CONNECTION_OK && open_conn(pg, err))
         return -1;
+    if (!pg->scd2_ready) {
+        scd2_config defaults;
+        scd2_config_defaults(&defaults);
+        if (pg_sink_set_scd2(pg, &defaults, err))
+            return -1;
+    }
     if (!pg->staged) {
-        if (exec_ok(pg, stage_sql, "staging tables", err))
+        if (exec_ok(pg, stage_sql, "staging tables", err) ||
+            exec_ok(pg, pg->scd2_stage.data, "dimension staging tables", err))
             return -1;
         pg->staged = true;
     }
@@ -268,11 +333,13 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, i
     if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
         (p->user_keys.len && copy_in(pg, "stage_user_keys", &p->user_keys, err)) ||
         (p->users.len && copy_in(pg, "stage_users", &p->users, err)) ||
-        exec_ok(pg, apply_sql, "apply flush", err) ||
+        exec_ok(pg, apply_sql, "apply flush", err) || write_dims(pg, p, err) ||
         (failpoint("flush-before-commit"), exec_ok(pg, "COMMIT", "commit", err))) {
         if (PQstatus(pg->conn) == CONNECTION_OK)
             exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;
     }
+    for (int k = 0; k < DIM_COUNT; k++)
+        pg->scd2_check[k] = false;
     return 0;
 }

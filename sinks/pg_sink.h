@@ -10,6 +10,7 @@
 #define ACTIVITY_PG_SINK_H
 
 #include "sinks/rows.h"
+#include "sinks/scd2.h"
 #include "src/log.h"
 
 #include <stdbool.h>
@@ -27,11 +28,20 @@ int pg_sink_reconnect(pg_sink *pg, errbuf *err);
 /* Creates the sink tables (sinks/schema.sql) if missing. */
 int pg_sink_migrate(pg_sink *pg, errbuf *err);
 
+/* The attributes the SCD2 dimensions track (default: all); the next write
+ * merges both dimensions, rebuilding one whose tracked attributes changed. */
+int pg_sink_set_scd2(pg_sink *pg, const scd2_config *cfg, errbuf *err);
+/* True until that merge has committed: a flush with nothing else to write
+ * should still write, so that a rebuild does not wait for a change. */
+bool pg_sink_dims_pending(const pg_sink *pg);
+
 typedef struct {
     strbuf hosts;     /* stage_hosts lines */
     strbuf user_keys; /* stage_user_keys lines: the (user, month)s being replaced */
     strbuf users;     /* stage_users lines */
     size_t n_hosts, n_user_keys, n_users;
+    strbuf dims[DIM_COUNT]; /* stage_dim_devices / stage_dim_users lines (sinks/scd2.h) */
+    size_t n_dims[DIM_COUNT];
 } flush_payload;
 
 void flush_payload_reset(flush_payload *p);

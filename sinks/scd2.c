@@ -277,3 +277,24 @@ int scd2_rows_from_buffer(const redisReply *reply, strbuf rows[DIM_COUNT], size_
         log_warn("flush: skipped %zu malformed dimension buffer entries", skipped);
     return 0;
 }
+
+int scd2_collect(redis_state *rs, const uint32_t *groups, size_t n, strbuf rows[DIM_COUNT],
+                 size_t counts[DIM_COUNT], errbuf *err)
+{
+    if (n == 0)
+        return 0;
+    redisReply *replies[KEY_GROUPS];
+    if (n > KEY_GROUPS) {
+        err_set(err, "flush: %zu dimension groups, more than the %d key groups", n, KEY_GROUPS);
+        return -1;
+    }
+    if (redis_state_read_dims(rs, groups, n, replies, err))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = scd2_rows_from_buffer(replies[i], rows, counts, err);
+        freeReplyObject(replies[i]);
+    }
+    return rc;
+}

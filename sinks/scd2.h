@@ -22,6 +22,7 @@
 #define ACTIVITY_SCD2_H
 
 #include "processors/dims.h"
+#include "processors/redis_state.h"
 #include "sinks/rows.h"
 #include "src/log.h"
 
@@ -51,6 +52,11 @@ int scd2_apply_sql(const scd2_config *c, enum dim_kind kind, strbuf *out, errbuf
  * with a warning (they cannot come from this program). */
 int scd2_rows_from_buffer(const redisReply *reply, strbuf rows[DIM_COUNT], size_t counts[DIM_COUNT],
                           errbuf *err);
+
+/* Reads the changes a flush took in these groups (those whose flushing set
+ * holds "D": processors/take_dirty.lua) and appends their staging rows. */
+int scd2_collect(redis_state *rs, const uint32_t *groups, size_t n, strbuf rows[DIM_COUNT],
+                 size_t counts[DIM_COUNT], errbuf *err);
 
 /* One COPY line of stage_<dim>: key, updated_at_ms, is_tombstone, attrs. */
 int scd2_encode_row(strbuf *sb, const dim_change *c);

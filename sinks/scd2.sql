@@ -21,6 +21,9 @@ CREATE TEMP TABLE IF NOT EXISTS scd2_new_{{dim}} (
     {{key}} bigint, {{defs}}, valid_from timestamptz, valid_to timestamptz, attr_hash text
 ) ON COMMIT DELETE ROWS;
 -- ==== apply ====
+-- The re-derivation sorts whole histories: give it room (this transaction only).
+SET LOCAL work_mem = '64MB';
+
 -- 1. The staged changes join the history: one row per (key, updated_at).
 -- Two different changes at the same instant resolve the same way whatever
 -- their arrival order: a tombstone wins, else the greater row text (bytes).
@@ -48,24 +51,24 @@ WHERE t.tracked IS DISTINCT FROM EXCLUDED.tracked;
 ANALYZE scd2_keys_{{dim}};
 
 -- 3. Their versions, from their whole history, by the streak rule: a change
--- starts a new streak when its state (the tracked attributes' hash, or
--- 'deleted') differs from the previous change's; a streak is a version
--- valid from its first change to the next streak's first change; deleted
--- streaks only end the version before them.
+-- starts a new streak when it differs from the previous change in being a
+-- tombstone or in a tracked attribute; a streak is a version valid from its
+-- first change to the next streak's first change; a tombstones' streak only
+-- ends the version before it.
 INSERT INTO scd2_new_{{dim}} ({{key}}, {{attrs}}, valid_from, valid_to, attr_hash)
 WITH ch AS (
-    SELECT c.*,
-           CASE WHEN c.is_tombstone THEN 'deleted' ELSE md5(ROW({{tracked c.}})::text) END AS scd2_state
-    FROM {{changes}} c JOIN scd2_keys_{{dim}} k USING ({{key}})
+    SELECT c.* FROM {{changes}} c JOIN scd2_keys_{{dim}} k USING ({{key}})
 ), flagged AS (
     SELECT ch.*,
-           CASE WHEN scd2_state IS DISTINCT FROM lag(scd2_state) OVER w THEN 1 ELSE 0 END AS starts
+           CASE WHEN ROW(is_tombstone, {{tracked}})
+                     IS DISTINCT FROM lag(ROW(is_tombstone, {{tracked}})) OVER w
+                THEN 1 ELSE 0 END AS starts
     FROM ch WINDOW w AS (PARTITION BY {{key}} ORDER BY updated_at)
 ), streaks AS (
     SELECT flagged.*, sum(starts) OVER (PARTITION BY {{key}} ORDER BY updated_at) AS streak
     FROM flagged
 ), versions AS (
-    SELECT {{key}}, streak, min(updated_at) AS valid_from, min(scd2_state) AS scd2_state,
+    SELECT {{key}}, streak, min(updated_at) AS valid_from, bool_and(is_tombstone) AS deleted,
            {{min s.}}
     FROM streaks s GROUP BY {{key}}, streak
 ), bounded AS (
@@ -75,10 +78,9 @@ WITH ch AS (
     SELECT DISTINCT ON ({{key}}) {{key}}, {{attrs}}
     FROM ch WHERE NOT is_tombstone ORDER BY {{key}}, updated_at DESC
 )
-SELECT v.{{key}}, {{pick v. l.}}, v.valid_from, v.valid_to, v.scd2_state
+SELECT v.{{key}}, {{pick v. l.}}, v.valid_from, v.valid_to, md5(ROW({{tracked v.}})::text)
 FROM bounded v JOIN latest l USING ({{key}})
-WHERE v.scd2_state <> 'deleted';
-ANALYZE scd2_new_{{dim}};
+WHERE NOT v.deleted;
 
 -- 4. Merge: versions that no longer exist go, surviving ones (same key,
 -- valid_from and hash: same surrogate key) get their new end and type 1

@@ -23,8 +23,8 @@
 static const char help[] =
     "usage: activity run [options]\n"
     "\n"
-    "Consumes the events and devices topics as a member of a consumer group,\n"
-    "keeps state in Redis and flushes it to the PostgreSQL sink tables.\n"
+    "Consumes the events, devices and user profiles topics as a member of a consumer\n"
+    "group, keeps state in Redis and flushes it to the PostgreSQL sink tables.\n"
     "\n"
     "  --group NAME            consumer group (default: activity)\n"
     "  --instance-id ID        static group membership (group.instance.id)\n"
@@ -33,6 +33,13 @@ static const char help[] =
     "  --batch-size N          most messages per poll batch (default: 50000)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
+    "\n"
+    "SCD2 dimensions (see README: Dimensions (SCD2)):\n"
+    "  --dim-devices-track LIST  dim_devices attributes that start a new version when\n"
+    "                          they change (type 2); the others are overwritten in place\n"
+    "                          (type 1). Default: all (browser_type,os_type,device_type)\n"
+    "  --dim-users-track LIST  the same for dim_users (first_name,last_name,title,street,\n"
+    "                          city,state,country,zip,contact_type,contact_value). Default: all\n"
     "\n"
     "Input (see README: Schema registry, Dead letters):\n"
     "  --schema-registry URL   resolve schema ids in a Confluent-compatible registry\n"
@@ -61,6 +68,8 @@ enum {
     OPT_MAX_TIME,
     OPT_MAX_FIELD,
     OPT_WRITER_SCHEMA,
+    OPT_DIM_DEVICES,
+    OPT_DIM_USERS,
 };
 
 typedef struct {
@@ -74,6 +83,7 @@ typedef struct {
     validation_rules rules;
     const char *writer_schemas[16];
     int n_writer_schemas;
+    scd2_config scd2;
 } run_config;
 
 static volatile sig_atomic_t stop_requested;
@@ -109,6 +119,9 @@ static int parse_args(int argc, char **argv, run_config *rc)
                                          {"max-event-time", required_argument, 0, OPT_MAX_TIME},
                                          {"max-field-bytes", required_argument, 0, OPT_MAX_FIELD},
                                          {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
+                                         {"dim-devices-track", required_argument, 0,
+                                          OPT_DIM_DEVICES},
+                                         {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
                                          {0, 0, 0, 0}};
     config_defaults(&rc->common);
     rc->source.group = "activity";
@@ -117,6 +130,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
+    scd2_config_defaults(&rc->scd2);
     int opt;
     errbuf err = {{0}};
     char *end;
@@ -173,6 +187,14 @@ static int parse_args(int argc, char **argv, run_config *rc)
             if (validation_parse_time(optarg, opt == OPT_MIN_TIME ? &rc->rules.min_event_time_ms
                                                                   : &rc->rules.max_event_time_ms)) {
                 fprintf(stderr, "activity run: bad time '%s' (YYYY-MM-DD or epoch ms)\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_DIM_DEVICES:
+        case OPT_DIM_USERS:
+            if (scd2_config_parse(&rc->scd2, opt == OPT_DIM_DEVICES ? DIM_DEVICES : DIM_USERS,
+                                  optarg, &err)) {
+                fprintf(stderr, "activity run: %s\n", err.msg);
                 return -1;
             }
             break;
@@ -321,10 +343,10 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
             fc->backoff = 0;
             fc->rows += st.host_rows + st.user_rows;
             fc->seconds += st.seconds;
-            if (st.host_rows || st.user_keys)
-                log_info("flushed %zu host-month rows and %zu user-month keys (%zu rows) in "
-                         "%.3f s",
-                         st.host_rows, st.user_keys, st.user_rows, st.seconds);
+            if (st.host_rows || st.user_keys || st.dim_changes)
+                log_info("flushed %zu host-month rows, %zu user-month keys (%zu rows) and %zu "
+                         "dimension changes in %.3f s",
+                         st.host_rows, st.user_keys, st.user_rows, st.dim_changes, st.seconds);
             return 0;
         }
         if (r == 1) {
@@ -477,10 +499,12 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     /* The rate counts from the first record, so group join time at start
      * does not dilute it; the final flush is included. */
     double busy = first_record ? now_seconds() - first_record : 0;
-    log_info("done: %llu records (%llu events, %llu devices, %llu dead letters) in %.2f s, "
+    log_info("done: %llu records (%llu events, %llu devices, %llu user profiles, %llu "
+             "tombstones, %llu dead letters) in %.2f s, "
              "%.0f records/s; %llu redis commands; %llu rows flushed in %.2f s",
              (unsigned long long)pipe->stats.records, (unsigned long long)pipe->stats.events,
-             (unsigned long long)pipe->stats.devices, (unsigned long long)pipe->stats.dead_letters,
+             (unsigned long long)pipe->stats.devices, (unsigned long long)pipe->stats.profiles,
+             (unsigned long long)pipe->stats.tombstones, (unsigned long long)pipe->stats.dead_letters,
              busy, busy > 0 ? pipe->stats.records / busy : 0,
              (unsigned long long)redis_state_commands(rs), (unsigned long long)fc.rows, fc.seconds);
     return status;
@@ -567,19 +591,22 @@ int cmd_run(int argc, char **argv)
     int64_t newest_flush;
     if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) || pg_sink_migrate(pg, &err) ||
         pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
-        redis_state_raise_flush_token(rs, newest_flush, &err))
+        redis_state_raise_flush_token(rs, newest_flush, &err) ||
+        pg_sink_set_scd2(pg, &rc.scd2, &err))
         goto out;
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
     pipeline_init(&pipe, codec, rs, dead, rc.common.events_topic, rc.common.devices_topic);
+    pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
     pipe.rules = rc.rules;
     pipe_ready = true;
     if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)))
         goto out;
-    const char *topics[2] = {rc.common.events_topic, rc.common.devices_topic};
-    const char *existing[2];
+    const char *topics[3] = {rc.common.events_topic, rc.common.devices_topic,
+                             rc.common.profiles_topic};
+    const char *existing[3];
     int n_existing = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         int parts = kafka_partition_count(kafka_source_handle(src), topics[i], &err);
         if (parts < 0)
             goto out;
@@ -591,8 +618,8 @@ int cmd_run(int argc, char **argv)
             existing[n_existing++] = topics[i];
     }
     if (n_existing == 0) {
-        err_set(&err, "none of the topics %s, %s exists; load data first (activity load)",
-                topics[0], topics[1]);
+        err_set(&err, "none of the topics %s, %s, %s exists; load data first (activity load)",
+                topics[0], topics[1], topics[2]);
         goto out;
     }
     if (rc.until_caught_up &&
@@ -600,8 +627,9 @@ int cmd_run(int argc, char **argv)
         goto out;
     if (kafka_source_subscribe(src, existing, n_existing, &err))
         goto out;
-    log_info("consuming %s%s%s as group %s; flushing every %.1f s%s", existing[0],
-             n_existing > 1 ? " and " : "", n_existing > 1 ? existing[1] : "", rc.source.group,
+    log_info("consuming %s%s%s%s%s as group %s; flushing every %.1f s%s", existing[0],
+             n_existing > 1 ? ", " : "", n_existing > 1 ? existing[1] : "",
+             n_existing > 2 ? ", " : "", n_existing > 2 ? existing[2] : "", rc.source.group,
              rc.flush_interval, rc.until_caught_up ? " until caught up" : "");
     status = run_loop(&rc, &pipe, src, rs, pg, &cu);
     kafka_source_close(src);
