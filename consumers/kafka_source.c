@@ -105,7 +105,10 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
         kafka_conf_set(conf, "enable.partition.eof", "false", err) ||
         kafka_conf_set(conf, "fetch.max.bytes", "104857600", err) ||
         kafka_conf_set(conf, "max.partition.fetch.bytes", "10485760", err) ||
-        kafka_conf_set(conf, "queued.max.messages.kbytes", "262144", err) ||
+        /* Prefetch deep enough that fetching never waits for the main
+         * thread: with the default (100,000 per partition) polls stall. */
+        kafka_conf_set(conf, "queued.min.messages", "500000", err) ||
+        kafka_conf_set(conf, "queued.max.messages.kbytes", "131072", err) ||
         (opt->instance_id && kafka_conf_set(conf, "group.instance.id", opt->instance_id, err)) ||
         config_apply_kafka(cfg, conf, err)) {
         rd_kafka_conf_destroy(conf);

@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, dlq *dead_letters,
-                   const char *events_topic, const char *devices_topic)
+void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, redis_state *apply_redis,
+                   dlq *dead_letters, const char *events_topic, const char *devices_topic)
 {
     memset(p, 0, sizeof *p);
     p->codec = codec;
     p->redis = redis;
+    p->apply_redis = apply_redis;
     p->dead_letters = dead_letters;
     p->events_topic = events_topic;
     p->devices_topic = devices_topic;
@@ -27,6 +28,7 @@ void pipeline_free(pipeline *p)
 {
     for (size_t i = 0; i < p->n_parts; i++) {
         batch_free(&p->parts[i]->b);
+        batch_free(&p->parts[i]->inflight_b);
         free(p->parts[i]->topic);
         free(p->parts[i]);
     }
@@ -61,10 +63,11 @@ static partition_state *get_or_add(pipeline *p, const char *topic, int32_t parti
         return NULL;
     }
     ps->partition = partition;
-    ps->kind = strcmp(topic, p->devices_topic) == 0 ? RECORD_DEVICE
+    ps->kind = strcmp(topic, p->devices_topic) == 0                         ? RECORD_DEVICE
                : p->profiles_topic && strcmp(topic, p->profiles_topic) == 0 ? RECORD_USER_PROFILE
                                                                             : RECORD_WEB_EVENT;
     batch_init(&ps->b);
+    batch_init(&ps->inflight_b);
     p->parts[p->n_parts++] = ps;
     return ps;
 }
@@ -90,6 +93,7 @@ int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *
     batch_reset(&ps->b);
     ps->pending = false;
     ps->assigned = true;
+    ps->generation++;
     int64_t low = lowest_fence(ps->fences);
     *start = low < 0 ? RD_KAFKA_OFFSET_BEGINNING : low;
     ps->position = low < 0 ? -1 : low;
@@ -103,6 +107,9 @@ void pipeline_revoke(pipeline *p, const char *topic, int32_t partition)
     if (!ps)
         return;
     ps->assigned = false;
+    ps->generation++;
+    /* A batch in flight stays until its replies are read (the apply
+     * connection must stay in step); its result is then ignored. */
     batch_reset(&ps->b);
     ps->pending = false;
 }
@@ -161,8 +168,7 @@ static int handle_tombstone(pipeline *p, partition_state *ps, const rd_kafka_mes
                            err);
     if (at < p->rules.min_event_time_ms || at >= p->rules.max_event_time_ms) {
         errbuf detail;
-        err_set(&detail, "tombstone time %lld ms is outside the accepted range",
-                (long long)at);
+        err_set(&detail, "tombstone time %lld ms is outside the accepted range", (long long)at);
         return dead_letter(p, m, "updated-at-out-of-range", detail.msg, err);
     }
     dim_change c;
@@ -253,7 +259,7 @@ static int add_reseek(rd_kafka_topic_partition_list_t **list, partition_state *p
     return 0;
 }
 
-int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
+int pipeline_apply_begin(pipeline *p, errbuf *err)
 {
     /* Dead letters first: an offset counts as done only once its dead
      * letter is safely in Kafka. */
@@ -262,15 +268,45 @@ int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf
             return -1;
         p->dlq_pending = false;
     }
+    for (size_t i = 0; i < p->n_parts; i++) {
+        partition_state *ps = p->parts[i];
+        if (!ps->assigned || !ps->pending || ps->inflight)
+            continue;
+        if (redis_state_apply_send(p->apply_redis, &ps->b, ps->topic, ps->partition, ps->position,
+                                   ps->fences, &ps->ticket, err))
+            return -1;
+        /* The next batch is folded against the fences this one will leave;
+         * if it fails, _end drops that batch too. */
+        for (size_t k = 0; k < ps->ticket.n; k++)
+            ps->fences[ps->ticket.groups[k]] = ps->position;
+        batch tmp = ps->inflight_b;
+        ps->inflight_b = ps->b;
+        ps->b = tmp;
+        ps->inflight = true;
+        ps->inflight_position = ps->position;
+        ps->inflight_generation = ps->generation;
+        ps->pending = false;
+    }
+    return 0;
+}
+
+int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
+{
     int result = 0;
     for (size_t i = 0; i < p->n_parts; i++) {
         partition_state *ps = p->parts[i];
-        if (!ps->assigned || !ps->pending)
+        if (!ps->inflight)
             continue;
-        int r = redis_state_apply(p->redis, &ps->b, ps->topic, ps->partition, ps->position,
-                                  ps->fences, err);
+        int r = redis_state_apply_recv(p->apply_redis, &ps->inflight_b, ps->topic, ps->partition,
+                                       &ps->ticket, ps->fences, err);
         if (r < 0)
             return -1;
+        ps->inflight = false;
+        batch_reset(&ps->inflight_b);
+        /* Revoked or re-assigned meanwhile: the new owner (or the new
+         * assignment) works from the fences, whatever this batch did. */
+        if (!ps->assigned || ps->generation != ps->inflight_generation)
+            continue;
         if (r == 1) {
             /* Another instance applied part of this range: our view is
              * stale. Re-read every fence and start over from them. */
@@ -280,22 +316,56 @@ int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf
                      ps->topic, ps->partition);
             if (redis_state_read_fences(p->redis, ps->topic, ps->partition, ps->fences, err))
                 return -1;
+            batch_reset(&ps->b);
+            ps->pending = false;
             add_reseek(reseek, ps);
             result = 1;
         } else {
-            ps->applied = ps->position;
+            ps->applied = ps->inflight_position;
         }
-        batch_reset(&ps->b);
-        ps->pending = false;
     }
     return result;
+}
+
+int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
+{
+    int r = pipeline_apply_end(p, reseek, err);
+    if (r < 0 || pipeline_apply_begin(p, err))
+        return -1;
+    int r2 = pipeline_apply_end(p, reseek, err);
+    return r2 < 0 ? -1 : (r || r2);
+}
+
+bool pipeline_in_flight(const pipeline *p)
+{
+    for (size_t i = 0; i < p->n_parts; i++)
+        if (p->parts[i]->inflight)
+            return true;
+    return false;
+}
+
+int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
+{
+    for (size_t i = 0; i < p->n_parts; i++) {
+        partition_state *ps = p->parts[i];
+        ps->inflight = false;
+        ps->pending = false;
+        batch_reset(&ps->b);
+        batch_reset(&ps->inflight_b);
+        if (!ps->assigned)
+            continue;
+        if (redis_state_read_fences(p->redis, ps->topic, ps->partition, ps->fences, err))
+            return -1;
+        add_reseek(reseek, ps);
+    }
+    return 0;
 }
 
 int pipeline_advance_fences(pipeline *p, errbuf *err)
 {
     for (size_t i = 0; i < p->n_parts; i++) {
         partition_state *ps = p->parts[i];
-        if (!ps->assigned || ps->pending || ps->applied < 0)
+        if (!ps->assigned || ps->pending || ps->inflight || ps->applied < 0)
             continue;
         int r = redis_state_advance_fences(p->redis, ps->topic, ps->partition, ps->applied,
                                            ps->fences, err);

@@ -28,8 +28,16 @@ typedef struct {
     int64_t position; /* next offset to process; -1 before the first record */
     int64_t applied;  /* everything below is applied in Redis */
     bool assigned;
+    uint32_t generation; /* bumped on every assignment and revocation */
     batch b;
     bool pending; /* b has records (or skipped ones) not yet applied */
+    /* The batch sent to Redis and not yet acknowledged (see
+     * pipeline_apply_begin). */
+    batch inflight_b;
+    bool inflight;
+    apply_ticket ticket;
+    int64_t inflight_position;
+    uint32_t inflight_generation;
 } partition_state;
 
 typedef struct {
@@ -44,7 +52,8 @@ typedef struct {
 
 typedef struct {
     avro_codec *codec;
-    redis_state *redis;
+    redis_state *redis;       /* fences, flush and everything synchronous */
+    redis_state *apply_redis; /* batch applies only: replies may be pending */
     dlq *dead_letters;
     validation_rules rules;
     const char *events_topic;
@@ -56,8 +65,8 @@ typedef struct {
     pipeline_stats stats;
 } pipeline;
 
-void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, dlq *dead_letters,
-                   const char *events_topic, const char *devices_topic);
+void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, redis_state *apply_redis,
+                   dlq *dead_letters, const char *events_topic, const char *devices_topic);
 void pipeline_free(pipeline *p);
 /* Records of this topic are user profiles (dim_users' changes). */
 void pipeline_set_profiles_topic(pipeline *p, const char *topic);
@@ -76,10 +85,23 @@ void pipeline_revoke(pipeline *p, const char *topic, int32_t partition);
  * processor (e.g. out of memory); bad records go to the DLQ. */
 int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err);
 
-/* Applies every pending batch. Returns 0, or 1 if some partition's fence
- * had moved (its state was re-read; *reseek lists where to seek, caller
- * frees), or -1 on a Redis/DLQ error (batches kept for a retry). */
+/* Applies every pending batch in two halves, so Redis applies one batch
+ * while the next is polled and folded: _begin waits for the dead letters,
+ * then sends each partition's batch (fences advanced optimistically) on
+ * the apply connection; _end reads the replies. _end returns 0, or 1 if
+ * some partition's fence had moved (its state is re-read and its next
+ * batch dropped; *reseek lists where to seek, caller frees), or -1 on a
+ * Redis error, after which the caller resyncs (pipeline_resync) once Redis
+ * is back. pipeline_apply does both. */
+int pipeline_apply_begin(pipeline *p, errbuf *err);
+int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
+bool pipeline_in_flight(const pipeline *p);
+
+/* After a Redis failure, when whether the last batches applied is unknown:
+ * drops every batch, re-reads the fences of every assigned partition and
+ * lists where to seek. */
+int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 
 /* Advances quiet groups' fences to each partition's position. */
 int pipeline_advance_fences(pipeline *p, errbuf *err);

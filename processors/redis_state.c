@@ -28,6 +28,14 @@ typedef struct {
     const char **argv;
 } argv_builder;
 
+/* One (user, device, month) mask of a batch, sorted into user-hash order. */
+typedef struct {
+    int32_t month;
+    uint32_t bucket;
+    int64_t user, device;
+    uint32_t mask;
+} ud_row;
+
 struct redis_state {
     redisContext *ctx;
     char *url;
@@ -37,6 +45,8 @@ struct redis_state {
     char read_host_sha[41];
     char finish_sha[41];
     long exact_limit;
+    ud_row *rows; /* scratch for build_apply */
+    size_t rows_cap;
     uint64_t commands;
     argv_builder ab;
 };
@@ -103,6 +113,21 @@ static int ab_addf(argv_builder *ab, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof tmp)
         return -1;
     return ab_add(ab, tmp, (size_t)n);
+}
+
+/* Decimal integers are most of an apply's arguments: formatted by hand,
+ * not through printf. */
+static int ab_add_i64(argv_builder *ab, long long v)
+{
+    char tmp[24], *end = tmp + sizeof tmp, *p = end;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return ab_add(ab, p, (size_t)(end - p));
 }
 
 /* Adds "<prefix>:{g}:<middle><tail bytes>" as one argument. */
@@ -327,6 +352,7 @@ void redis_state_free(redis_state *rs)
     if (rs->ctx)
         redisFree(rs->ctx);
     ab_free(&rs->ab);
+    free(rs->rows);
     free(rs->url);
     free(rs->prefix);
     free(rs);
@@ -416,13 +442,6 @@ int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partitio
     return rc;
 }
 
-typedef struct {
-    int32_t month;
-    uint32_t bucket;
-    int64_t user, device;
-    uint32_t mask;
-} ud_row;
-
 static int cmp_ud(const void *a, const void *b)
 {
     const ud_row *x = a, *y = b;
@@ -472,11 +491,10 @@ static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
             size_t uend = u;
             while (uend < kend && rows[uend].user == rows[u].user)
                 uend++;
-            if (ab_addf(ab, "%lld", (long long)rows[u].user) || ab_addf(ab, "%zu", uend - u))
+            if (ab_add_i64(ab, rows[u].user) || ab_add_i64(ab, (long long)(uend - u)))
                 return -1;
             for (size_t k = u; k < uend; k++)
-                if (ab_addf(ab, "%lld", (long long)rows[k].device) ||
-                    ab_addf(ab, "%u", rows[k].mask))
+                if (ab_add_i64(ab, rows[k].device) || ab_add_i64(ab, rows[k].mask))
                     return -1;
             u = uend;
         }
@@ -516,7 +534,7 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
             ab_addf(ab, "%llu", (unsigned long long)hd->hits) || ab_addf(ab, "%u", hd->nusers))
             return -1;
         for (uint32_t u = hd->users_head; u != BATCH_NONE; u = b->users[u].next)
-            if (ab_addf(ab, "%lld", (long long)b->users[u].user_id))
+            if (ab_add_i64(ab, b->users[u].user_id))
                 return -1;
     }
 
@@ -560,81 +578,119 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
 /* Sends the apply script for each group selected in want[], reads the
  * replies. NOSCRIPT (Redis restarted and lost its script cache) reloads
  * the scripts and retries those groups once. */
-static int run_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
-                     int64_t new_fence, int64_t fences[KEY_GROUPS], const bool want[KEY_GROUPS],
-                     errbuf *err)
+/* Queues the apply script for each group selected in want[] with the
+ * expected fences, and pushes the pipeline onto the socket. */
+static int send_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                      int64_t new_fence, const int64_t fences[KEY_GROUPS],
+                      const bool want[KEY_GROUPS], apply_ticket *t, errbuf *err)
 {
     char field[512];
     if (fence_field(field, sizeof field, topic, partition) < 0) {
         err_set(err, "topic name too long");
         return -1;
     }
-    bool todo[KEY_GROUPS];
-    memcpy(todo, want, sizeof todo);
-    ud_row *rows = NULL;
-    size_t rows_cap = 0;
-    int result = 0;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        uint32_t sent[KEY_GROUPS];
-        size_t nsent = 0;
-        for (uint32_t g = 0; g < KEY_GROUPS; g++) {
-            if (!todo[g])
-                continue;
-            if (build_apply(rs, b, g, field, fences[g], new_fence, &rows, &rows_cap) ||
-                ab_send(rs, &rs->ab)) {
-                err_set(err, "redis: cannot queue the apply of group %u", g);
-                free(rows);
-                return -1;
-            }
-            sent[nsent++] = g;
+    t->n = 0;
+    t->new_fence = new_fence;
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        if (!want[g])
+            continue;
+        if (build_apply(rs, b, g, field, fences[g], new_fence, &rs->rows, &rs->rows_cap) ||
+            ab_send(rs, &rs->ab)) {
+            err_set(err, "redis: cannot queue the apply of group %u", g);
+            return -1;
         }
-        bool noscript = false;
-        if (b) {
-            /* Push the pipeline onto the socket first, so a crash here
-             * leaves Redis holding applies whose replies nobody read. */
-            int done = 0;
-            while (!done && redisBufferWrite(rs->ctx, &done) == REDIS_OK)
-                ;
-            failpoint("apply-sent");
-        }
-        for (size_t k = 0; k < nsent; k++) {
-            uint32_t g = sent[k];
-            redisReply *r;
-            if (get_reply(rs, &r, err)) {
-                free(rows);
-                return -1;
-            }
-            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-                noscript = true;
-            } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                       r->element[0]->type == REDIS_REPLY_INTEGER) {
-                todo[g] = false;
-                if (r->element[0]->integer == 1) {
-                    fences[g] = new_fence;
-                } else {
-                    fences[g] = (r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING)
-                                    ? strtoll(r->element[1]->str, NULL, 10)
-                                    : -1;
-                    result = 1;
-                }
-            } else {
-                err_set(err, "redis: apply of group %u failed: %s", g,
-                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-                result = -1;
-            }
-            freeReplyObject(r);
-        }
-        if (result < 0 || !noscript)
-            break;
-        if (load_scripts(rs, err)) {
-            result = -1;
-            break;
-        }
+        t->groups[t->n] = g;
+        t->expected[t->n++] = fences[g];
     }
-    free(rows);
+    /* Push the pipeline onto the socket now: Redis works on it while the
+     * caller prepares the next batch, and a crash at the failpoint leaves
+     * Redis holding applies whose replies nobody read. */
+    int done = 0;
+    while (!done && redisBufferWrite(rs->ctx, &done) == REDIS_OK)
+        ;
+    if (rs->ctx->err) {
+        err_set(err, "redis: %s", rs->ctx->errstr);
+        return -1;
+    }
+    if (b)
+        failpoint("apply-sent");
+    return 0;
+}
+
+/* Reads the replies of a send_apply. A NOSCRIPT (Redis restarted and lost
+ * its script cache) reloads the scripts and sends those groups again. */
+static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                      apply_ticket *t, int64_t fences[KEY_GROUPS], errbuf *err)
+{
+    int result = 0;
+    bool again[KEY_GROUPS] = {false}, noscript = false;
+    int64_t expected[KEY_GROUPS];
+    for (size_t k = 0; k < t->n; k++) {
+        uint32_t g = t->groups[k];
+        redisReply *r;
+        if (get_reply(rs, &r, err))
+            return -1;
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            noscript = again[g] = true;
+            expected[g] = t->expected[k];
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                   r->element[0]->type == REDIS_REPLY_INTEGER) {
+            if (r->element[0]->integer == 1) {
+                fences[g] = t->new_fence;
+            } else {
+                fences[g] = (r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING)
+                                ? strtoll(r->element[1]->str, NULL, 10)
+                                : -1;
+                result = 1;
+            }
+        } else {
+            err_set(err, "redis: apply of group %u failed: %s", g,
+                    r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            result = -1;
+        }
+        freeReplyObject(r);
+    }
+    if (result >= 0 && noscript) {
+        if (load_scripts(rs, err))
+            return -1;
+        apply_ticket retry;
+        int r = send_apply(rs, b, topic, partition, t->new_fence, expected, again, &retry, err);
+        if (r == 0) {
+            r = recv_apply(rs, b, topic, partition, &retry, fences, err);
+            /* A second NOSCRIPT right after loading them is an error. */
+        }
+        if (r != 0)
+            result = r;
+    }
     if (b && result == 0)
         failpoint("apply-done");
     return result;
+}
+
+static int run_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                     int64_t new_fence, int64_t fences[KEY_GROUPS], const bool want[KEY_GROUPS],
+                     errbuf *err)
+{
+    apply_ticket t;
+    if (send_apply(rs, b, topic, partition, new_fence, fences, want, &t, err))
+        return -1;
+    return recv_apply(rs, b, topic, partition, &t, fences, err);
+}
+
+int redis_state_apply_send(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                           int64_t new_fence, const int64_t fences[KEY_GROUPS], apply_ticket *t,
+                           errbuf *err)
+{
+    bool want[KEY_GROUPS];
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        want[g] = !batch_group_empty(b, g);
+    return send_apply(rs, b, topic, partition, new_fence, fences, want, t, err);
+}
+
+int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                           apply_ticket *t, int64_t fences[KEY_GROUPS], errbuf *err)
+{
+    return recv_apply(rs, b, topic, partition, t, fences, err);
 }
 
 int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,

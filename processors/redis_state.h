@@ -59,6 +59,24 @@ int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partitio
 int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
                       int64_t new_fence, int64_t fences[KEY_GROUPS], errbuf *err);
 
+/* The same in two halves, so Redis can work on one batch while the caller
+ * prepares the next: _send queues and pushes the scripts of every non-empty
+ * group (fences[] holds the expected values), _recv reads the replies and
+ * updates fences[] as redis_state_apply does. Nothing else may use this
+ * connection in between. */
+typedef struct {
+    uint32_t groups[KEY_GROUPS];
+    int64_t expected[KEY_GROUPS];
+    size_t n;
+    int64_t new_fence;
+} apply_ticket;
+
+int redis_state_apply_send(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                           int64_t new_fence, const int64_t fences[KEY_GROUPS], apply_ticket *t,
+                           errbuf *err);
+int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, int32_t partition,
+                           apply_ticket *t, int64_t fences[KEY_GROUPS], errbuf *err);
+
 /* Moves fences of groups that had nothing in [fence, next) up to next, so a
  * restart does not re-read a long range for a quiet group. Same return
  * convention as redis_state_apply. */

@@ -30,7 +30,7 @@ static const char help[] =
     "  --instance-id ID        static group membership (group.instance.id)\n"
     "  --flush-interval SEC    seconds between flushes (default: 10)\n"
     "  --until-caught-up       process what the topics hold at start, flush, commit, exit 0\n"
-    "  --batch-size N          most messages per poll batch (default: 50000)\n"
+    "  --batch-size N          most messages per poll batch (default: 100000)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
     "\n"
@@ -103,30 +103,28 @@ static double now_seconds(void)
 
 static int parse_args(int argc, char **argv, run_config *rc)
 {
-    static const struct option opts[] = {COMMON_LONG_OPTIONS,
-                                         {"group", required_argument, 0, OPT_GROUP},
-                                         {"instance-id", required_argument, 0, OPT_INSTANCE},
-                                         {"flush-interval", required_argument, 0, OPT_FLUSH},
-                                         {"until-caught-up", no_argument, 0, OPT_UNTIL},
-                                         {"batch-size", required_argument, 0, OPT_BATCH},
-                                         {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
-                                         {"schema-registry", required_argument, 0, OPT_REGISTRY},
-                                         {"schema-registry-user-info", required_argument, 0,
-                                          OPT_REGISTRY_AUTH},
-                                         {"schema-registry-timeout", required_argument, 0,
-                                          OPT_REGISTRY_TIMEOUT},
-                                         {"min-event-time", required_argument, 0, OPT_MIN_TIME},
-                                         {"max-event-time", required_argument, 0, OPT_MAX_TIME},
-                                         {"max-field-bytes", required_argument, 0, OPT_MAX_FIELD},
-                                         {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
-                                         {"dim-devices-track", required_argument, 0,
-                                          OPT_DIM_DEVICES},
-                                         {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        COMMON_LONG_OPTIONS,
+        {"group", required_argument, 0, OPT_GROUP},
+        {"instance-id", required_argument, 0, OPT_INSTANCE},
+        {"flush-interval", required_argument, 0, OPT_FLUSH},
+        {"until-caught-up", no_argument, 0, OPT_UNTIL},
+        {"batch-size", required_argument, 0, OPT_BATCH},
+        {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
+        {"schema-registry", required_argument, 0, OPT_REGISTRY},
+        {"schema-registry-user-info", required_argument, 0, OPT_REGISTRY_AUTH},
+        {"schema-registry-timeout", required_argument, 0, OPT_REGISTRY_TIMEOUT},
+        {"min-event-time", required_argument, 0, OPT_MIN_TIME},
+        {"max-event-time", required_argument, 0, OPT_MAX_TIME},
+        {"max-field-bytes", required_argument, 0, OPT_MAX_FIELD},
+        {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
+        {"dim-devices-track", required_argument, 0, OPT_DIM_DEVICES},
+        {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
+        {0, 0, 0, 0}};
     config_defaults(&rc->common);
     rc->source.group = "activity";
     rc->flush_interval = 10;
-    rc->batch_size = 50000;
+    rc->batch_size = 100000;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
@@ -286,8 +284,11 @@ static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs)
         if (t->high <= t->low)
             continue; /* empty partition */
         partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
-        if (ps && ps->assigned && (ps->pending || ps->applied < t->high))
+        if (ps && ps->assigned && (ps->pending || ps->applied < t->high)) {
+            log_debug("not caught up: %s [%d] applied up to %lld of %lld", t->topic, t->partition,
+                      (long long)ps->applied, (long long)t->high);
             return false;
+        }
         need_fences |= !ps || !ps->assigned;
     }
     if (!need_fences)
@@ -302,8 +303,12 @@ static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs)
         if (redis_state_read_fences(rs, t->topic, t->partition, fences, &err))
             return false;
         for (int g = 0; g < KEY_GROUPS; g++)
-            if (fences[g] < t->high)
+            if (fences[g] < t->high) {
+                log_debug("not caught up: %s [%d] is another member's; group %d applied up "
+                          "to %lld of %lld",
+                          t->topic, t->partition, g, (long long)fences[g], (long long)t->high);
                 return false;
+            }
     }
     return true;
 }
@@ -383,8 +388,8 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
     }
 }
 
-static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs, pg_sink *pg,
-                    const catch_up *cu)
+static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
+                    redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
     errbuf err = {{0}};
     rd_kafka_message_t **msgs = calloc(rc->batch_size, sizeof *msgs);
@@ -425,26 +430,32 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         if (!first_record && pipe->stats.records)
             first_record = now_seconds();
         rd_kafka_topic_partition_list_t *reseek = NULL;
-        if (redis_down && now_seconds() < redis_retry_at)
-            continue;
-        int r = -1;
-        if (!redis_down || redis_state_reconnect(rs, &err) == 0)
-            r = pipeline_apply(pipe, &reseek, &err);
-        if (r < 0) {
-            /* Redis is unreachable: the batches stay pending and are
-             * retried every second; fetching pauses meanwhile, while polling
-             * goes on so the group membership stays alive. */
-            if (!redis_down)
-                log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+        if (redis_down) {
+            /* Back from an outage: whether the last batches applied is
+             * unknown, so every partition restarts from its fences. */
+            if (now_seconds() < redis_retry_at)
+                continue;
+            if (redis_state_reconnect(rs, &err) || redis_state_reconnect(apply_rs, &err) ||
+                pipeline_resync(pipe, &reseek, &err)) {
+                redis_retry_at = now_seconds() + 1;
+                if (reseek)
+                    rd_kafka_topic_partition_list_destroy(reseek);
+                continue;
+            }
+            log_info("redis is back; resuming consumption from the fences");
+            kafka_source_pause(src, false);
+            redis_down = false;
+        } else if (pipeline_apply_end(pipe, &reseek, &err) < 0) {
+            /* Redis is unreachable: fetching pauses, polling goes on so
+             * the group membership stays alive, and every second the
+             * connection is retried. */
+            log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
             kafka_source_pause(src, true);
             redis_down = true;
             redis_retry_at = now_seconds() + 1;
+            if (reseek)
+                rd_kafka_topic_partition_list_destroy(reseek);
             continue;
-        }
-        if (redis_down) {
-            log_info("redis is back; resuming consumption");
-            kafka_source_pause(src, false);
-            redis_down = false;
         }
         if (reseek) {
             if (kafka_source_seek(src, reseek, &err))
@@ -474,6 +485,14 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 log_debug("%s", cerr.msg);
             next_flush = now_seconds() + rc->flush_interval;
         }
+        /* Send this round's batches; Redis applies them while the next
+         * round is polled and folded. */
+        if (!redis_down && pipeline_apply_begin(pipe, &err)) {
+            log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            kafka_source_pause(src, true);
+            redis_down = true;
+            redis_retry_at = now_seconds() + 1;
+        }
         if (now - last_report >= 30) {
             log_info("processed %llu records (%.0f/s), %llu dead letters",
                      (unsigned long long)pipe->stats.records,
@@ -484,6 +503,15 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         }
     }
     free(msgs);
+    if (status == 0 && !redis_down) {
+        /* Whatever is in flight or folded gets applied before the final
+         * flush; a batch that cannot be is simply replayed by the next run. */
+        rd_kafka_topic_partition_list_t *reseek = NULL;
+        if (pipeline_apply(pipe, &reseek, &err) < 0)
+            log_warn("applying the last batches failed (the next run replays them): %s", err.msg);
+        if (reseek)
+            rd_kafka_topic_partition_list_destroy(reseek);
+    }
     if (status == 0) {
         /* Final flush: must land before exiting 0. */
         if (pipeline_advance_fences(pipe, &err))
@@ -504,9 +532,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
              "%.0f records/s; %llu redis commands; %llu rows flushed in %.2f s",
              (unsigned long long)pipe->stats.records, (unsigned long long)pipe->stats.events,
              (unsigned long long)pipe->stats.devices, (unsigned long long)pipe->stats.profiles,
-             (unsigned long long)pipe->stats.tombstones, (unsigned long long)pipe->stats.dead_letters,
-             busy, busy > 0 ? pipe->stats.records / busy : 0,
-             (unsigned long long)redis_state_commands(rs), (unsigned long long)fc.rows, fc.seconds);
+             (unsigned long long)pipe->stats.tombstones,
+             (unsigned long long)pipe->stats.dead_letters, busy,
+             busy > 0 ? pipe->stats.records / busy : 0,
+             (unsigned long long)(redis_state_commands(rs) + redis_state_commands(apply_rs)),
+             (unsigned long long)fc.rows, fc.seconds);
     return status;
 }
 
@@ -556,7 +586,7 @@ int cmd_run(int argc, char **argv)
     int status = 1;
     avro_codec *codec = NULL;
     schema_registry *registry = NULL;
-    redis_state *rs = NULL;
+    redis_state *rs = NULL, *apply_rs = NULL;
     pg_sink *pg = NULL;
     dlq *dead = NULL;
     kafka_source *src = NULL;
@@ -585,9 +615,10 @@ int cmd_run(int argc, char **argv)
         log_info("schema ids are resolved in the registry at %s", rc.registry.url);
     }
     if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
-        redis_state_check_layout(rs, &err))
+        redis_state_check_layout(rs, &err) ||
+        !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
-    redis_state_set_exact_limit(rs, rc.exact_limit);
+    redis_state_set_exact_limit(apply_rs, rc.exact_limit);
     int64_t newest_flush;
     if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) || pg_sink_migrate(pg, &err) ||
         pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
@@ -596,7 +627,8 @@ int cmd_run(int argc, char **argv)
         goto out;
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
-    pipeline_init(&pipe, codec, rs, dead, rc.common.events_topic, rc.common.devices_topic);
+    pipeline_init(&pipe, codec, rs, apply_rs, dead, rc.common.events_topic,
+                  rc.common.devices_topic);
     pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
     pipe.rules = rc.rules;
     pipe_ready = true;
@@ -631,7 +663,7 @@ int cmd_run(int argc, char **argv)
              n_existing > 1 ? ", " : "", n_existing > 1 ? existing[1] : "",
              n_existing > 2 ? ", " : "", n_existing > 2 ? existing[2] : "", rc.source.group,
              rc.flush_interval, rc.until_caught_up ? " until caught up" : "");
-    status = run_loop(&rc, &pipe, src, rs, pg, &cu);
+    status = run_loop(&rc, &pipe, src, rs, apply_rs, pg, &cu);
     kafka_source_close(src);
 out:
     if (status && err.msg[0])
@@ -642,6 +674,7 @@ out:
         pipeline_free(&pipe);
     dlq_free(dead);
     pg_sink_free(pg);
+    redis_state_free(apply_rs);
     redis_state_free(rs);
     avro_codec_free(codec);
     schema_registry_free(registry);

@@ -37,7 +37,9 @@ int main(int argc, char **argv)
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "fetch.max.bytes", "104857600", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "max.partition.fetch.bytes", "10485760", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "262144", errstr, sizeof errstr);
+    /* The same prefetch settings as the processor (consumers/kafka_source.c). */
+    rd_kafka_conf_set(conf, "queued.min.messages", "500000", errstr, sizeof errstr);
+    rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "131072", errstr, sizeof errstr);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
         fprintf(stderr, "consumer: %s\n", errstr);
