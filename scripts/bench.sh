@@ -52,6 +52,7 @@ load_end=$(date +%s.%N)
 
 echo "bench: ceiling (consume + decode only)" >&2
 ceiling=$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS")
+ceiling_tuned=$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS" tuned)
 
 echo "bench: the same without fencing (build/activity-unfenced)" >&2
 psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE ${DB}u" >/dev/null
@@ -87,7 +88,7 @@ while read -r key; do
 done < <(rcli --scan --pattern "$PREFIX:{*}:u:*")
 
 python3 - "$N" "$ceiling" "$done_line" "$cmds_before" "$cmds_after" "$mem_before" "$mem_after" \
-    "$ud_bytes" "$ud_entries" "$load_start" "$load_end" "$unfenced_line" <<'PY'
+    "$ud_bytes" "$ud_entries" "$load_start" "$load_end" "$unfenced_line" "$ceiling_tuned" <<'PY'
 import re, sys
 n = int(sys.argv[1])
 ceiling = float(re.search(r"rate=(\d+)", sys.argv[2]).group(1))
@@ -101,8 +102,10 @@ load_rate = n / (float(sys.argv[11]) - float(sys.argv[10]))
 print(f"events                          {n}")
 print(f"load (activity load)            {load_rate:,.0f} events/s")
 print(f"activity run --until-caught-up  {rate:,.0f} events/s ({records} records in {secs:.2f} s, final flush included)")
-print(f"ceiling: consume+decode         {ceiling:,.0f} events/s")
+tuned = float(re.search(r"rate=(\d+)", sys.argv[13]).group(1))
+print(f"ceiling: consume+decode         {ceiling:,.0f} events/s (raw loop, librdkafka defaults)")
 print(f"ratio run / ceiling             {rate / ceiling:.2f}")
+print(f"ceiling with our prefetch       {tuned:,.0f} events/s (ratio {rate / tuned:.2f})")
 u = re.search(r"(\d+) records/s", sys.argv[12])
 if u:
     print(f"same run without fencing        {float(u.group(1)):,.0f} events/s (fencing costs {100 * (1 - rate / float(u.group(1))):.1f}%)")

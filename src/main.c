@@ -4,6 +4,7 @@
  */
 #include "src/commands.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +24,9 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    /* A write to a server that just went away must be an error to retry,
+     * not a silent death: hiredis writes without MSG_NOSIGNAL. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);
