@@ -3,6 +3,7 @@
  */
 #include "consumers/kafka_source.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,11 +33,26 @@ static void assign_partitions(kafka_source *src, rd_kafka_topic_partition_list_t
             redis_state_reconnect(src->pipe->redis, &err);
         }
         tp->offset = start;
-        if (start == RD_KAFKA_OFFSET_BEGINNING)
-            log_info("assigned %s [%d]: starting at the beginning", tp->topic, tp->partition);
-        else
-            log_info("assigned %s [%d]: starting at offset %lld (lowest fence)", tp->topic,
-                     tp->partition, (long long)start);
+        log_debug("assigned %s [%d] from %s", tp->topic, tp->partition,
+                  start == RD_KAFKA_OFFSET_BEGINNING ? "the beginning" : "its lowest fence");
+    }
+}
+
+/* "topic [0,1,2], other [3]" for a log line; partitions of one topic are
+ * usually listed together. */
+static void describe(const rd_kafka_topic_partition_list_t *parts, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && n + 32 < size; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        bool same = i > 0 && strcmp(parts->elems[i - 1].topic, tp->topic) == 0;
+        int w = same ? snprintf(buf + n - 1, size - n + 1, ",%d]", tp->partition) - 1
+                     : snprintf(buf + n, size - n, "%s%s [%d]", i ? ", " : "", tp->topic,
+                                tp->partition);
+        if (w < 0)
+            break;
+        n += (size_t)w;
     }
 }
 
@@ -49,15 +65,20 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assign_partitions(src, parts);
+        char what[1024];
+        describe(parts, what, sizeof what);
+        log_info("assigned %d partition(s), each starting at its lowest fence: %s", parts->cnt,
+                 what);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
             ret = rd_kafka_assign(rk, parts);
     } else {
-        for (int i = 0; i < parts->cnt; i++) {
+        for (int i = 0; i < parts->cnt; i++)
             pipeline_revoke(src->pipe, parts->elems[i].topic, parts->elems[i].partition);
-            log_info("revoked %s [%d]", parts->elems[i].topic, parts->elems[i].partition);
-        }
+        char what[1024];
+        describe(parts, what, sizeof what);
+        log_info("revoked %d partition(s): %s", parts->cnt, what);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
