@@ -119,8 +119,12 @@ char *avro_flatten(const char *json, size_t len, size_t *out_len, errbuf *err)
     char *text = NULL;
     if (inline_record(root, NULL)) {
         json_t *flat = json_array();
-        if (!flat || flatten_fields(root, "", flat, root, 0, err) ||
-            json_object_set_new(root, "fields", flat)) {
+        if (!flat || flatten_fields(root, "", flat, root, 0, err)) {
+            json_decref(flat); /* not yet owned by root */
+            json_decref(root);
+            return NULL;
+        }
+        if (json_object_set_new(root, "fields", flat)) { /* takes flat either way */
             json_decref(root);
             return NULL;
         }
