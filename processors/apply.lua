@@ -123,12 +123,35 @@ local function browser(v)
   return string.sub(v, 1, #n + 1 + tonumber(n))
 end
 
+-- The updated_at of an encoded device value (its fourth field), or nil.
+local function updated_at(v)
+  local pos = 1
+  for f = 1, 4 do
+    if string.sub(v, pos, pos) == '-' then
+      if f == 4 then return nil end
+      pos = pos + 1
+    else
+      local n, p = string.match(v, '^(%d+):()', pos)
+      if not n then return nil end
+      if f == 4 then return tonumber(string.sub(v, p, p + tonumber(n) - 1)) end
+      pos = p + tonumber(n)
+    end
+  end
+  return nil
+end
+
 local nd = tonumber(ARGV[i]); i = i + 1
 local devkey = pre .. 'd'
 for _ = 1, nd do
   local dev, val = ARGV[i], ARGV[i + 1]
   i = i + 2
   local old = redis.call('HGET', devkey, dev)
+  -- A device's state is its latest record by updated_at: an older record
+  -- arriving late (a device history delivered out of order) changes nothing.
+  local t_old, t_new = old and updated_at(old), updated_at(val)
+  if t_old and t_new and t_new < t_old then
+    val = old
+  end
   if old ~= val then
     redis.call('HSET', devkey, dev, val)
     -- 'n': first sight (users waiting on it get resolved); 'c': browser

@@ -209,12 +209,18 @@ int batch_add_device(batch *b, const device_record *dev)
         if (GROW(b->devices, b->n_devices, b->cap_devices))
             return -1;
         uint32_t g = group_of_device(dev->device_id);
-        b->devices[b->n_devices] = (device_delta){dev->device_id, 0, 0, b->dev_head[g]};
+        b->devices[b->n_devices] = (device_delta){dev->device_id, 0, 0, b->dev_head[g], {0}};
         b->dev_head[g] = (uint32_t)b->n_devices++;
+    } else {
+        /* A later record of the same device in one batch replaces the
+         * earlier, unless it is older by updated_at. */
+        opt_long kept = b->devices[*slot].updated_at_ms;
+        if (kept.present && dev->updated_at_ms.present && dev->updated_at_ms.value < kept.value)
+            return 0;
     }
-    /* A later record of the same device in one batch replaces the earlier. */
     b->devices[*slot].value_off = off;
     b->devices[*slot].value_len = (uint32_t)need;
+    b->devices[*slot].updated_at_ms = dev->updated_at_ms;
     return 0;
 }
 

@@ -46,6 +46,7 @@ typedef struct {
     int64_t device_id;
     uint32_t value_off, value_len; /* encoded attributes, see device_value_encode */
     uint32_t next;
+    opt_long updated_at_ms; /* of the record kept: the latest */
 } device_delta;
 
 /* One dimension change (dims.h) of an entity; exact duplicates (same
@@ -104,6 +105,9 @@ void batch_reset(batch *b);
  * parts whose key group has already applied this offset (fences). Returns 0,
  * or -1 on out-of-memory. */
 int batch_add_event(batch *b, const web_event *ev, bool include_host, bool include_user);
+/* Keeps one state per device: the latest record by updated_at (records
+ * without one count as latest, as do equal times), so the device join does
+ * not depend on the order the topic delivers a device's history in. */
 int batch_add_device(batch *b, const device_record *dev);
 /* Folds a dimension change in (kept per entity until the apply). */
 int batch_add_dim(batch *b, const dim_change *c);

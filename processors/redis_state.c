@@ -1101,13 +1101,29 @@ int redis_state_forget_waiting(redis_state *rs, uint32_t group, const char *cons
     return 0;
 }
 
-int redis_state_users_of_device(redis_state *rs, int64_t device_id,
-                                void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
-                                errbuf *err)
+/* Whether a "device=mask,..." value names one of the devices. */
+static bool mentions_any(const char *v, const bytes_map *devices)
 {
-    char pattern[300], needle[40];
+    for (const char *p = v; *p;) {
+        char *end;
+        long long dev = strtoll(p, &end, 10);
+        int64_t id = dev;
+        if (end != p && *end == '=' && bytes_map_find(devices, &id, sizeof id))
+            return true;
+        const char *comma = strchr(p, ',');
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return false;
+}
+
+int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
+                                 void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
+                                 errbuf *err)
+{
+    char pattern[300];
     snprintf(pattern, sizeof pattern, "%s:{*}:u:*", rs->prefix);
-    snprintf(needle, sizeof needle, "%lld=", (long long)device_id);
     char cursor[32] = "0";
     do {
         redisReply *r = command(rs, err, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
@@ -1128,14 +1144,9 @@ int redis_state_users_of_device(redis_state *rs, int64_t device_id,
                 freeReplyObject(r);
                 return -1;
             }
-            for (size_t f = 0; f + 1 < h->elements; f += 2) {
-                const char *v = h->element[f + 1]->str;
-                for (const char *p = v; (p = strstr(p, needle)); p++)
-                    if (p == v || p[-1] == ',') {
-                        fn(ctx, month_index(year, mon), strtoll(h->element[f]->str, NULL, 10));
-                        break;
-                    }
-            }
+            for (size_t f = 0; f + 1 < h->elements; f += 2)
+                if (mentions_any(h->element[f + 1]->str, devices))
+                    fn(ctx, month_index(year, mon), strtoll(h->element[f]->str, NULL, 10));
             freeReplyObject(h);
         }
         freeReplyObject(r);

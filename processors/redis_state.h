@@ -143,10 +143,11 @@ redisReply *redis_state_waiting(redis_state *rs, uint32_t group, errbuf *err);
 int redis_state_forget_waiting(redis_state *rs, uint32_t group, const char *const *members,
                                const size_t *lens, size_t n, errbuf *err);
 
-/* Every (month, user) whose user hash mentions device_id; a full scan, used
- * only when a device's browser changes. Calls fn for each. */
-int redis_state_users_of_device(redis_state *rs, int64_t device_id,
-                                void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
-                                errbuf *err);
+/* Every (month, user) whose user hash mentions one of devices (int64 ids
+ * as keys); one full scan for all of them, used only when devices' browsers
+ * change. Calls fn for each. */
+int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
+                                 void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
+                                 errbuf *err);
 
 #endif

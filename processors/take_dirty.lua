@@ -19,14 +19,24 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   end
 end
 -- KEYS[4] = "<prefix>:{g}:dim", KEYS[5] = "<prefix>:{g}:dimflushing": the
--- buffered dimension changes move the same way, except that changes a flush
--- has taken but not finished are taken again as they are, and newer ones
--- wait in :dim for the next flush (the SCD2 merge depends neither on order
--- nor on repeats, so this is safe). The member "D" tells the flush to read
+-- buffered dimension changes (entity -> entry list, processors/dims.h) move
+-- the same way. Into changes a flush took but did not finish, an entity's
+-- newer entries are appended: the list is then no longer sorted and may
+-- repeat an entry, which the SCD2 merge does not mind (it depends neither
+-- on order nor on repeats). The member "D" tells the flush to read
 -- :dimflushing.
 if KEYS[5] then
-  if redis.call('EXISTS', KEYS[5]) == 0 and redis.call('EXISTS', KEYS[4]) == 1 then
-    redis.call('RENAME', KEYS[4], KEYS[5])
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    if redis.call('EXISTS', KEYS[5]) == 0 then
+      redis.call('RENAME', KEYS[4], KEYS[5])
+    else
+      local pending = redis.call('HGETALL', KEYS[4])
+      for i = 1, #pending, 2 do
+        local taken = redis.call('HGET', KEYS[5], pending[i])
+        redis.call('HSET', KEYS[5], pending[i], (taken or '') .. pending[i + 1])
+      end
+      redis.call('DEL', KEYS[4])
+    end
   end
   if redis.call('EXISTS', KEYS[5]) == 1 then
     redis.call('SADD', KEYS[2], 'D')

@@ -27,6 +27,8 @@ typedef struct {
     bytes_map user_index;
     /* devices whose arrival re-flushes the users waiting on them */
     bytes_map new_devices;
+    /* devices whose browser changed: their users are re-flushed (one scan) */
+    bytes_map changed_devices;
     redisReply *waiting[KEY_GROUPS]; /* waiting sets read, per device group */
     /* members of waiting sets resolved by this flush, to forget after commit */
     const char **resolved;
@@ -151,7 +153,7 @@ static int add_waiting_users(flush_work *w, uint32_t group, const redisReply *me
 }
 
 /* Members: h<YYYYMM>:<host>, u<YYYYMM>:<user>, n<device>, c<device>. */
-static int classify(flush_work *w, redis_state *rs, const redisReply *set, errbuf *err)
+static int classify(flush_work *w, const redisReply *set)
 {
     for (size_t i = 0; i < set->elements; i++) {
         const char *s = set->element[i]->str;
@@ -176,7 +178,8 @@ static int classify(flush_work *w, redis_state *rs, const redisReply *set, errbu
             if (!bytes_map_upsert(&w->new_devices, &id, sizeof id, 0, &inserted))
                 return -1;
         } else if (s[0] == 'c' && parse_i64(s + 1, len - 1, &id)) {
-            if (redis_state_users_of_device(rs, id, add_user_cb, w, err))
+            bool inserted;
+            if (!bytes_map_upsert(&w->changed_devices, &id, sizeof id, 0, &inserted))
                 return -1;
         } else if (s[0] == 'D' && len == 1) {
             w->group_has_dims = true;
@@ -388,6 +391,7 @@ static void work_free(flush_work *w)
     free(w->hosts);
     free(w->users);
     bytes_map_free(&w->new_devices);
+    bytes_map_free(&w->changed_devices);
     bytes_map_free(&w->user_index);
 }
 
@@ -402,6 +406,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     memset(&w, 0, sizeof w);
     bytes_map_init(&w.user_index);
     bytes_map_init(&w.new_devices);
+    bytes_map_init(&w.changed_devices);
     flush_payload p;
     memset(&p, 0, sizeof p);
     int rc = -1;
@@ -419,7 +424,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
             continue;
         w.groups[w.n_groups++] = g;
         w.group_has_dims = false;
-        if (classify(&w, rs, r, err))
+        if (classify(&w, r))
             goto out;
         if (w.group_has_dims)
             w.dim_groups[w.n_dim_groups++] = g;
@@ -429,6 +434,9 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         rc = 0;
         goto out;
     }
+    if (w.changed_devices.count &&
+        redis_state_users_of_devices(rs, &w.changed_devices, add_user_cb, &w, err))
+        goto out;
     if (w.new_devices.count) {
         bool group_has_new[KEY_GROUPS] = {false};
         for (size_t i = 0; i < w.new_devices.cap; i++)

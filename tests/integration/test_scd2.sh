@@ -13,12 +13,12 @@
 #   - replaying every record into fresh Redis state (new key prefix, new group) changes
 #     nothing at all: same rows, same surrogate keys, same updated_at.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/scd2_lib.sh"
 
 N_DEVICES=${IT_SCD2_DEVICES:-50000}
 N_USERS=${IT_SCD2_USERS:-40000}
 N_CHANGES=${IT_SCD2_PROFILE_CHANGES:-200000}
 PARTS=4
-USERS_TRACK=first_name,last_name,street,city,state,country,zip
 DIMS=$WORK/dims
 
 say "generating $N_DEVICES devices and $N_CHANGES profile changes of $N_USERS users"
@@ -29,7 +29,7 @@ run_part() { # name, extra flags...
     local name=$1
     shift
     "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --until-caught-up \
-        --flush-interval 1 --dim-users-track "$USERS_TRACK" "$@" 2>"$WORK/$name.log" || {
+        --flush-interval 1 --dim-users-track "$SCD2_USERS_TRACK" "$@" 2>"$WORK/$name.log" || {
         cat "$WORK/$name.log"
         fail "$name exited non-zero"
     }
@@ -48,24 +48,7 @@ flushes=$(cat "$WORK"/run?.log | grep -c "dimension changes in" || true)
 grep -q " 0 dead letters" "$WORK/run$PARTS.log" || fail "dead letters in the last run"
 
 say "computing the dimensions with plain SQL over the full history and comparing"
-psql_test <<SQL
-SET TimeZone = 'UTC';
-CREATE TABLE raw_device_changes (device_id bigint, browser_type text, os_type text,
-    device_type text, updated_at timestamptz, deleted boolean);
-CREATE TABLE raw_profile_changes (user_id bigint, first_name text, last_name text, title text,
-    street text, city text, state text, country text, zip text, contact_type text,
-    contact_value text, updated_at timestamptz, deleted boolean);
-\copy raw_device_changes FROM '$DIMS/devices_all.csv' CSV HEADER
-\copy raw_profile_changes FROM '$DIMS/profiles_all.csv' CSV HEADER
-SQL
-psql_test -f "$ROOT/tests/integration/scd2_reference.sql" >/dev/null
-compare_dims() {
-    psql_test -f "$ROOT/tests/integration/scd2_compare.sql" >"$WORK/compare.out" 2>&1 || {
-        cat "$WORK/compare.out"
-        fail "dimensions differ from the reference ($1)"
-    }
-    grep "compare:" "$WORK/compare.out" >&2
-}
+scd2_reference "$DIMS"
 compare_dims "after $PARTS parts"
 users=$(psql_test -tAc "SELECT count(DISTINCT user_id) FROM dim_users")
 versions=$(psql_test -tAc "SELECT count(*) FROM dim_users")
@@ -94,7 +77,7 @@ psql_test -c "CREATE TABLE snap_devices AS TABLE dim_devices;
               CREATE TABLE snap_changes AS SELECT (SELECT count(*) FROM dim_devices_changes) d,
                                                   (SELECT count(*) FROM dim_users_changes) u"
 "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --redis-prefix "${PREFIX}r" --group "it${RUN_ID}r" --until-caught-up \
-    --dim-users-track "$USERS_TRACK" 2>"$WORK/replay.log" || {
+    --dim-users-track "$SCD2_USERS_TRACK" 2>"$WORK/replay.log" || {
     cat "$WORK/replay.log"
     fail "replay exited non-zero"
 }

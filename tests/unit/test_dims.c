@@ -147,6 +147,30 @@ START_TEST(batch_folds_changes_per_entity)
 }
 END_TEST
 
+START_TEST(batch_keeps_latest_device_state)
+{
+    batch b;
+    batch_init(&b);
+    device_record d = {.device_id = 9, .browser_type = S("Edge"), .updated_at_ms = {300, true}};
+    ck_assert_int_eq(batch_add_device(&b, &d), 0);
+    d.browser_type = S("Chrome"); /* older, arriving later: ignored */
+    d.updated_at_ms = (opt_long){100, true};
+    ck_assert_int_eq(batch_add_device(&b, &d), 0);
+    ck_assert_uint_eq(b.n_devices, 1);
+    device_record got;
+    ck_assert(
+        device_value_decode(batch_str(&b, b.devices[0].value_off), b.devices[0].value_len, &got));
+    ck_assert(str_eq(got.browser_type, "Edge"));
+    d.browser_type = S("Opera"); /* no updated_at: the latest record wins */
+    d.updated_at_ms = (opt_long){0};
+    ck_assert_int_eq(batch_add_device(&b, &d), 0);
+    ck_assert(
+        device_value_decode(batch_str(&b, b.devices[0].value_off), b.devices[0].value_len, &got));
+    ck_assert(str_eq(got.browser_type, "Opera"));
+    batch_free(&b);
+}
+END_TEST
+
 static const char *const profile_header[] = {
     "user_id", "first_name", "last_name",    "title",         "street",     "city",   "state",
     "country", "zip",        "contact_type", "contact_value", "updated_at", "deleted"};
@@ -374,6 +398,7 @@ Suite *suite_dims(void)
     tcase_add_test(tc, payload_round_trip);
     tcase_add_test(tc, entries_and_fields);
     tcase_add_test(tc, batch_folds_changes_per_entity);
+    tcase_add_test(tc, batch_keeps_latest_device_state);
     tcase_add_test(tc, profile_from_csv);
     tcase_add_test(tc, profile_from_nested_json);
     tcase_add_test(tc, device_deleted_flag);
