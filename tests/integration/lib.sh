@@ -132,6 +132,10 @@ load_chunks() {
 start_streaming_month() {
     local n=$1 seed=$2 chunks=$3 pause=$4
     prepare_chunks "$n" "$seed" "$chunks"
-    load_chunks 0 $((chunks - 1)) "$pause" &
+    # The first chunk synchronously: the events topic must exist before a
+    # processor starts, or a static member (--instance-id) restarted later
+    # keeps its devices-only assignment.
+    load_chunks 0 0 0
+    load_chunks 1 $((chunks - 1)) "$pause" &
     LOADER_PID=$!
 }
