@@ -139,3 +139,42 @@ start_streaming_month() {
     load_chunks 1 $((chunks - 1)) "$pause" &
     LOADER_PID=$!
 }
+
+# crash_loop N FLAGS...: starts the processor N times with FLAGS and kills
+# each run: odd runs with kill -9 after a random 0.5-1.6 s, even runs by
+# SIGKILL at a failpoint (ACTIVITY_FAILPOINT, cycling through the crash
+# points; kill -9 after 4 s if the point was not reached). Logs go to
+# $WORK/crash.log; prints how many failpoints fired.
+crash_loop() {
+    local runs=$1 i pid how delay point nth
+    shift
+    local points=(apply-sent apply-done flush-after-take flush-before-commit flush-after-commit)
+    for i in $(seq 1 "$runs"); do
+        if ((i % 2)); then
+            delay=$(python3 -c "import random; print(round(random.uniform(0.5, 1.6), 2))")
+            "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "$@" 2>>"$WORK/crash.log" &
+            pid=$!
+            sleep "$delay"
+            kill -9 "$pid" 2>/dev/null || true
+            how="kill -9 after ${delay}s"
+        else
+            point=${points[$(((i / 2) % ${#points[@]}))]}
+            nth=$((RANDOM % 3 + 1))
+            ACTIVITY_FAILPOINT="$point:$nth" "$ACTIVITY" run "${TOPIC_FLAGS[@]}" \
+                --group "it$RUN_ID" "$@" 2>>"$WORK/crash.log" &
+            pid=$!
+            for _ in $(seq 1 40); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            if kill -9 "$pid" 2>/dev/null; then
+                how="kill -9 after 4s ($point:$nth not reached)"
+            else
+                how="failpoint $point:$nth"
+            fi
+        fi
+        wait "$pid" 2>/dev/null || true
+        say "crash $i: $how"
+    done
+    say "$(grep -c "failpoint .* reached" "$WORK/crash.log" || true) failpoints fired"
+}

@@ -19,36 +19,10 @@ say "streaming $EVENTS events in 40 chunks"
 start_streaming_month "$EVENTS" 21 40 0.4
 
 FLAGS=(--instance-id "crash-$RUN_ID" --batch-size 3000 --flush-interval 0.3)
-POINTS=(apply-sent apply-done flush-after-take flush-before-commit flush-after-commit)
-killed=0
-for i in $(seq 1 20); do
-    if ((i % 2)); then
-        delay=$(python3 -c "import random; print(round(random.uniform(0.6, 1.6), 2))")
-        "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "${FLAGS[@]}" 2>>"$WORK/crash.log" &
-        pid=$!
-        sleep "$delay"
-        kill -9 "$pid"
-        how="kill -9 after ${delay}s"
-    else
-        point=${POINTS[$(((i / 2) % ${#POINTS[@]}))]}
-        nth=$((RANDOM % 3 + 1))
-        ACTIVITY_FAILPOINT="$point:$nth" "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" \
-            "${FLAGS[@]}" 2>>"$WORK/crash.log" &
-        pid=$!
-        for _ in $(seq 1 40); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -9 "$pid" 2>/dev/null; then how="kill -9 after 4s ($point:$nth not reached)"; else how="failpoint $point:$nth"; fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    killed=$((killed + 1))
-    say "crash $i: $how"
-done
+crash_loop 20 "${FLAGS[@]}"
 wait "$LOADER_PID"
-grep -c "failpoint .* reached" "$WORK/crash.log" | xargs -I{} echo "[crash] {} failpoints fired" >&2
 say "final run"
 run_until_caught_up "$WORK/final.log" "${FLAGS[@]}"
 grep "done:" "$WORK/final.log" >&2
 compare_tables -v uv_tolerance_pct=0
-say "ok ($killed kills)"
+say "ok"

@@ -33,30 +33,7 @@ LOADER_PID=$!
 
 FLAGS=(--instance-id "crash-$RUN_ID" --batch-size 2000 --flush-interval 0.3
     --dim-users-track "$SCD2_USERS_TRACK")
-POINTS=(apply-sent apply-done flush-after-take flush-before-commit flush-after-commit)
-for i in $(seq 1 12); do
-    if ((i % 2)); then
-        delay=$(python3 -c "import random; print(round(random.uniform(0.5, 1.5), 2))")
-        "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "${FLAGS[@]}" 2>>"$WORK/crash.log" &
-        pid=$!
-        sleep "$delay"
-        kill -9 "$pid" 2>/dev/null || true
-        how="kill -9 after ${delay}s"
-    else
-        point=${POINTS[$(((i / 2) % ${#POINTS[@]}))]}
-        nth=$((RANDOM % 3 + 1))
-        ACTIVITY_FAILPOINT="$point:$nth" "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" \
-            "${FLAGS[@]}" 2>>"$WORK/crash.log" &
-        pid=$!
-        for _ in $(seq 1 40); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -9 "$pid" 2>/dev/null; then how="kill -9 after 4s ($point:$nth not reached)"; else how="failpoint $point:$nth"; fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    say "crash $i: $how"
-done
+crash_loop 12 "${FLAGS[@]}"
 wait "$LOADER_PID"
 say "final run"
 run_until_caught_up "$WORK/final.log" "${FLAGS[@]}"
