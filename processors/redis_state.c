@@ -368,6 +368,24 @@ uint64_t redis_state_commands(const redis_state *rs)
     return rs->commands;
 }
 
+int redis_state_drop_all(redis_state *rs, errbuf *err)
+{
+    char pattern[300];
+    snprintf(pattern, sizeof pattern, "%s:*", rs->prefix);
+    /* SCAN + DEL inside Redis: key names hold host names of any bytes. */
+    redisReply *r = command(rs, err, "EVAL %s 0 %s",
+                            "local c, n = '0', 0 repeat "
+                            "local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000) "
+                            "c = r[1] for _, k in ipairs(r[2]) do n = n + redis.call('DEL', k) end "
+                            "until c == '0' return n",
+                            pattern);
+    if (!r)
+        return -1;
+    log_info("deleted %lld redis keys under '%s:'", r->integer, rs->prefix);
+    freeReplyObject(r);
+    return 0;
+}
+
 int redis_state_check_layout(redis_state *rs, errbuf *err)
 {
     char key[256];

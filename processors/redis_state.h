@@ -36,6 +36,9 @@ void redis_state_free(redis_state *rs);
 /* Drops the connection and connects again (after a Redis restart). */
 int redis_state_reconnect(redis_state *rs, errbuf *err);
 
+/* Deletes every key of this prefix (a full rebuild; single Redis only). */
+int redis_state_drop_all(redis_state *rs, errbuf *err);
+
 /* Unique visitors of a (host, day) are counted exactly (a set) up to this
  * many, then by HyperLogLog (~0.8% standard error, 12 KB). */
 #define REDIS_DEFAULT_EXACT_LIMIT 10000

@@ -161,7 +161,6 @@ int pg_sink_set_scd2(pg_sink *pg, const scd2_config *cfg, errbuf *err)
     return 0;
 }
 
-
 bool pg_sink_error_is_transient(const pg_sink *pg)
 {
     return pg->transient;
@@ -184,6 +183,26 @@ int pg_sink_migrate(pg_sink *pg, errbuf *err)
         return -1;
     }
     return 0;
+}
+
+int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
+{
+    const char *params[1] = {fence_name};
+    if (exec_ok(pg,
+                "BEGIN; TRUNCATE host_activity_reduced, hosts_cumulated, user_devices_cumulated, "
+                "dim_devices, dim_users, dim_devices_changes, dim_users_changes",
+                "reset", err))
+        return -1;
+    PGresult *res = PQexecParams(pg->conn, "DELETE FROM activity_flush_fence WHERE name = $1", 1,
+                                 NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        note_error(pg, err, "reset", res);
+        PQclear(res);
+        exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
+        return -1;
+    }
+    PQclear(res);
+    return exec_ok(pg, "COMMIT", "reset", err);
 }
 
 void flush_payload_reset(flush_payload *p)

@@ -52,6 +52,9 @@ void flush_payload_free(flush_payload *p);
  * committed already (nothing written), -1 on error (nothing written). */
 int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, int64_t token,
                   errbuf *err);
+/* Empties the sink tables and forgets fence_name's newest token (a full
+ * rebuild with `activity backfill --reset`). */
+int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err);
 /* The newest token committed for fence_name (0 if none). */
 int pg_sink_fence_token(pg_sink *pg, const char *fence_name, int64_t *token, errbuf *err);
 

@@ -31,6 +31,9 @@ static const char help[] =
     "  --flush-interval SEC    seconds between flushes (default: 10)\n"
     "  --until-caught-up       process what the topics hold at start, flush, commit, exit 0\n"
     "  --batch-size N          most messages per poll batch (default: 100000)\n"
+    "  --reset                 with --until-caught-up: delete this --redis-prefix's state\n"
+    "                          and the sink tables' rows first, then rebuild everything\n"
+    "                          from the topics (stop other instances first)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
     "\n"
@@ -68,6 +71,7 @@ enum {
     OPT_MAX_TIME,
     OPT_MAX_FIELD,
     OPT_WRITER_SCHEMA,
+    OPT_RESET,
     OPT_DIM_DEVICES,
     OPT_DIM_USERS,
 };
@@ -77,6 +81,7 @@ typedef struct {
     source_options source;
     double flush_interval;
     bool until_caught_up;
+    bool reset;
     size_t batch_size;
     long exact_limit;
     registry_options registry;
@@ -111,6 +116,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"until-caught-up", no_argument, 0, OPT_UNTIL},
         {"batch-size", required_argument, 0, OPT_BATCH},
         {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
+        {"reset", no_argument, 0, OPT_RESET},
         {"schema-registry", required_argument, 0, OPT_REGISTRY},
         {"schema-registry-user-info", required_argument, 0, OPT_REGISTRY_AUTH},
         {"schema-registry-timeout", required_argument, 0, OPT_REGISTRY_TIMEOUT},
@@ -149,6 +155,9 @@ static int parse_args(int argc, char **argv, run_config *rc)
                 fprintf(stderr, "activity run: --flush-interval takes seconds > 0\n");
                 return -1;
             }
+            break;
+        case OPT_RESET:
+            rc->reset = true;
             break;
         case OPT_UNTIL:
             rc->until_caught_up = true;
@@ -221,6 +230,11 @@ static int parse_args(int argc, char **argv, run_config *rc)
     }
     if (optind < argc) {
         fprintf(stderr, "activity run: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (rc->reset && !rc->until_caught_up) {
+        fprintf(stderr, "activity run: --reset rebuilds from the topics and needs "
+                        "--until-caught-up (or use activity backfill --reset)\n");
         return -1;
     }
     return 0;
@@ -620,7 +634,18 @@ int cmd_run(int argc, char **argv)
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
     int64_t newest_flush;
-    if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) || pg_sink_migrate(pg, &err) ||
+    if (rc.reset) {
+        /* A full rebuild: forget every fence and all state of this prefix
+         * and empty the sink tables, then replay the topics from the start. */
+        log_warn("--reset: deleting all Redis state under '%s:' and the rows of the sink tables",
+                 rc.common.redis_prefix);
+        if (redis_state_drop_all(rs, &err) || !(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
+            pg_sink_migrate(pg, &err) || pg_sink_reset(pg, rc.common.redis_prefix, &err))
+            goto out;
+        if (redis_state_check_layout(rs, &err))
+            goto out;
+    }
+    if ((!pg && !(pg = pg_sink_connect(rc.common.pg_dsn, &err))) || pg_sink_migrate(pg, &err) ||
         pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
         redis_state_raise_flush_token(rs, newest_flush, &err) ||
         pg_sink_set_scd2(pg, &rc.scd2, &err))

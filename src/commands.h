@@ -8,6 +8,8 @@
 int cmd_run(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_backfill(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 
 #endif

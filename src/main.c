@@ -17,6 +17,8 @@ static const char usage[] =
     "commands:\n"
     "  run       consume the topics, keep state in Redis, flush to PostgreSQL\n"
     "  load      produce CSV / JSON-lines files to a topic as Avro records\n"
+    "  backfill  process what the topics hold and exit; --reset rebuilds the tables\n"
+    "  report    print the busiest hosts, browsers and table sizes of a month\n"
     "  migrate   create the PostgreSQL sink tables\n"
     "  dlq       list dead letters, re-drive them to their source topic\n"
     "\n"
@@ -37,6 +39,10 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "load") == 0)
         return cmd_load(argc - 1, argv + 1);
+    if (strcmp(cmd, "backfill") == 0)
+        return cmd_backfill(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "dlq") == 0)

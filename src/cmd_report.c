@@ -1,0 +1,148 @@
+/*
+ * cmd_report.c — `activity report`: a quick look at what the sink tables
+ * hold, for operators who want an answer without writing SQL.
+ *
+ * Three short sections for one month: the busiest hosts with their monthly
+ * hits and peak daily unique visitors, the browsers with the most active
+ * users, and row counts of every table.
+ */
+#include "src/commands.h"
+#include "src/config.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] = "usage: activity report [--month YYYY-MM] [--limit N] [--pg-dsn DSN]\n"
+                           "\n"
+                           "Prints the busiest hosts of a month (default: the month with the most\n"
+                           "hosts), the browsers with the most active users,\n"
+                           "and the row count of each sink table.\n"
+                           "\n" COMMON_OPTIONS_HELP;
+
+enum { OPT_MONTH = OPT_COMMON_LAST, OPT_LIMIT };
+
+static int print_query(PGconn *conn, const char *title, const char *sql, int nparams,
+                       const char *const *params)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "activity report: %s: %s", title, PQerrorMessage(conn));
+        PQclear(res);
+        return -1;
+    }
+    printf("%s\n", title);
+    PQprintOpt opt = {0};
+    opt.header = 1;
+    opt.align = 1;
+    opt.fieldSep = "|";
+    PQprint(stdout, res, &opt);
+    PQclear(res);
+    return 0;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    common_config cfg;
+    config_defaults(&cfg);
+    static const struct option opts[] = {COMMON_LONG_OPTIONS,
+                                         {"month", required_argument, 0, OPT_MONTH},
+                                         {"limit", required_argument, 0, OPT_LIMIT},
+                                         {0, 0, 0, 0}};
+    const char *month = NULL;
+    char limit[16] = "10";
+    errbuf err = {{0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(help, stdout);
+            config_free(&cfg);
+            return 0;
+        }
+        if (opt == OPT_MONTH) {
+            int y, m;
+            if (sscanf(optarg, "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 || strlen(optarg) != 7) {
+                fprintf(stderr, "activity report: --month takes YYYY-MM\n");
+                config_free(&cfg);
+                return 2;
+            }
+            month = optarg;
+            continue;
+        }
+        if (opt == OPT_LIMIT) {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > 10000) {
+                fprintf(stderr, "activity report: --limit takes 1..10000\n");
+                config_free(&cfg);
+                return 2;
+            }
+            snprintf(limit, sizeof limit, "%ld", n);
+            continue;
+        }
+        int r = config_common_option(&cfg, opt, optarg, &err);
+        if (r <= 0) {
+            fprintf(stderr, "activity report: %s\n%s", r < 0 ? err.msg : "bad option", help);
+            config_free(&cfg);
+            return 2;
+        }
+    }
+    PGconn *conn = PQconnectdb(cfg.pg_dsn);
+    int rc = 0;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "activity report: cannot connect to postgres: %s", PQerrorMessage(conn));
+        rc = 1;
+        goto out;
+    }
+    char month_start[16] = "";
+    if (month)
+        snprintf(month_start, sizeof month_start, "%s-01", month);
+    /* Without --month: the month with the most hosts, the latest on a tie. */
+    const char *latest = "SELECT month_start::text FROM host_activity_reduced GROUP BY 1 "
+                         "ORDER BY count(*) DESC, 1 DESC LIMIT 1";
+    PGresult *res = month ? NULL : PQexec(conn, latest);
+    if (res) {
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res))
+            snprintf(month_start, sizeof month_start, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    if (!month_start[0]) {
+        printf("no rows yet in host_activity_reduced\n");
+        goto counts;
+    }
+    const char *p2[2] = {month_start, limit};
+    char title[128];
+    snprintf(title, sizeof title, "busiest hosts of the month starting %s", month_start);
+    if (print_query(conn, title,
+                    "SELECT host, (SELECT sum(h) FROM unnest(hit_array) h) AS hits, "
+                    "(SELECT max(u) FROM unnest(unique_visitors_array) u) AS peak_daily_uniques, "
+                    "(SELECT count(*) FROM unnest(hit_array) h WHERE h > 0) AS active_days "
+                    "FROM host_activity_reduced WHERE month_start = $1::date "
+                    "ORDER BY hits DESC, host LIMIT $2::int",
+                    2, p2) ||
+        print_query(conn, "browsers with the most active users that month",
+                    "SELECT coalesce(browser_type, '(null)') AS browser_type, "
+                    "count(DISTINCT user_id) AS users, "
+                    "sum(cardinality(device_activity_datelist)) AS user_days "
+                    "FROM user_devices_cumulated WHERE month_start = $1::date "
+                    "GROUP BY browser_type ORDER BY users DESC, 1 LIMIT $2::int",
+                    2, p2)) {
+        rc = 1;
+        goto out;
+    }
+counts:
+    if (print_query(conn, "rows per table",
+                    "SELECT 'host_activity_reduced' AS table_name, count(*) AS rows "
+                    "FROM host_activity_reduced UNION ALL "
+                    "SELECT 'hosts_cumulated', count(*) FROM hosts_cumulated UNION ALL "
+                    "SELECT 'user_devices_cumulated', count(*) FROM user_devices_cumulated "
+                    "UNION ALL SELECT 'dim_devices', count(*) FROM dim_devices UNION ALL "
+                    "SELECT 'dim_users', count(*) FROM dim_users",
+                    0, NULL))
+        rc = 1;
+out:
+    PQfinish(conn);
+    config_free(&cfg);
+    return rc;
+}
