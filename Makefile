@@ -29,6 +29,8 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-s
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# The schema registry tests serve HTTP in-process (tests/unit/test_schema_registry.c).
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
 .PHONY: all deps demo test unit unit-asan integration bench format clean stack-up stack-down fuzz
 
@@ -51,10 +53,10 @@ bin/activity: build/obj/src/main.o $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/unit_tests: $(UNIT_SRC) tests/unit/unit.h $(OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $(UNIT_SRC) $(OBJ) $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(UNIT_SRC) $(OBJ) $(LDLIBS) $(CHECK_LIBS) $(MHD_LIBS)
 
 build/unit_tests_asan: $(UNIT_SRC) tests/unit/unit.h $(ASAN_OBJ)
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(UNIT_SRC) $(ASAN_OBJ) $(LDLIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $(UNIT_SRC) $(ASAN_OBJ) $(LDLIBS) $(CHECK_LIBS) $(MHD_LIBS)
 
 deps:
 	scripts/deps.sh

@@ -17,7 +17,8 @@
 
 struct schema_registry {
     CURL *curl;
-    char *base; /* without a trailing slash */
+    char *base;  /* without a trailing slash */
+    char *shown; /* base without user:password@, for messages (they reach logs) */
     char *user_info;
     long timeout_ms;
     int retries;
@@ -40,6 +41,20 @@ void registry_options_defaults(registry_options *o)
 
 static int curl_ready;
 
+/* url (which starts with http:// or https://) without the user info of its
+ * authority, if any. */
+static char *without_user_info(const char *url)
+{
+    const char *auth = strstr(url, "://") + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *host = auth;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@')
+            host = p + 1;
+    char *s;
+    return asprintf(&s, "%.*s%s", (int)(auth - url), url, host) < 0 ? NULL : s;
+}
+
 schema_registry *schema_registry_new(const registry_options *o, errbuf *err)
 {
     if (!o->url || !*o->url) {
@@ -58,7 +73,7 @@ schema_registry *schema_registry_new(const registry_options *o, errbuf *err)
         curl_ready = 1;
     }
     schema_registry *r = calloc(1, sizeof *r);
-    if (!r || !(r->base = strdup(o->url)) ||
+    if (!r || !(r->base = strdup(o->url)) || !(r->shown = without_user_info(r->base)) ||
         (o->user_info && !(r->user_info = strdup(o->user_info))) || !(r->curl = curl_easy_init())) {
         err_set(err, "out of memory");
         schema_registry_free(r);
@@ -67,6 +82,9 @@ schema_registry *schema_registry_new(const registry_options *o, errbuf *err)
     size_t bl = strlen(r->base);
     while (bl > 0 && r->base[bl - 1] == '/')
         r->base[--bl] = '\0';
+    size_t sl = strlen(r->shown);
+    while (sl > 0 && r->shown[sl - 1] == '/')
+        r->shown[--sl] = '\0';
     r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
     r->retries = o->retries >= 0 ? o->retries : 4;
     return r;
@@ -79,6 +97,7 @@ void schema_registry_free(schema_registry *r)
     if (r->curl)
         curl_easy_cleanup(r->curl);
     free(r->base);
+    free(r->shown);
     free(r->user_info);
     free(r->buf);
     free(r);
@@ -180,7 +199,7 @@ static enum registry_status request(schema_registry *r, const char *path, const 
                 st = REGISTRY_BAD_REPLY;
                 break;
             }
-            err_set(err, "schema registry %s: %s", url, curl_easy_strerror(rc));
+            err_set(err, "schema registry %s%s: %s", r->shown, path, curl_easy_strerror(rc));
             st = REGISTRY_UNAVAILABLE;
             continue;
         }
@@ -198,11 +217,11 @@ static enum registry_status request(schema_registry *r, const char *path, const 
             break;
         }
         if (code >= 500 || code == 429 || code == 408) {
-            err_set(err, "registry %s answered %ld: %s", url, code, msg);
+            err_set(err, "registry %s%s answered %ld: %s", r->shown, path, code, msg);
             st = REGISTRY_UNAVAILABLE;
             continue;
         }
-        err_set(err, "registry %s refused (%ld): %s", url, code, msg);
+        err_set(err, "registry %s%s refused (%ld): %s", r->shown, path, code, msg);
         st = REGISTRY_REFUSED;
         break;
     }

@@ -16,5 +16,6 @@ Suite *suite_csv(void);
 Suite *suite_text_records(void);
 Suite *suite_dims(void);
 Suite *suite_scd2(void);
+Suite *suite_schema_registry(void);
 
 #endif
