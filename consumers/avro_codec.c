@@ -136,8 +136,8 @@ static int profile_reader_init(avro_codec *c, errbuf *err)
             err_set(err, "schema user_profile is not embedded in this build");
         return -1;
     }
-    int rc = reader_schema_init(&c->rd_profile, RECORD_USER_PROFILE, flat, flen, fields,
-                                PR_NFIELDS, err);
+    int rc = reader_schema_init(&c->rd_profile, RECORD_USER_PROFILE, flat, flen, fields, PR_NFIELDS,
+                                err);
     free(flat);
     return rc;
 }
@@ -402,8 +402,8 @@ int avro_codec_encode_device(avro_codec *c, const device_record *dev, const void
     return write_framed(c, kc, RECORD_DEVICE, out, len, err);
 }
 
-int avro_codec_encode_profile(avro_codec *c, const profile_record *p, const void **out,
-                              size_t *len, errbuf *err)
+int avro_codec_encode_profile(avro_codec *c, const profile_record *p, const void **out, size_t *len,
+                              errbuf *err)
 {
     kind_codec *kc = &c->profile;
     avro_value_t f, sub;
@@ -493,7 +493,11 @@ static id_entry *resolve_id(avro_codec *c, uint32_t id, errbuf *err)
     errbuf why = {{0}};
     c->lookups++;
     enum registry_status st = schema_registry_get(c->registry, id, &text, &why);
-    if (st == REGISTRY_UNAVAILABLE) {
+    /* Only a 404 or a schema we cannot use is a property of the id (its
+     * records are dead letters). A registry that refuses us (credentials,
+     * permissions) or answers garbage is not: the caller stops rather than
+     * dead-letter every record. */
+    if (st == REGISTRY_UNAVAILABLE || st == REGISTRY_REFUSED || st == REGISTRY_BAD_REPLY) {
         err_set(err, "%s", why.msg);
         return NULL;
     }

@@ -250,7 +250,7 @@ enum registry_status schema_registry_get(schema_registry *r, uint32_t id, char *
         err_set(err, "schema id %u is a %s schema, not Avro", id,
                 json_is_string(type) ? json_string_value(type) : "non-Avro");
         json_decref(j);
-        return REGISTRY_REFUSED;
+        return REGISTRY_NOT_AVRO;
     }
     *schema = strdup(json_string_value(s));
     json_decref(j);

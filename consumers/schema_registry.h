@@ -43,10 +43,11 @@ enum registry_status {
     REGISTRY_UNAVAILABLE, /* network, timeout, 5xx, 429: retried, still failing */
     REGISTRY_REFUSED,     /* another 4xx (auth, incompatible schema, bad request) */
     REGISTRY_BAD_REPLY,   /* 2xx with a body we cannot read */
+    REGISTRY_NOT_AVRO,    /* the id names a schema of another type (Protobuf, JSON) */
 };
 
 /* The schema text of an id (*schema is malloc'd, caller frees). Only Avro
- * schemas are accepted: another schemaType is REGISTRY_REFUSED. */
+ * schemas are accepted: another schemaType is REGISTRY_NOT_AVRO. */
 enum registry_status schema_registry_get(schema_registry *r, uint32_t id, char **schema,
                                          errbuf *err);
 

@@ -283,10 +283,10 @@ START_TEST(get_returns_the_schema)
     ck_assert_int_eq(server_requests(s), 1);
     ck_assert_uint_eq(schema_registry_requests(r), 1);
 
-    /* A non-Avro schema is refused; a 2xx that is not JSON is a bad reply.
+    /* A non-Avro schema is not ours to read; a 2xx that is not JSON is a bad reply.
      * Neither is retried. */
     text = NULL;
-    ck_assert_int_eq(schema_registry_get(r, 9, &text, &err), REGISTRY_REFUSED);
+    ck_assert_int_eq(schema_registry_get(r, 9, &text, &err), REGISTRY_NOT_AVRO);
     ck_assert_ptr_null(text);
     ck_assert_ptr_nonnull(strstr(err.msg, "PROTOBUF"));
     ck_assert_int_eq(schema_registry_get(r, 10, &text, &err), REGISTRY_BAD_REPLY);
