@@ -154,7 +154,7 @@ static int time_from_text(const char *name, const char *s, size_t len, int64_t *
 static int bool_from_text(const char *name, const char *s, size_t len, bool *out, errbuf *err)
 {
     static const char *const yes[] = {"true", "t", "yes", "1"}, *const no[] = {"false", "f", "no",
-                                                                             "0"};
+                                                                               "0"};
     *out = false;
     if (len == 0)
         return 0;

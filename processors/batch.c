@@ -324,8 +324,8 @@ int batch_add_dim(batch *b, const dim_change *c)
     ekey[0] = (unsigned char)c->kind;
     memcpy(ekey + 1, &c->id, 8);
     bool inserted;
-    uint32_t *slot = bytes_map_upsert(&b->dim_index, ekey, sizeof ekey,
-                                      (uint32_t)b->n_dim_entities, &inserted);
+    uint32_t *slot =
+        bytes_map_upsert(&b->dim_index, ekey, sizeof ekey, (uint32_t)b->n_dim_entities, &inserted);
     if (!slot)
         goto out;
     uint32_t e = *slot;
