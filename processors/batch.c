@@ -8,23 +8,11 @@
 #include "processors/batch.h"
 
 #include "processors/civil_time.h"
+#include "src/grow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define GROW(arr, n, cap) (((n) < (cap)) ? 0 : grow_array((void **)&(arr), &(cap), sizeof *(arr)))
-
-static int grow_array(void **arr, size_t *cap, size_t elem)
-{
-    size_t ncap = *cap ? *cap * 2 : 1024;
-    void *p = realloc(*arr, ncap * elem);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
 
 void batch_init(batch *b)
 {
@@ -80,16 +68,8 @@ bool batch_group_empty(const batch *b, uint32_t g)
 
 static int store_string(batch *b, const void *s, size_t len, uint32_t *off)
 {
-    if (b->strings_len + len + 1 > b->strings_cap) {
-        size_t ncap = b->strings_cap ? b->strings_cap * 2 : 65536;
-        while (ncap < b->strings_len + len + 1)
-            ncap *= 2;
-        char *p = realloc(b->strings, ncap);
-        if (!p)
-            return -1;
-        b->strings = p;
-        b->strings_cap = ncap;
-    }
+    if (grow((void **)&b->strings, &b->strings_cap, b->strings_len + len + 1, 1, 65536))
+        return -1;
     memcpy(b->strings + b->strings_len, s, len);
     b->strings[b->strings_len + len] = '\0';
     *off = (uint32_t)b->strings_len;
@@ -115,7 +95,7 @@ static int add_host_part(batch *b, const web_event *ev, int64_t day)
         return -1;
     uint32_t idx = *slot;
     if (inserted) {
-        if (GROW(b->host_days, b->n_host_days, b->cap_host_days))
+        if (GROW_ONE(b->host_days, b->n_host_days, b->cap_host_days, 1024))
             return -1;
         host_day_delta *hd = &b->host_days[b->n_host_days++];
         memset(hd, 0, sizeof *hd);
@@ -139,7 +119,7 @@ static int add_host_part(batch *b, const web_event *ev, int64_t day)
     if (!seen)
         return -1;
     if (inserted) {
-        if (GROW(b->users, b->n_users, b->cap_users))
+        if (GROW_ONE(b->users, b->n_users, b->cap_users, 1024))
             return -1;
         b->users[b->n_users] = (user_node){ev->user_id.value, hd->users_head};
         hd->users_head = (uint32_t)b->n_users++;
@@ -161,7 +141,7 @@ static int add_user_part(batch *b, const web_event *ev, int64_t day)
     if (!slot)
         return -1;
     if (inserted) {
-        if (GROW(b->uds, b->n_uds, b->cap_uds))
+        if (GROW_ONE(b->uds, b->n_uds, b->cap_uds, 1024))
             return -1;
         uint32_t g = group_of_user(ev->user_id.value);
         b->uds[b->n_uds] =
@@ -206,7 +186,7 @@ int batch_add_device(batch *b, const device_record *dev)
     if (!slot)
         return -1;
     if (inserted) {
-        if (GROW(b->devices, b->n_devices, b->cap_devices))
+        if (GROW_ONE(b->devices, b->n_devices, b->cap_devices, 1024))
             return -1;
         uint32_t g = group_of_device(dev->device_id);
         b->devices[b->n_devices] = (device_delta){dev->device_id, 0, 0, b->dev_head[g], {0}};
@@ -330,7 +310,7 @@ int batch_add_dim(batch *b, const dim_change *c)
         goto out;
     uint32_t e = *slot;
     if (inserted) {
-        if (GROW(b->dim_entities, b->n_dim_entities, b->cap_dim_entities))
+        if (GROW_ONE(b->dim_entities, b->n_dim_entities, b->cap_dim_entities, 1024))
             goto out;
         uint32_t g = group_of_dim(c->kind, c->id);
         b->dim_entities[b->n_dim_entities++] =
@@ -348,7 +328,7 @@ int batch_add_dim(batch *b, const dim_change *c)
         goto out;
     if (inserted) {
         uint32_t off;
-        if (GROW(b->dim_changes, b->n_dim_changes, b->cap_dim_changes) ||
+        if (GROW_ONE(b->dim_changes, b->n_dim_changes, b->cap_dim_changes, 1024) ||
             store_string(b, payload, need, &off))
             goto out;
         dim_entity *ent = &b->dim_entities[e];

@@ -3,6 +3,8 @@
  */
 #include "processors/pipeline.h"
 
+#include "src/grow.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,14 +51,8 @@ static partition_state *get_or_add(pipeline *p, const char *topic, int32_t parti
     partition_state *ps = pipeline_find(p, topic, partition);
     if (ps)
         return ps;
-    if (p->n_parts == p->cap_parts) {
-        size_t nc = p->cap_parts ? p->cap_parts * 2 : 16;
-        partition_state **np = realloc(p->parts, nc * sizeof *np);
-        if (!np)
-            return NULL;
-        p->parts = np;
-        p->cap_parts = nc;
-    }
+    if (GROW_ONE(p->parts, p->n_parts, p->cap_parts, 16))
+        return NULL;
     ps = calloc(1, sizeof *ps);
     if (!ps || !(ps->topic = strdup(topic))) {
         free(ps);

@@ -11,6 +11,7 @@
 #include "processors/civil_time.h"
 #include "src/embedded.h"
 #include "src/failpoint.h"
+#include "src/grow.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -558,14 +559,8 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
 
     size_t nu = 0;
     for (uint32_t i = b ? b->ud_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->uds[i].next) {
-        if (nu == *rows_cap) {
-            size_t nc = *rows_cap ? *rows_cap * 2 : 1024;
-            ud_row *nr = realloc(*rows, nc * sizeof *nr);
-            if (!nr)
-                return -1;
-            *rows = nr;
-            *rows_cap = nc;
-        }
+        if (grow((void **)rows, rows_cap, nu + 1, sizeof **rows, 1024))
+            return -1;
         const user_device_delta *ud = &b->uds[i];
         (*rows)[nu++] =
             (ud_row){ud->month, bucket_of_user(ud->user_id), ud->user_id, ud->device_id, ud->mask};

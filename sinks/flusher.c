@@ -7,6 +7,7 @@
 #include "processors/bytes_map.h"
 #include "processors/civil_time.h"
 #include "src/failpoint.h"
+#include "src/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,19 +46,6 @@ typedef struct {
     size_t n_dim_groups;
     bool group_has_dims;
 } flush_work;
-
-static int push(void **arr, size_t *n, size_t *cap, size_t elem)
-{
-    if (*n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 256;
-    void *p = realloc(*arr, nc * elem);
-    if (!p)
-        return -1;
-    *arr = p;
-    *cap = nc;
-    return 0;
-}
 
 static bool parse_month(const char *s, size_t len, int32_t *month)
 {
@@ -102,7 +90,7 @@ static int add_user(flush_work *w, int32_t month, int64_t user)
         return -1;
     if (!inserted)
         return 0;
-    if (push((void **)&w->users, &w->n_users, &w->cap_users, sizeof *w->users))
+    if (GROW_ONE(w->users, w->n_users, w->cap_users, 256))
         return -1;
     w->users[w->n_users++] = (user_month){month, user};
     return 0;
@@ -163,7 +151,7 @@ static int classify(flush_work *w, const redisReply *set)
         if ((s[0] == 'h' || s[0] == 'u') && len > 8 && s[7] == ':' &&
             parse_month(s + 1, 6, &month)) {
             if (s[0] == 'h') {
-                if (push((void **)&w->hosts, &w->n_hosts, &w->cap_hosts, sizeof *w->hosts))
+                if (GROW_ONE(w->hosts, w->n_hosts, w->cap_hosts, 256))
                     return -1;
                 host_month_state *hm = &w->hosts[w->n_hosts++];
                 memset(hm, 0, sizeof *hm);
@@ -209,14 +197,8 @@ static size_t parse_device_masks(const char *s, size_t len, device_mask **out, s
         int64_t dev, mask;
         if (eq && parse_i64(p, (size_t)(eq - p), &dev) &&
             parse_i64(eq + 1, (size_t)(stop - eq - 1), &mask)) {
-            if (n == *cap) {
-                size_t nc = *cap ? *cap * 2 : 8;
-                device_mask *nm = realloc(*out, nc * sizeof *nm);
-                if (!nm)
-                    return n;
-                *out = nm;
-                *cap = nc;
-            }
+            if (grow((void **)out, cap, n + 1, sizeof **out, 8))
+                return n;
             (*out)[n++] = (device_mask){dev, (uint32_t)mask};
         }
         p = stop + 1;
@@ -269,7 +251,7 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
             if (!bytes_map_upsert(&dev_index, &dm[k].device, 8, (uint32_t)n_dev, &inserted))
                 goto out;
             if (inserted) {
-                if (push((void **)&dev_ids, &n_dev, &cap_dev, sizeof *dev_ids))
+                if (GROW_ONE(dev_ids, n_dev, cap_dev, 256))
                     goto out;
                 dev_ids[n_dev++] = dm[k].device;
             }
@@ -288,7 +270,7 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
         for (size_t k = 0; k < n; k++) {
             if (dev_vals[*bytes_map_find(&dev_index, &dm[k].device, 8)])
                 continue;
-            if (push((void **)&wait, &n_wait, &cap_wait, sizeof *wait))
+            if (GROW_ONE(wait, n_wait, cap_wait, 256))
                 goto out;
             wait[n_wait++] = (waiter){dm[k].device, um[i].month, um[i].user_id};
         }

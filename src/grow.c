@@ -1,0 +1,21 @@
+/*
+ * grow.c — growable arrays (see grow.h).
+ */
+#include "src/grow.h"
+
+#include <stdlib.h>
+
+int grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : first;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
