@@ -10,7 +10,6 @@
 
 struct kafka_source {
     rd_kafka_t *rk;
-    rd_kafka_queue_t *queue;
     pipeline *pipe;
     char fatal[512];
 };
@@ -33,8 +32,11 @@ static void assign_partitions(kafka_source *src, rd_kafka_topic_partition_list_t
             redis_state_reconnect(src->pipe->redis, &err);
         }
         tp->offset = start;
-        log_debug("assigned %s [%d] from %s", tp->topic, tp->partition,
-                  start == RD_KAFKA_OFFSET_BEGINNING ? "the beginning" : "its lowest fence");
+        if (start == RD_KAFKA_OFFSET_BEGINNING)
+            log_debug("assigned %s [%d] from the beginning", tp->topic, tp->partition);
+        else
+            log_debug("assigned %s [%d] from its lowest fence, offset %lld", tp->topic,
+                      tp->partition, (long long)start);
     }
 }
 
@@ -148,7 +150,6 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
         return NULL;
     }
     rd_kafka_poll_set_consumer(src->rk);
-    src->queue = rd_kafka_queue_get_consumer(src->rk);
     return src;
 }
 
@@ -156,8 +157,6 @@ void kafka_source_free(kafka_source *src)
 {
     if (!src)
         return;
-    if (src->queue)
-        rd_kafka_queue_destroy(src->queue);
     if (src->rk)
         rd_kafka_destroy(src->rk);
     free(src);
@@ -177,9 +176,9 @@ int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, 
     return 0;
 }
 
-ssize_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max, int timeout_ms)
+rd_kafka_message_t *kafka_source_poll(kafka_source *src, int timeout_ms)
 {
-    return rd_kafka_consume_batch_queue(src->queue, timeout_ms, msgs, max);
+    return rd_kafka_consumer_poll(src->rk, timeout_ms);
 }
 
 void kafka_source_store_positions(kafka_source *src, const pipeline *pipe)
@@ -195,9 +194,9 @@ void kafka_source_store_positions(kafka_source *src, const pipeline *pipe)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-int kafka_source_commit(kafka_source *src, errbuf *err)
+int kafka_source_commit(kafka_source *src, bool wait, errbuf *err)
 {
-    rd_kafka_resp_err_t e = rd_kafka_commit(src->rk, NULL, 0);
+    rd_kafka_resp_err_t e = rd_kafka_commit(src->rk, NULL, wait ? 0 : 1);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         err_set(err, "commit: %s", rd_kafka_err2str(e));
         return -1;

@@ -180,7 +180,16 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
      * where we stand (a seek), are not ours to apply. */
     if (!ps || !ps->assigned || (ps->position >= 0 && m->offset < ps->position))
         return 0;
+    if (ps->position >= 0 && m->offset > ps->position)
+        log_debug("%s [%d]: offsets %lld..%lld were not delivered (compacted away or "
+                  "transaction markers)",
+                  ps->topic, ps->partition, (long long)ps->position, (long long)m->offset - 1);
     ps->position = m->offset + 1;
+    if (!ps->pending) {
+        ps->first_offset = m->offset;
+        ps->n_records = 0;
+    }
+    ps->n_records++;
     ps->pending = true;
     p->stats.records++;
     if (!m->payload && ps->kind != RECORD_WEB_EVENT)
@@ -280,6 +289,8 @@ int pipeline_apply_begin(pipeline *p, errbuf *err)
         ps->b = tmp;
         ps->inflight = true;
         ps->inflight_position = ps->position;
+        ps->inflight_first = ps->first_offset;
+        ps->inflight_records = ps->n_records;
         ps->inflight_generation = ps->generation;
         ps->pending = false;
     }
@@ -317,6 +328,10 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
             add_reseek(reseek, ps);
             result = 1;
         } else {
+            log_debug("applied %s [%d] %lld..%lld (%llu records, %zu key groups)", ps->topic,
+                      ps->partition, (long long)ps->inflight_first,
+                      (long long)ps->inflight_position - 1,
+                      (unsigned long long)ps->inflight_records, ps->ticket.n);
             ps->applied = ps->inflight_position;
         }
     }
@@ -369,6 +384,8 @@ int pipeline_advance_fences(pipeline *p, errbuf *err)
             return -1;
         if (r == 1)
             p->stats.fence_conflicts++;
+        log_debug("fences of %s [%d] advanced to %lld%s", ps->topic, ps->partition,
+                  (long long)ps->applied, r == 1 ? " (conflict: moved by another instance)" : "");
     }
     return 0;
 }

@@ -37,6 +37,10 @@ typedef struct {
     bool inflight;
     apply_ticket ticket;
     int64_t inflight_position;
+    /* For the log: the first offset and record count of the batch being
+     * folded, and of the one in flight. */
+    int64_t first_offset, inflight_first;
+    uint64_t n_records, inflight_records;
     uint32_t inflight_generation;
 } partition_state;
 

@@ -794,10 +794,19 @@ static redisReply *group_script(redis_state *rs, const char *sha, uint32_t g,
     return NULL;
 }
 
-redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, int64_t token, errbuf *err)
+redisReply *redis_state_take_dirty(redis_state *rs, uint32_t g, int64_t token, bool *stale,
+                                   errbuf *err)
 {
     static const char *const keys[5] = {"dirty", "flushing", "flushtoken", "dim", "dimflushing"};
+    *stale = false;
     redisReply *r = group_script(rs, rs->take_sha, g, keys, 5, token, err);
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        err_set(err, "flush token %lld is older than %lld, which took group %u already",
+                (long long)token, (long long)r->integer, g);
+        *stale = true;
+        freeReplyObject(r);
+        return NULL;
+    }
     if (r && r->type != REDIS_REPLY_ARRAY) {
         err_set(err, "redis: take-dirty of group %u: unexpected reply", g);
         freeReplyObject(r);

@@ -97,8 +97,11 @@ int redis_state_raise_flush_token(redis_state *rs, int64_t at_least, errbuf *err
 int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err);
 /* Moves group g's dirty set into its flushing set, recording the token;
  * returns the flushing members (a reply of type array; free with
- * freeReplyObject). */
-redisReply *redis_state_take_dirty(redis_state *rs, uint32_t group, int64_t token, errbuf *err);
+ * freeReplyObject). Returns NULL with *stale set, moving nothing, when a
+ * flush with a larger token has taken the group already: this flush must
+ * give up (takes happen in token order). */
+redisReply *redis_state_take_dirty(redis_state *rs, uint32_t group, int64_t token, bool *stale,
+                                   errbuf *err);
 /* After a committed flush: forgets the flushing sets of these groups,
  * unless a later flush has taken them since. */
 int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups, int64_t token,

@@ -10,6 +10,16 @@
 -- concurrent flush by another instance, leaves them there for the next
 -- flush, which writes them again (rows are absolute values, so a repeat is
 -- harmless).
+-- Returns the newer token instead, touching nothing, when a flush with a
+-- larger token has already taken this group: takes must happen in token
+-- order. Otherwise a stale flush (say, one stopped between its INCR and its
+-- take) could take members after a newer flush, finish first (the recorded
+-- token would be its own) and delete them, while the newer flush, which
+-- never read them, overwrote their rows with values read earlier.
+local held = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if held > tonumber(ARGV[1]) then
+  return held
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('EXISTS', KEYS[2]) == 1 then
     redis.call('SUNIONSTORE', KEYS[2], KEYS[1], KEYS[2])

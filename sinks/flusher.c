@@ -398,9 +398,15 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     if (!w.taken || redis_state_flush_token(rs, &token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
-        redisReply *r = redis_state_take_dirty(rs, g, token, err);
-        if (!r)
+        bool stale;
+        redisReply *r = redis_state_take_dirty(rs, g, token, &stale, err);
+        if (!r) {
+            /* A newer flush overtook this one: what this one took so far
+             * stays in the flushing sets, for that flush or the next. */
+            if (stale)
+                rc = 1;
             goto out;
+        }
         w.taken[w.n_taken++] = r;
         if (r->elements == 0)
             continue;

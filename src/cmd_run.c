@@ -406,11 +406,6 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                     redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
     errbuf err = {{0}};
-    rd_kafka_message_t **msgs = calloc(rc->batch_size, sizeof *msgs);
-    if (!msgs) {
-        log_error("out of memory");
-        return 1;
-    }
     flush_control fc = {0};
     double next_flush = now_seconds() + rc->flush_interval;
     double last_report = now_seconds();
@@ -419,14 +414,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     bool had_assignment = false, redis_down = false;
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
     while (!stop_requested) {
-        ssize_t n = kafka_source_poll(src, msgs, rc->batch_size, 200);
-        if (kafka_source_fatal(src)) {
-            log_error("kafka: fatal: %s", kafka_source_fatal(src));
-            status = 1;
-            break;
-        }
-        for (ssize_t i = 0; i < n; i++) {
-            rd_kafka_message_t *m = msgs[i];
+        /* Up to a batch of messages, waiting only for the first. */
+        for (size_t i = 0; i < rc->batch_size && status == 0; i++) {
+            rd_kafka_message_t *m = kafka_source_poll(src, i == 0 ? 200 : 0);
+            if (!m)
+                break;
             if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                     m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
@@ -438,6 +430,10 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 status = 1;
             }
             rd_kafka_message_destroy(m);
+        }
+        if (kafka_source_fatal(src)) {
+            log_error("kafka: fatal: %s", kafka_source_fatal(src));
+            status = 1;
         }
         if (status)
             break;
@@ -495,7 +491,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 break;
             }
             errbuf cerr = {{0}};
-            if (kafka_source_commit(src, &cerr))
+            if (kafka_source_commit(src, false, &cerr))
                 log_debug("%s", cerr.msg);
             next_flush = now_seconds() + rc->flush_interval;
         }
@@ -516,7 +512,6 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             last_records = pipe->stats.records;
         }
     }
-    free(msgs);
     if (status == 0 && !redis_down) {
         /* Whatever is in flight or folded gets applied before the final
          * flush; a batch that cannot be is simply replayed by the next run. */
@@ -535,7 +530,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             status = 1;
         }
         kafka_source_store_positions(src, pipe);
-        if (kafka_source_commit(src, &err))
+        if (kafka_source_commit(src, true, &err))
             log_debug("%s", err.msg);
     }
     /* The rate counts from the first record, so group join time at start

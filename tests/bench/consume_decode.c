@@ -7,11 +7,14 @@
  * with the processor's own codec, and prints records/s. The ratio of the
  * processor's rate to this one says how much our own work costs.
  *
- * usage: consume_decode BROKERS TOPIC [tuned]
+ * usage: consume_decode BROKERS TOPIC [tuned] [batch]
  *
  * Plain, it runs with librdkafka's defaults (a raw loop); with "tuned" it
  * gets the processor's prefetch settings, which lets librdkafka fetch far
- * ahead of a loop this cheap.
+ * ahead of a loop this cheap. It reads with rd_kafka_consumer_poll, as the
+ * processor does; "batch" uses rd_kafka_consume_batch_queue instead, which
+ * is faster but which the processor cannot use (it skips offsets around
+ * rebalances in librdkafka 2.0.x; see consumers/kafka_source.h).
  */
 #include "consumers/avro_codec.h"
 #include "consumers/kafka_admin.h"
@@ -19,6 +22,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void)
@@ -30,8 +34,17 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 && argc != 4) {
-        fprintf(stderr, "usage: consume_decode BROKERS TOPIC [tuned]\n");
+    bool tuned = false, batch = false;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "tuned") == 0)
+            tuned = true;
+        else if (strcmp(argv[i], "batch") == 0)
+            batch = true;
+        else
+            argc = 0;
+    }
+    if (argc < 3) {
+        fprintf(stderr, "usage: consume_decode BROKERS TOPIC [tuned] [batch]\n");
         return 2;
     }
     char errstr[512];
@@ -39,7 +52,7 @@ int main(int argc, char **argv)
     rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "group.id", "bench-ceiling", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
-    if (argc == 4) {
+    if (tuned) {
         /* The processor's prefetch settings (consumers/kafka_source.c). */
         rd_kafka_conf_set(conf, "fetch.max.bytes", "104857600", errstr, sizeof errstr);
         rd_kafka_conf_set(conf, "max.partition.fetch.bytes", "10485760", errstr, sizeof errstr);
@@ -74,7 +87,14 @@ int main(int argc, char **argv)
     long long seen = 0, decoded = 0;
     double start = 0;
     while (seen < total) {
-        ssize_t n = rd_kafka_consume_batch_queue(q, 1000, msgs, 10000);
+        ssize_t n;
+        if (batch) {
+            n = rd_kafka_consume_batch_queue(q, 1000, msgs, 10000);
+        } else {
+            for (n = 0; n < 10000; n++)
+                if (!(msgs[n] = rd_kafka_consumer_poll(rk, n ? 0 : 1000)))
+                    break;
+        }
         for (ssize_t i = 0; i < n; i++) {
             if (!msgs[i]->err) {
                 if (!start)

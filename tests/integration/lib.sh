@@ -31,7 +31,13 @@ psql_test() { psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" "$@"; }
 
 cleanup() {
     local rc=$?
-    rm -rf "$WORK"
+    # A failed test keeps its logs (members' stderr, generated data).
+    if [ "$rc" = 0 ]; then rm -rf "$WORK"; else say "logs kept in $WORK"; fi
+    # IT_KEEP=1 keeps a failed test's Redis keys and database too.
+    if [ "$rc" != 0 ] && [ "${IT_KEEP:-0}" = 1 ]; then
+        say "kept redis prefix $PREFIX and database $DB"
+        exit $rc
+    fi
     "$ROOT/scripts/redis_drop.sh" "$PREFIX" 2>/dev/null || true
     psql -X -q "$PG_ADMIN_DSN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     exit $rc

@@ -13,20 +13,29 @@ stop_stack() {
     if [ "$started" = 1 ]; then "$ROOT/scripts/stack.sh" down; fi
 }
 trap stop_stack EXIT
-failed=0
+# Each test's output also goes to a log of its own, so that a failure can be
+# repeated at the very end: CI shows only the tail of what a run prints.
+logs="$ROOT/.stack/test-logs"
+mkdir -p "$logs"
+failed=()
 for t in "$ROOT"/tests/integration/test_*.sh; do
     [ -n "${ONLY:-}" ] && [[ $t != *"$ONLY"* ]] && continue
-    echo "=== $(basename "$t")"
+    name=$(basename "$t" .sh)
+    echo "=== $name.sh"
     start=$(date +%s)
-    if "$t"; then
-        echo "=== PASS $(basename "$t") ($(($(date +%s) - start)) s)"
+    if "$t" 2>&1 | tee "$logs/$name.log"; then
+        echo "=== PASS $name.sh ($(($(date +%s) - start)) s)"
     else
-        echo "=== FAIL $(basename "$t") ($(($(date +%s) - start)) s)"
-        failed=$((failed + 1))
+        echo "=== FAIL $name.sh ($(($(date +%s) - start)) s)"
+        failed+=("$name")
     fi
 done
-[ "$failed" = 0 ] || {
-    echo "$failed integration test(s) failed"
+if [ "${#failed[@]}" -gt 0 ]; then
+    for name in "${failed[@]}"; do
+        echo "=== last lines of $name ($logs/$name.log):"
+        tail -n 40 "$logs/$name.log"
+    done
+    echo "${#failed[@]} integration test(s) failed: ${failed[*]}"
     exit 1
-}
+fi
 echo "all integration tests passed"

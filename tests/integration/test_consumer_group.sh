@@ -14,7 +14,9 @@ EVENTS=${IT_GROUP_EVENTS:-500000}
 say "streaming $EVENTS events in 30 chunks"
 start_streaming_month "$EVENTS" 31 30 0.4
 # A short session timeout so the group notices a dead or frozen member fast.
-GROUP_FLAGS=(--group "it$RUN_ID" --batch-size 3000 --flush-interval 0.5
+# --verbose: a failed run keeps the members' logs, whose "applied A..B"
+# lines show any offset range that no member applied.
+GROUP_FLAGS=(--verbose --group "it$RUN_ID" --batch-size 3000 --flush-interval 0.5
     -X session.timeout.ms=6000 -X heartbeat.interval.ms=1000)
 
 member() {
