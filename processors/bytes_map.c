@@ -5,8 +5,6 @@
  */
 #include "processors/bytes_map.h"
 
-#include "processors/key_groups.h"
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +26,32 @@ void bytes_map_clear(bytes_map *m)
         memset(m->slots, 0, m->cap * sizeof *m->slots);
     m->count = 0;
     m->keys_len = 0;
+}
+
+/* The map's own hash, a word at a time: the batch hashes one to three keys
+ * per event, and byte-wise FNV-1a (hash_bytes, which stays for the key
+ * groups because the Redis layout depends on it) was a tenth of the
+ * processor's time. Only needs to spread keys over the table. */
+static uint64_t map_hash(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0xff51afd7ed558ccdULL);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+        p += 8;
+        len -= 8;
+    }
+    if (len) {
+        uint64_t w = 0;
+        memcpy(&w, p, len);
+        h = (h ^ w) * 0x94d049bb133111ebULL;
+        h ^= h >> 31;
+    }
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
 }
 
 static bool grow(bytes_map *m)
@@ -66,7 +90,7 @@ uint32_t *bytes_map_find(const bytes_map *m, const void *key, size_t len)
 {
     if (!m->cap)
         return NULL;
-    bytes_map_slot *s = probe(m, key, len, hash_bytes(key, len));
+    bytes_map_slot *s = probe(m, key, len, map_hash(key, len));
     return s->used ? &s->value : NULL;
 }
 
@@ -75,7 +99,7 @@ uint32_t *bytes_map_upsert(bytes_map *m, const void *key, size_t len, uint32_t v
 {
     if ((m->count + 1) * 2 > m->cap && !grow(m))
         return NULL;
-    uint64_t h = hash_bytes(key, len);
+    uint64_t h = map_hash(key, len);
     bytes_map_slot *s = probe(m, key, len, h);
     *inserted = !s->used;
     if (s->used)

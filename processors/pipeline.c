@@ -188,6 +188,10 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
     if (!ps->pending) {
         ps->first_offset = m->offset;
         ps->n_records = 0;
+        ps->fence_max = ps->fences[0];
+        for (int g = 1; g < KEY_GROUPS; g++)
+            if (ps->fences[g] > ps->fence_max)
+                ps->fence_max = ps->fences[g];
     }
     ps->n_records++;
     ps->pending = true;
@@ -214,9 +218,10 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
         const char *why = validate_event(&p->rules, ev, &detail);
         if (why)
             return dead_letter(p, m, why, detail.msg, err);
-        bool host = m->offset >= ps->fences[group_of_host(ev->host.ptr, ev->host.len)];
-        bool user =
-            ev->user_id.present && m->offset >= ps->fences[group_of_user(ev->user_id.value)];
+        bool past = m->offset >= ps->fence_max;
+        bool host = past || m->offset >= ps->fences[group_of_host(ev->host.ptr, ev->host.len)];
+        bool user = ev->user_id.present &&
+                    (past || m->offset >= ps->fences[group_of_user(ev->user_id.value)]);
         if (batch_add_event(&ps->b, ev, host, user)) {
             err_set(err, "out of memory folding a batch");
             return -1;

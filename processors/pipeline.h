@@ -40,6 +40,10 @@ typedef struct {
     /* For the log: the first offset and record count of the batch being
      * folded, and of the one in flight. */
     int64_t first_offset, inflight_first;
+    /* The highest fence when the batch being folded began (fences do not
+     * move while one is folded): records at or past it skip the per-group
+     * fence lookups, which is every record once a partition is under way. */
+    int64_t fence_max;
     uint64_t n_records, inflight_records;
     uint32_t inflight_generation;
 } partition_state;

@@ -89,28 +89,72 @@ int strbuf_copy_text(strbuf *sb, const char *s, size_t len)
     return 0;
 }
 
-static int month_start(strbuf *sb, int32_t month)
+/* "YYYY-MM-" of a month (years 0..9999, as civil_time allows), written by
+ * hand: a flush formats one date per active user-day, and printf was a
+ * tenth of the flush. */
+static void month_prefix(int32_t month, char out[8], int *ndays)
 {
     int y, m;
     month_from_index(month, &y, &m);
-    return strbuf_printf(sb, "%04d-%02d-01", y, m);
+    out[0] = (char)('0' + y / 1000 % 10);
+    out[1] = (char)('0' + y / 100 % 10);
+    out[2] = (char)('0' + y / 10 % 10);
+    out[3] = (char)('0' + y % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + m / 10);
+    out[6] = (char)('0' + m % 10);
+    out[7] = '-';
+    if (ndays)
+        *ndays = days_in_month(y, m);
+}
+
+static int month_start(strbuf *sb, int32_t month)
+{
+    char date[10];
+    month_prefix(month, date, NULL);
+    date[8] = '0';
+    date[9] = '1';
+    return strbuf_append(sb, date, sizeof date);
 }
 
 int rows_datelist(strbuf *sb, int32_t month, uint32_t mask)
 {
-    int y, m;
-    month_from_index(month, &y, &m);
-    if (strbuf_append(sb, "{", 1))
+    char prefix[8];
+    int ndays;
+    month_prefix(month, prefix, &ndays);
+    /* At most 31 dates of 10 bytes, commas and braces. */
+    if (reserve(sb, 2 + 31 * 11))
         return -1;
-    bool first = true;
-    for (int d = days_in_month(y, m); d >= 1; d--) {
+    char *o = sb->data + sb->len;
+    *o++ = '{';
+    for (int d = ndays; d >= 1; d--) {
         if (!(mask & (1u << (d - 1))))
             continue;
-        if (strbuf_printf(sb, "%s%04d-%02d-%02d", first ? "" : ",", y, m, d))
-            return -1;
-        first = false;
+        if (o[-1] != '{')
+            *o++ = ',';
+        memcpy(o, prefix, sizeof prefix);
+        o[8] = (char)('0' + d / 10);
+        o[9] = (char)('0' + d % 10);
+        o += 10;
     }
-    return strbuf_append(sb, "}", 1);
+    *o++ = '}';
+    sb->len = (size_t)(o - sb->data);
+    sb->data[sb->len] = '\0';
+    return 0;
+}
+
+/* Decimal digits of v, by hand for the same reason as month_prefix. */
+static int append_i64(strbuf *sb, long long v)
+{
+    char buf[24], *e = buf + sizeof buf, *p = e;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return strbuf_append(sb, p, (size_t)(e - p));
 }
 
 static int int_array(strbuf *sb, const int64_t *v, int n)
@@ -118,7 +162,7 @@ static int int_array(strbuf *sb, const int64_t *v, int n)
     if (strbuf_append(sb, "{", 1))
         return -1;
     for (int i = 0; i < n; i++)
-        if (strbuf_printf(sb, "%s%lld", i ? "," : "", (long long)v[i]))
+        if ((i && strbuf_append(sb, ",", 1)) || append_i64(sb, v[i]))
             return -1;
     return strbuf_append(sb, "}", 1);
 }
@@ -143,7 +187,7 @@ int rows_encode_host(strbuf *sb, const host_row *row)
 
 int rows_encode_user(strbuf *sb, const user_row *row)
 {
-    if (strbuf_printf(sb, "%lld\t", (long long)row->user_id))
+    if (append_i64(sb, row->user_id) || strbuf_append(sb, "\t", 1))
         return -1;
     if (row->browser_type.present) {
         if (strbuf_copy_text(sb, row->browser_type.ptr, row->browser_type.len))
@@ -154,12 +198,15 @@ int rows_encode_user(strbuf *sb, const user_row *row)
     if (strbuf_append(sb, "\t", 1) || month_start(sb, row->month) || strbuf_append(sb, "\t", 1) ||
         rows_datelist(sb, row->month, row->mask))
         return -1;
-    return strbuf_printf(sb, "\t%d\n", (int)row->mask);
+    return strbuf_append(sb, "\t", 1) || append_i64(sb, (int)row->mask) ||
+                   strbuf_append(sb, "\n", 1)
+               ? -1
+               : 0;
 }
 
 int rows_encode_user_key(strbuf *sb, int64_t user_id, int32_t month)
 {
-    if (strbuf_printf(sb, "%lld\t", (long long)user_id) || month_start(sb, month))
+    if (append_i64(sb, user_id) || strbuf_append(sb, "\t", 1) || month_start(sb, month))
         return -1;
     return strbuf_append(sb, "\n", 1);
 }

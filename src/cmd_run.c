@@ -290,7 +290,12 @@ static void catch_up_free(catch_up *cu)
 /* Caught up when every partition that held records at start has been
  * applied up to where it ended then, by this instance or, for partitions
  * another group member owns, by whoever: their fences in Redis tell. */
-static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs)
+/* Whether every partition that held records at the start has been applied.
+ * Our own partitions are checked locally, every round; partitions of other
+ * members need their fences read from Redis, which happens at most every
+ * 0.2 s (*next_remote_check). */
+static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs,
+                      double *next_remote_check)
 {
     bool need_fences = false;
     for (size_t i = 0; i < cu->n; i++) {
@@ -307,6 +312,10 @@ static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs)
     }
     if (!need_fences)
         return true;
+    double now = now_seconds();
+    if (now < *next_remote_check)
+        return false;
+    *next_remote_check = now + 0.2;
     for (size_t i = 0; i < cu->n; i++) {
         const catch_up_target *t = &cu->t[i];
         partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
@@ -416,7 +425,10 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     while (!stop_requested) {
         /* Up to a batch of messages, waiting only for the first. */
         for (size_t i = 0; i < rc->batch_size && status == 0; i++) {
-            rd_kafka_message_t *m = kafka_source_poll(src, i == 0 ? 200 : 0);
+            /* While Redis applies a batch, the replies are what to wait
+             * for, not more records. */
+            rd_kafka_message_t *m =
+                kafka_source_poll(src, i == 0 && !pipeline_in_flight(pipe) ? 200 : 0);
             if (!m)
                 break;
             if (m->err) {
@@ -477,11 +489,9 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             had_assignment |= pipe->parts[i]->assigned;
 
         double now = now_seconds();
-        if (rc->until_caught_up && (had_assignment || cu->n == 0) && now >= next_catch_up_check) {
-            if (caught_up(cu, pipe, rs))
-                break;
-            next_catch_up_check = now + 0.2;
-        }
+        if (rc->until_caught_up && (had_assignment || cu->n == 0) &&
+            caught_up(cu, pipe, rs, &next_catch_up_check))
+            break;
         if (now >= next_flush && now >= fc.next_attempt) {
             if (pipeline_advance_fences(pipe, &err))
                 log_warn("advancing fences: %s", err.msg);

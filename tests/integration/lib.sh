@@ -31,6 +31,13 @@ psql_test() { psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" "$@"; }
 
 cleanup() {
     local rc=$?
+    # Processes the test started in the background (members, loaders) do
+    # not outlive it, whichever way it ends.
+    local pid
+    for pid in $(jobs -p); do
+        pkill -9 -P "$pid" 2>/dev/null || true
+        kill -9 "$pid" 2>/dev/null || true
+    done
     # A failed test keeps its logs (members' stderr, generated data).
     if [ "$rc" = 0 ]; then rm -rf "$WORK"; else say "logs kept in $WORK"; fi
     # IT_KEEP=1 keeps a failed test's Redis keys and database too.

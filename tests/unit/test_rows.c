@@ -6,6 +6,7 @@
 #include "sinks/rows.h"
 #include "tests/unit/unit.h"
 
+#include <stdint.h>
 #include <string.h>
 
 START_TEST(datelists)
@@ -53,6 +54,14 @@ START_TEST(user_rows)
     sb.len = 0;
     ck_assert_int_eq(rows_encode_user_key(&sb, -5, month_index(2022, 12)), 0);
     ck_assert_str_eq(sb.data, "-5\t2022-12-01\n");
+    /* The extremes of the hand-written formatting. */
+    sb.len = 0;
+    ck_assert_int_eq(rows_encode_user_key(&sb, INT64_MIN, month_index(999, 3)), 0);
+    ck_assert_str_eq(sb.data, "-9223372036854775808\t0999-03-01\n");
+    sb.len = 0;
+    ck_assert_int_eq(rows_datelist(&sb, month_index(9999, 12), 0x7fffffffu), 0);
+    ck_assert_int_eq((int)sb.len, 2 + 31 * 10 + 30);
+    ck_assert(strncmp(sb.data, "{9999-12-31,9999-12-30,", 23) == 0);
     strbuf_free(&sb);
 }
 END_TEST
