@@ -11,6 +11,7 @@
 #include "processors/civil_time.h"
 #include "src/embedded.h"
 #include "src/failpoint.h"
+#include "src/decimal.h"
 #include "src/grow.h"
 
 #include <stdarg.h>
@@ -120,15 +121,10 @@ static int ab_addf(argv_builder *ab, const char *fmt, ...)
  * not through printf. */
 static int ab_add_i64(argv_builder *ab, long long v)
 {
-    char tmp[24], *end = tmp + sizeof tmp, *p = end;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    return ab_add(ab, p, (size_t)(end - p));
+    char tmp[DECIMAL_MAX];
+    size_t len;
+    const char *p = decimal_i64(tmp, v, &len);
+    return ab_add(ab, p, len);
 }
 
 /* Adds "<prefix>:{g}:<middle><tail bytes>" as one argument. */

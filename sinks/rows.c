@@ -4,6 +4,7 @@
 #include "sinks/rows.h"
 
 #include "processors/civil_time.h"
+#include "src/decimal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -143,18 +144,12 @@ int rows_datelist(strbuf *sb, int32_t month, uint32_t mask)
     return 0;
 }
 
-/* Decimal digits of v, by hand for the same reason as month_prefix. */
 static int append_i64(strbuf *sb, long long v)
 {
-    char buf[24], *e = buf + sizeof buf, *p = e;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    return strbuf_append(sb, p, (size_t)(e - p));
+    char buf[DECIMAL_MAX];
+    size_t len;
+    const char *p = decimal_i64(buf, v, &len);
+    return strbuf_append(sb, p, len);
 }
 
 static int int_array(strbuf *sb, const int64_t *v, int n)
