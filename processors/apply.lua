@@ -59,6 +59,57 @@ for _ = 1, nh do
   dirty[#dirty + 1] = 'h' .. month .. ':' .. host
 end
 
+-- A user's stored value lists "device=mask" pairs, comma-separated. Merges
+-- the user's masks of this batch (ARGV[s + 1] devices from ARGV[s + 2]) into
+-- the stored value o (or nil); returns the new value, or nil when every day
+-- was known already (the user needs no re-flush).
+local function merge_masks(o, s)
+  local nd = tonumber(ARGV[s + 1])
+  -- Most users: one device in the batch and at most that one stored.
+  if nd == 1 then
+    local d, m = ARGV[s + 2], tonumber(ARGV[s + 3])
+    if not o then
+      return d .. '=' .. m
+    end
+    if not string.find(o, ',', 1, true) then
+      local eq = string.find(o, '=', 1, true)
+      if eq and string.sub(o, 1, eq - 1) == d then
+        local prev = tonumber(string.sub(o, eq + 1))
+        local merged = bit.bor(prev, m)
+        if merged == prev then return nil end
+        return d .. '=' .. merged
+      end
+    end
+  end
+  local masks, order = {}, {}
+  if o then
+    for d, m in string.gmatch(o, '([^,=]+)=(%d+)') do
+      masks[d] = tonumber(m)
+      order[#order + 1] = d
+    end
+  end
+  local changed = false
+  for k = 1, nd do
+    local d, m = ARGV[s + 2 * k], tonumber(ARGV[s + 2 * k + 1])
+    local prev = masks[d]
+    if prev == nil then
+      order[#order + 1] = d
+      masks[d] = m
+      changed = true
+    else
+      local merged = bit.bor(prev, m)
+      if merged ~= prev then
+        masks[d] = merged
+        changed = true
+      end
+    end
+  end
+  if not changed then return nil end
+  local parts = {}
+  for k = 1, #order do parts[k] = order[k] .. '=' .. masks[order[k]] end
+  return table.concat(parts, ',')
+end
+
 local nk = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nk do
   local month, bucket, nu = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -78,36 +129,10 @@ for _ = 1, nk do
   end
   local out = {}
   for u = 1, nu do
-    local masks, order = {}, {}
-    if old[u] then
-      for d, m in string.gmatch(old[u], '([^,=]+)=(%d+)') do
-        masks[d] = tonumber(m)
-        order[#order + 1] = d
-      end
-    end
-    local s = starts[u]
-    local changed = false
-    for k = 1, tonumber(ARGV[s + 1]) do
-      local d, m = ARGV[s + 2 * k], tonumber(ARGV[s + 2 * k + 1])
-      local prev = masks[d]
-      if prev == nil then
-        order[#order + 1] = d
-        masks[d] = m
-        changed = true
-      else
-        local merged = bit.bor(prev, m)
-        if merged ~= prev then
-          masks[d] = merged
-          changed = true
-        end
-      end
-    end
-    -- A user whose days were all known already needs no re-flush.
-    if changed then
-      local parts = {}
-      for k = 1, #order do parts[k] = order[k] .. '=' .. masks[order[k]] end
+    local v = merge_masks(old[u], starts[u])
+    if v then
       out[#out + 1] = users[u]
-      out[#out + 1] = table.concat(parts, ',')
+      out[#out + 1] = v
       dirty[#dirty + 1] = 'u' .. month .. ':' .. users[u]
     end
   end

@@ -6,11 +6,12 @@
 #
 #   BENCH_EVENTS (default 2000000)   events in the generated month
 #
-# Figures: events/s through `activity run --until-caught-up`; the same for a
-# bare consume+decode loop over the same topic (the ceiling); their ratio;
-# Redis commands per 1,000 events (sent by the processor, and as counted by
-# the server, which includes the commands our Lua scripts run); Redis memory
-# per tracked (user, device, month) entry; flush rows/s.
+# Figures: events/s through `activity run --until-caught-up`; the same for
+# bare consume+decode loops over the same topic (the fastest is the
+# ceiling); their ratio; Redis commands per 1,000 events (sent by the
+# processor, and as counted by the server, which includes the commands our
+# Lua scripts run); Redis memory per tracked (user, device, month) entry;
+# flush rows/s.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 N=${BENCH_EVENTS:-2000000}
@@ -51,8 +52,14 @@ load_start=$(date +%s.%N)
 load_end=$(date +%s.%N)
 
 echo "bench: ceiling (consume + decode only)" >&2
-ceiling=$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS")
-ceiling_tuned=$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS" tuned)
+# Four raw loops: librdkafka's defaults or our prefetch settings, one
+# message per call (as the processor reads) or the batch call. The ceiling
+# is the fastest of them.
+ceilings=()
+for variant in "" "tuned" "batch" "tuned batch"; do
+    # shellcheck disable=SC2086
+    ceilings+=("$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS" $variant)")
+done
 
 echo "bench: the same without fencing (build/activity-unfenced)" >&2
 psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE ${DB}u" >/dev/null
@@ -67,11 +74,21 @@ unfenced_line=$(grep 'done:' "$CACHE/run-unfenced.log")
 echo "bench: activity run --until-caught-up" >&2
 cmds_before=$(rcli INFO stats | awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')
 mem_before=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+# CPU seconds: Redis' own count, and this shell's children (bash `times`).
+redis_cpu() { rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {print s}'; }
+# `times` runs in this shell (not in a $(...) subshell) to count its children.
+redis_cpu_before=$(redis_cpu)
+times >"$CACHE/times.before"
 "$ROOT/bin/activity" run "${FLAGS[@]}" --group "bench$ID" --until-caught-up \
     2>"$CACHE/run.log" || {
     cat "$CACHE/run.log" >&2
     exit 1
 }
+times >"$CACHE/times.after"
+redis_cpu_after=$(redis_cpu)
+children_cpu() { tail -1 "$1" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } print n }'; }
+run_cpu_before=$(children_cpu "$CACHE/times.before")
+run_cpu_after=$(children_cpu "$CACHE/times.after")
 cmds_after=$(rcli INFO stats | awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')
 mem_after=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
 done_line=$(grep 'done:' "$CACHE/run.log")
@@ -87,11 +104,16 @@ while read -r key; do
     ud_entries=$((ud_entries + e))
 done < <(rcli --scan --pattern "$PREFIX:{*}:u:*")
 
-python3 - "$N" "$ceiling" "$done_line" "$cmds_before" "$cmds_after" "$mem_before" "$mem_after" \
-    "$ud_bytes" "$ud_entries" "$load_start" "$load_end" "$unfenced_line" "$ceiling_tuned" <<'PY'
+python3 - "$N" "${ceilings[0]}" "$done_line" "$cmds_before" "$cmds_after" "$mem_before" "$mem_after" \
+    "$ud_bytes" "$ud_entries" "$load_start" "$load_end" "$unfenced_line" "${ceilings[1]}" \
+    "${ceilings[2]}" "${ceilings[3]}" "$run_cpu_before" "$run_cpu_after" \
+    "$redis_cpu_before" "$redis_cpu_after" <<'PY'
 import re, sys
 n = int(sys.argv[1])
-ceiling = float(re.search(r"rate=(\d+)", sys.argv[2]).group(1))
+rates = [float(re.search(r"rate=(\d+)", sys.argv[i]).group(1)) for i in (2, 13, 14, 15)]
+names = ["librdkafka defaults, consumer_poll", "our prefetch, consumer_poll",
+         "librdkafka defaults, batch call", "our prefetch, batch call"]
+ceiling = max(rates)
 d = sys.argv[3]
 m = re.search(r"done: (\d+) records .* in ([\d.]+) s, (\d+) records/s; (\d+) redis commands; (\d+) rows flushed in ([\d.]+) s", d)
 records, secs, rate, cmds, rows, fsecs = int(m[1]), float(m[2]), float(m[3]), int(m[4]), int(m[5]), float(m[6])
@@ -102,13 +124,16 @@ load_rate = n / (float(sys.argv[11]) - float(sys.argv[10]))
 print(f"events                          {n}")
 print(f"load (activity load)            {load_rate:,.0f} events/s")
 print(f"activity run --until-caught-up  {rate:,.0f} events/s ({records} records in {secs:.2f} s, final flush included)")
-tuned = float(re.search(r"rate=(\d+)", sys.argv[13]).group(1))
-print(f"ceiling: consume+decode         {ceiling:,.0f} events/s (raw loop, librdkafka defaults)")
+for name, r in zip(names, rates):
+    print(f"raw consume+decode loop         {r:,.0f} events/s ({name})")
+print(f"ceiling (the fastest raw loop)  {ceiling:,.0f} events/s")
 print(f"ratio run / ceiling             {rate / ceiling:.2f}")
-print(f"ceiling with our prefetch       {tuned:,.0f} events/s (ratio {rate / tuned:.2f})")
 u = re.search(r"(\d+) records/s", sys.argv[12])
 if u:
     print(f"same run without fencing        {float(u.group(1)):,.0f} events/s (fencing costs {100 * (1 - rate / float(u.group(1))):.1f}%)")
+run_cpu = float(sys.argv[17]) - float(sys.argv[16])
+redis_cpu = float(sys.argv[19]) - float(sys.argv[18])
+print(f"cpu per 1000 events             {run_cpu * 1000 / records * 1000:.2f} ms processor, {redis_cpu * 1000 / records * 1000:.2f} ms redis-server")
 print(f"redis commands / 1000 events    {cmds * 1000 / records:.1f} sent by the processor; {server_cmds * 1000 / records:.1f} executed by the server (incl. inside Lua)")
 print(f"redis memory                    {mem / 1e6:.1f} MB used_memory growth")
 if ud_entries:
