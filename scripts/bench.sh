@@ -5,6 +5,8 @@
 # ratios, not the absolute numbers).
 #
 #   BENCH_EVENTS (default 2000000)   events in the generated month
+#   BENCH_RUN_FLAGS                  extra flags for both `activity run`s,
+#                                    e.g. "--batch-size 300000"
 #
 # Figures: events/s through `activity run --until-caught-up`; the same for
 # bare consume+decode loops over the same topic (the fastest is the
@@ -65,7 +67,7 @@ echo "bench: the same without fencing (build/activity-unfenced)" >&2
 psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE ${DB}u" >/dev/null
 "$ROOT/build/activity-unfenced" run --events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" \
     --dlq-topic "bench.$ID.dlq" --redis-prefix "${PREFIX}u" --pg-dsn "${ACTIVITY_PG_DSN%/*}/${DB}u" \
-    --group "bench${ID}u" --until-caught-up 2>"$CACHE/run-unfenced.log" || {
+    --group "bench${ID}u" --until-caught-up ${BENCH_RUN_FLAGS:-} 2>"$CACHE/run-unfenced.log" || {
     cat "$CACHE/run-unfenced.log" >&2
     exit 1
 }
@@ -79,7 +81,8 @@ redis_cpu() { rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {pr
 # `times` runs in this shell (not in a $(...) subshell) to count its children.
 redis_cpu_before=$(redis_cpu)
 times >"$CACHE/times.before"
-"$ROOT/bin/activity" run "${FLAGS[@]}" --group "bench$ID" --until-caught-up \
+# shellcheck disable=SC2086
+"$ROOT/bin/activity" run "${FLAGS[@]}" --group "bench$ID" --until-caught-up ${BENCH_RUN_FLAGS:-} \
     2>"$CACHE/run.log" || {
     cat "$CACHE/run.log" >&2
     exit 1

@@ -30,7 +30,7 @@ static const char help[] =
     "  --instance-id ID        static group membership (group.instance.id)\n"
     "  --flush-interval SEC    seconds between flushes (default: 10)\n"
     "  --until-caught-up       process what the topics hold at start, flush, commit, exit 0\n"
-    "  --batch-size N          most messages per poll batch (default: 100000)\n"
+    "  --batch-size N          most records folded into one batch (default: 500000)\n"
     "  --reset                 with --until-caught-up: delete this --redis-prefix's state\n"
     "                          and the sink tables' rows first, then rebuild everything\n"
     "                          from the topics (stop other instances first)\n"
@@ -130,7 +130,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
     config_defaults(&rc->common);
     rc->source.group = "activity";
     rc->flush_interval = 10;
-    rc->batch_size = 100000;
+    rc->batch_size = 500000;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
