@@ -289,11 +289,9 @@ static void catch_up_free(catch_up *cu)
 
 /* Caught up when every partition that held records at start has been
  * applied up to where it ended then, by this instance or, for partitions
- * another group member owns, by whoever: their fences in Redis tell. */
-/* Whether every partition that held records at the start has been applied.
- * Our own partitions are checked locally, every round; partitions of other
- * members need their fences read from Redis, which happens at most every
- * 0.2 s (*next_remote_check). */
+ * another group member owns, by whoever: their fences in Redis tell. Our
+ * own partitions are checked locally, every round; other members' fences
+ * are read at most every 0.2 s (*next_remote_check). */
 static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs,
                       double *next_remote_check)
 {
