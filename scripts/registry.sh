@@ -37,23 +37,15 @@ die() {
     echo "registry: error: $*" >&2
     exit 1
 }
-log_tail() {
-    echo "---- last lines of $1 ----" >&2
-    tail -n "${2:-40}" "$1" >&2 2>/dev/null || echo "(no log yet)" >&2
-    echo "----" >&2
-}
-
-read_pid() {
-    if [ -r "$PID_FILE" ]; then head -n1 "$PID_FILE" 2>/dev/null | tr -dc '0-9'; fi
-    return 0
-}
+# shellcheck source=scripts/processes.sh
+source "$ROOT/scripts/processes.sh"
 
 # The pid of our server: the pid file's process, if it is the java whose command line
 # names this registry dir (after a reboot the pid may belong to something else).
 registry_pid() {
     local pid
-    pid=$(read_pid)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    pid=$(read_pid "$PID_FILE")
+    proc_alive "$pid" || return 0
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-Dactivity.registry.dir=$DIR " &&
         echo "$pid"
     return 0
@@ -128,11 +120,7 @@ start() {
             -Dquarkus.log.console.color=false \
             -jar "$(app_jar)"
     ) &
-    local i
-    for ((i = 0; i < 50; i++)); do
-        [ -s "$PID_FILE" ] && break
-        sleep 0.1
-    done
+    wait_for_file "$PID_FILE" 5 || true
 }
 
 wait_ready() {
@@ -151,23 +139,11 @@ wait_ready() {
 }
 
 stop() {
-    local pid i
+    local pid
     pid=$(registry_pid)
     [ -z "$pid" ] && { rm -f "$PID_FILE"; return 0; }
     log "stopping Apicurio Registry (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "pid $pid ignored SIGTERM for 30s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-    fi
+    stop_pid "Apicurio Registry" "$pid" 30
     rm -f "$PID_FILE"
 }
 

@@ -63,17 +63,12 @@ die() {
     echo "stack: error: $*" >&2
     exit 1
 }
+# shellcheck source=scripts/processes.sh
+source "$ROOT/scripts/processes.sh"
 
 # ---------------------------------------------------------------------------------------
 # Process bookkeeping. A pid file alone is not proof: after a reboot or a crash the pid may
 # belong to an unrelated process, so each component also checks what the process is.
-
-read_pid() {
-    if [ -r "$1" ]; then head -n1 "$1" 2>/dev/null | tr -dc '0-9'; fi
-    return 0
-}
-
-proc_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 
 kafka_pid() {
     local pid
@@ -106,33 +101,6 @@ pg_pid() {
 # port_busy PORT: something (anything) accepts TCP connections on 127.0.0.1:PORT.
 port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-# wait_gone PID SECONDS: wait for a process to exit; 1 if it is still there.
-wait_gone() {
-    local pid=$1 i
-    for ((i = 0; i < $2 * 10; i++)); do
-        proc_alive "$pid" || return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# stop_pid NAME PID GRACE: SIGTERM (each server shuts down cleanly on it: Kafka does a
-# controlled shutdown, Redis fsyncs its AOF), then SIGKILL if it hangs past GRACE seconds.
-stop_pid() {
-    local name=$1 pid=$2 grace=$3
-    kill -TERM "$pid" 2>/dev/null || return 0
-    if ! wait_gone "$pid" "$grace"; then
-        log "$name (pid $pid) ignored SIGTERM for ${grace}s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        wait_gone "$pid" 10 || die "$name (pid $pid) does not exit"
-    fi
-}
-
-log_tail() {
-    echo "---- last lines of $1 ----" >&2
-    tail -n "${2:-40}" "$1" >&2 2>/dev/null || echo "(no log yet)" >&2
-    echo "----" >&2
-}
 
 # Everything that changes state holds this lock, so two `up`s started at once (parallel
 # test jobs) do not start two brokers on one data dir. The lock is fd 9: every daemon is
@@ -263,11 +231,7 @@ kafka_start() {
         -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
         </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
     # Wait for the pid file so that kafka_pid works right after this returns.
-    local i
-    for ((i = 0; i < 50; i++)); do
-        [ -s "$KAFKA_PID" ] && break
-        sleep 0.1
-    done
+    wait_for_file "$KAFKA_PID" 5 || true
 }
 
 kafka_ready() {
