@@ -138,7 +138,6 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     argc--;
     argv++;
     int opt;
-    errbuf err = {{0}};
     char *end;
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (opt) {
@@ -171,19 +170,13 @@ static int parse_args(int argc, char **argv, dlq_args *a)
         case OPT_DRY:
             a->dry = true;
             break;
-        default: {
-            int r = config_common_option(&a->cfg, opt, optarg, &err);
-            if (r <= 0) {
-                fprintf(stderr, "activity dlq: %s\n", r < 0 ? err.msg : "bad option");
+        default:
+            if (config_common_option_or_complain(&a->cfg, "dlq", opt, optarg, NULL))
                 return -1;
-            }
-        }
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "activity dlq: unexpected argument '%s'\n", argv[optind]);
+    if (config_no_more_args("dlq", argc, argv, optind))
         return -1;
-    }
     return 0;
 }
 

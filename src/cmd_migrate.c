@@ -25,9 +25,7 @@ int cmd_migrate(int argc, char **argv)
             config_free(&cfg);
             return 0;
         }
-        int r = config_common_option(&cfg, opt, optarg, &err);
-        if (r <= 0) {
-            fprintf(stderr, "activity migrate: %s\n%s", r < 0 ? err.msg : "bad option", help);
+        if (config_common_option_or_complain(&cfg, "migrate", opt, optarg, help)) {
             config_free(&cfg);
             return 2;
         }

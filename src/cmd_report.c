@@ -52,7 +52,6 @@ int cmd_report(int argc, char **argv)
                                          {0, 0, 0, 0}};
     const char *month = NULL;
     char limit[16] = "10";
-    errbuf err = {{0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         if (opt == 'h') {
@@ -81,9 +80,7 @@ int cmd_report(int argc, char **argv)
             snprintf(limit, sizeof limit, "%ld", n);
             continue;
         }
-        int r = config_common_option(&cfg, opt, optarg, &err);
-        if (r <= 0) {
-            fprintf(stderr, "activity report: %s\n%s", r < 0 ? err.msg : "bad option", help);
+        if (config_common_option_or_complain(&cfg, "report", opt, optarg, help)) {
             config_free(&cfg);
             return 2;
         }

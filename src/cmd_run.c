@@ -219,19 +219,13 @@ static int parse_args(int argc, char **argv, run_config *rc)
                 return -1;
             }
             break;
-        default: {
-            int r = config_common_option(&rc->common, opt, optarg, &err);
-            if (r <= 0) {
-                fprintf(stderr, "activity run: %s\n%s", r < 0 ? err.msg : "bad option", help);
+        default:
+            if (config_common_option_or_complain(&rc->common, "run", opt, optarg, help))
                 return -1;
-            }
-        }
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "activity run: unexpected argument '%s'\n", argv[optind]);
+    if (config_no_more_args("run", argc, argv, optind))
         return -1;
-    }
     if (rc->reset && !rc->until_caught_up) {
         fprintf(stderr, "activity run: --reset rebuilds from the topics and needs "
                         "--until-caught-up (or use activity backfill --reset)\n");

@@ -3,6 +3,7 @@
  */
 #include "src/config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,4 +112,23 @@ int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *er
         if (kafka_conf_set(conf, c->kafka_keys[i], c->kafka_values[i], err))
             return -1;
     return 0;
+}
+
+int config_common_option_or_complain(common_config *c, const char *cmd, int opt, const char *arg,
+                                     const char *help)
+{
+    errbuf err = {{0}};
+    int r = config_common_option(c, opt, arg, &err);
+    if (r > 0)
+        return 0;
+    fprintf(stderr, "activity %s: %s\n%s", cmd, r < 0 ? err.msg : "bad option", help ? help : "");
+    return -1;
+}
+
+int config_no_more_args(const char *cmd, int argc, char **argv, int optind)
+{
+    if (optind >= argc)
+        return 0;
+    fprintf(stderr, "activity %s: unexpected argument '%s'\n", cmd, argv[optind]);
+    return -1;
 }

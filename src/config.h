@@ -80,6 +80,14 @@ void config_free(common_config *c);
 /* Handles a shared option (including -X); returns 1 if handled, 0 if not
  * ours, -1 on a bad value (err set). */
 int config_common_option(common_config *c, int opt, const char *arg, errbuf *err);
+/* The same for a subcommand's getopt loop: on an option that is not ours or
+ * a bad value, prints "activity CMD: <why>" (and the help text, if given)
+ * to stderr and returns -1; 0 when handled. */
+int config_common_option_or_complain(common_config *c, const char *cmd, int opt, const char *arg,
+                                     const char *help);
+/* After getopt: prints "activity CMD: unexpected argument" and returns -1
+ * if positional arguments are left. */
+int config_no_more_args(const char *cmd, int argc, char **argv, int optind);
 /* Sets bootstrap.servers and every -X property on conf. */
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
