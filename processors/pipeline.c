@@ -77,6 +77,15 @@ static int64_t lowest_fence(const int64_t fences[KEY_GROUPS])
     return low;
 }
 
+static int64_t highest_fence(const int64_t fences[KEY_GROUPS])
+{
+    int64_t high = INT64_MIN;
+    for (int g = 0; g < KEY_GROUPS; g++)
+        if (fences[g] > high)
+            high = fences[g];
+    return high;
+}
+
 int pipeline_assign(pipeline *p, const char *topic, int32_t partition, int64_t *start, errbuf *err)
 {
     partition_state *ps = get_or_add(p, topic, partition);
@@ -188,10 +197,7 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
     if (!ps->pending) {
         ps->first_offset = m->offset;
         ps->n_records = 0;
-        ps->fence_max = ps->fences[0];
-        for (int g = 1; g < KEY_GROUPS; g++)
-            if (ps->fences[g] > ps->fence_max)
-                ps->fence_max = ps->fences[g];
+        ps->fence_max = highest_fence(ps->fences);
     }
     ps->n_records++;
     ps->pending = true;
