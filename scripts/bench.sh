@@ -65,6 +65,7 @@ done
 
 echo "bench: the same without fencing (build/activity-unfenced)" >&2
 psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE ${DB}u" >/dev/null
+# shellcheck disable=SC2086 # BENCH_RUN_FLAGS is a list of flags
 "$ROOT/build/activity-unfenced" run --events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" \
     --dlq-topic "bench.$ID.dlq" --redis-prefix "${PREFIX}u" --pg-dsn "${ACTIVITY_PG_DSN%/*}/${DB}u" \
     --group "bench${ID}u" --until-caught-up ${BENCH_RUN_FLAGS:-} 2>"$CACHE/run-unfenced.log" || {
@@ -74,14 +75,17 @@ psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE ${DB}u" >/d
 unfenced_line=$(grep 'done:' "$CACHE/run-unfenced.log")
 
 echo "bench: activity run --until-caught-up" >&2
-cmds_before=$(rcli INFO stats | awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')
-mem_before=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
-# CPU seconds: Redis' own count, and this shell's children (bash `times`).
+# info SECTION FIELD: one field of Redis' INFO; redis_cpu: Redis' CPU seconds.
+info() { rcli INFO "$1" | tr -d '\r' | awk -F: -v f="$2" '$1 == f {print $2}'; }
 redis_cpu() { rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {print s}'; }
-# `times` runs in this shell (not in a $(...) subshell) to count its children.
+# The CPU seconds of this shell's children, from a saved `times` (run in this
+# shell, not in a $(...) subshell, so that it counts them).
+children_cpu() { tail -1 "$1" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } print n }'; }
+cmds_before=$(info stats total_commands_processed)
+mem_before=$(info memory used_memory)
 redis_cpu_before=$(redis_cpu)
 times >"$CACHE/times.before"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # BENCH_RUN_FLAGS is a list of flags
 "$ROOT/bin/activity" run "${FLAGS[@]}" --group "bench$ID" --until-caught-up ${BENCH_RUN_FLAGS:-} \
     2>"$CACHE/run.log" || {
     cat "$CACHE/run.log" >&2
@@ -89,11 +93,10 @@ times >"$CACHE/times.before"
 }
 times >"$CACHE/times.after"
 redis_cpu_after=$(redis_cpu)
-children_cpu() { tail -1 "$1" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } print n }'; }
 run_cpu_before=$(children_cpu "$CACHE/times.before")
 run_cpu_after=$(children_cpu "$CACHE/times.after")
-cmds_after=$(rcli INFO stats | awk -F: '/^total_commands_processed/ {print $2}' | tr -d '\r')
-mem_after=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r')
+cmds_after=$(info stats total_commands_processed)
+mem_after=$(info memory used_memory)
 done_line=$(grep 'done:' "$CACHE/run.log")
 
 # Memory of the per-user day masks: MEMORY USAGE of every user hash, and the

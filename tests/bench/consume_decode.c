@@ -34,16 +34,16 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    bool tuned = false, batch = false;
+    bool tuned = false, batch = false, bad = argc < 3;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "tuned") == 0)
             tuned = true;
         else if (strcmp(argv[i], "batch") == 0)
             batch = true;
         else
-            argc = 0;
+            bad = true;
     }
-    if (argc < 3) {
+    if (bad) {
         fprintf(stderr, "usage: consume_decode BROKERS TOPIC [tuned] [batch]\n");
         return 2;
     }
