@@ -7,6 +7,7 @@
 #   make bench      throughput / Redis cost figures (prints, never fails on them)
 #   make fuzz       libFuzzer + ASan/UBSan on framing, Avro decode, validation
 #                   (FUZZ_SECONDS, default 60; part of make test)
+#   make soak       the skew differential test over SEEDS random seeds (default 50)
 #   make format     clang-format every C file
 
 CC       ?= cc
@@ -32,7 +33,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 # The schema registry tests serve HTTP in-process (tests/unit/test_schema_registry.c).
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
-.PHONY: all deps demo test unit unit-asan integration bench format clean stack-up stack-down fuzz
+.PHONY: all deps demo test unit unit-asan integration bench format clean stack-up stack-down fuzz soak
 
 all: bin/activity
 
@@ -88,6 +89,12 @@ bench:
 	scripts/deps.sh
 	$(MAKE) all build/consume_decode build/activity-unfenced
 	scripts/bench.sh
+
+SEEDS ?= 50
+soak:
+	scripts/deps.sh
+	$(MAKE) all
+	scripts/soak.sh $(SEEDS)
 
 stack-up:
 	scripts/stack.sh up

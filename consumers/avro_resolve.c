@@ -216,8 +216,10 @@ static int name_node(avro_sch *s, json_t *j, node *n, const char *ns, char *nsbu
         return -1;
     const char *dot = strrchr(n->name, '.');
     size_t l = dot ? (size_t)(dot - n->name) : 0;
-    if (l >= nscap)
-        l = nscap - 1;
+    if (l >= nscap) {
+        err_set(err, "namespace of %.64s... is longer than %zu bytes", n->name, nscap - 1);
+        return -1;
+    }
     memcpy(nsbuf, n->name, l);
     nsbuf[l] = '\0';
     return 0;

@@ -60,14 +60,26 @@ void batch_reset(batch *b)
     bytes_map_clear(&b->dim_seen);
 }
 
+size_t batch_bytes(const batch *b)
+{
+    return b->strings_len + b->n_host_days * sizeof *b->host_days + b->n_users * sizeof *b->users +
+           b->n_uds * sizeof *b->uds + b->n_devices * sizeof *b->devices +
+           b->n_dim_changes * sizeof *b->dim_changes;
+}
+
 bool batch_group_empty(const batch *b, uint32_t g)
 {
     return b->host_head[g] == BATCH_NONE && b->ud_head[g] == BATCH_NONE &&
            b->dev_head[g] == BATCH_NONE && b->dim_head[g] == BATCH_NONE;
 }
 
+/* Offsets into strings are 32-bit (they are most of a delta's size); the
+ * run loop ends a batch long before BATCH_MAX_STRING_BYTES (batch_bytes), so
+ * refusing here is a guard against a wrap, never a way to drop a record. */
 static int store_string(batch *b, const void *s, size_t len, uint32_t *off)
 {
+    if (b->strings_len + len + 1 > BATCH_MAX_STRING_BYTES)
+        return -1;
     if (grow((void **)&b->strings, &b->strings_cap, b->strings_len + len + 1, 1, 65536))
         return -1;
     memcpy(b->strings + b->strings_len, s, len);

@@ -19,6 +19,11 @@
 #include <stdint.h>
 
 #define BATCH_NONE UINT32_MAX
+/* Strings of one batch are addressed by 32-bit offsets. */
+#define BATCH_MAX_STRING_BYTES ((size_t)UINT32_MAX)
+/* The run loop ends a batch once its partitions' batches hold this many
+ * bytes, whatever --batch-size says: far below BATCH_MAX_STRING_BYTES. */
+#define BATCH_SOFT_BYTES ((size_t)256 << 20)
 
 typedef struct {
     uint32_t host_off, host_len; /* in batch.strings */
@@ -128,6 +133,8 @@ static inline const char *batch_str(const batch *b, uint32_t off)
 }
 
 bool batch_group_empty(const batch *b, uint32_t group);
+/* Roughly the memory the batch's deltas and strings hold. */
+size_t batch_bytes(const batch *b);
 
 /* Device attributes as one string: each field is "-" (null) or
  * "<len>:<bytes>", in the order browser_type, os_type, device_type,

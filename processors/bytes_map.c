@@ -104,6 +104,10 @@ uint32_t *bytes_map_upsert(bytes_map *m, const void *key, size_t len, uint32_t v
     *inserted = !s->used;
     if (s->used)
         return &s->value;
+    /* Key offsets are 32-bit: a map past 4 GiB of keys is refused (the
+     * caller reports it as out of memory), never wrapped. */
+    if (m->keys_len + len > UINT32_MAX)
+        return NULL;
     if (m->keys_len + len > m->keys_cap) {
         size_t ncap = m->keys_cap ? m->keys_cap * 2 : 65536;
         while (ncap < m->keys_len + len)

@@ -358,6 +358,14 @@ int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf
     return r2 < 0 ? -1 : (r || r2);
 }
 
+size_t pipeline_pending_bytes(const pipeline *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_parts; i++)
+        n += batch_bytes(&p->parts[i]->b);
+    return n;
+}
+
 bool pipeline_in_flight(const pipeline *p)
 {
     for (size_t i = 0; i < p->n_parts; i++)

@@ -105,6 +105,8 @@ int pipeline_apply_begin(pipeline *p, errbuf *err);
 int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 bool pipeline_in_flight(const pipeline *p);
+/* Bytes the batches being folded hold (batch_bytes over the partitions). */
+size_t pipeline_pending_bytes(const pipeline *p);
 
 /* After a Redis failure, when whether the last batches applied is unknown:
  * drops every batch, re-reads the fences of every assigned partition and

@@ -923,8 +923,10 @@ int redis_state_read_host_months(redis_state *rs, host_month_state *hm, size_t n
         memset(hm[i].uniq, 0, sizeof hm[i].uniq);
         for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k + 2 < r[i]->elements; k += 3) {
             long long day = r[i]->element[k]->integer;
+            const redisReply *hits = r[i]->element[k + 1];
             if (day >= 1 && day <= 31) {
-                hm[i].hits[day - 1] = r[i]->element[k + 1]->integer;
+                hm[i].hits[day - 1] =
+                    hits->type == REDIS_REPLY_STRING ? strtoll(hits->str, NULL, 10) : hits->integer;
                 hm[i].uniq[day - 1] = r[i]->element[k + 2]->integer;
             }
         }
@@ -1166,7 +1168,7 @@ static bool mentions_any(const char *v, const bytes_map *devices)
 }
 
 int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
-                                 void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
+                                 int (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
                                  errbuf *err)
 {
     char pattern[300];
@@ -1191,10 +1193,16 @@ int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
                 freeReplyObject(r);
                 return -1;
             }
-            for (size_t f = 0; f + 1 < h->elements; f += 2)
+            int rc = 0;
+            for (size_t f = 0; rc == 0 && f + 1 < h->elements; f += 2)
                 if (mentions_any(h->element[f + 1]->str, devices))
-                    fn(ctx, month_index(year, mon), strtoll(h->element[f]->str, NULL, 10));
+                    rc = fn(ctx, month_index(year, mon), strtoll(h->element[f]->str, NULL, 10));
             freeReplyObject(h);
+            if (rc) {
+                freeReplyObject(r);
+                err_set(err, "flush: out of memory listing the users of changed devices");
+                return -1;
+            }
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);

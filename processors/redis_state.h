@@ -151,9 +151,10 @@ int redis_state_forget_waiting(redis_state *rs, uint32_t group, const char *cons
 
 /* Every (month, user) whose user hash mentions one of devices (int64 ids
  * as keys); one full scan for all of them, used only when devices' browsers
- * change. Calls fn for each. */
+ * change. Calls fn for each; a non-zero return from fn stops the scan
+ * with an error. */
 int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
-                                 void (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
+                                 int (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
                                  errbuf *err);
 
 #endif

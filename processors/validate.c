@@ -14,6 +14,7 @@ void validation_defaults(validation_rules *r)
     r->min_event_time_ms = days_from_civil(1970, 1, 1) * 86400000LL;
     r->max_event_time_ms = days_from_civil(2100, 1, 1) * 86400000LL;
     r->max_field_bytes = 4096;
+    r->max_key_bytes = 2048;
 }
 
 int validation_parse_time(const char *s, int64_t *ms)
@@ -34,6 +35,19 @@ int validation_parse_time(const char *s, int64_t *ms)
     if (!*s || *end)
         return -1;
     *ms = v;
+    return 0;
+}
+
+int validation_rules_check(const validation_rules *r, errbuf *err)
+{
+    int64_t lo = days_from_civil(1, 1, 1) * 86400000LL,
+            hi = days_from_civil(10000, 1, 1) * 86400000LL;
+    if (r->min_event_time_ms < lo || r->max_event_time_ms > hi ||
+        r->min_event_time_ms >= r->max_event_time_ms) {
+        err_set(err, "--min-event-time and --max-event-time must lie within 0001-01-01 .. "
+                     "10000-01-01, the minimum before the maximum");
+        return -1;
+    }
     return 0;
 }
 
@@ -110,6 +124,19 @@ static const char *check_text(const validation_rules *r, const char *name, opt_s
     return NULL;
 }
 
+/* A key string is checked against both limits; the smaller one wins. */
+static const char *check_key(const validation_rules *r, const char *name, opt_str s, errbuf *detail)
+{
+    if (s.present && s.len > r->max_key_bytes && s.len <= r->max_field_bytes) {
+        err_set(detail,
+                "%s is %zu bytes, more than the limit of %zu for a value that is part of a "
+                "table's key (--max-key-bytes)",
+                name, s.len, r->max_key_bytes);
+        return "oversized-key";
+    }
+    return check_text(r, name, s, detail);
+}
+
 const char *validate_event(const validation_rules *r, const web_event *ev, errbuf *detail)
 {
     if (!ev->host.present || ev->host.len == 0) {
@@ -117,7 +144,7 @@ const char *validate_event(const validation_rules *r, const web_event *ev, errbu
         return "missing-host";
     }
     const char *why;
-    if ((why = check_text(r, "host", ev->host, detail)) ||
+    if ((why = check_key(r, "host", ev->host, detail)) ||
         (why = check_text(r, "url", ev->url, detail)) ||
         (why = check_text(r, "referrer", ev->referrer, detail)))
         return why;
@@ -146,7 +173,7 @@ static const char *check_updated_at(const validation_rules *r, opt_long t, errbu
 const char *validate_device(const validation_rules *r, const device_record *dev, errbuf *detail)
 {
     const char *why;
-    if ((why = check_text(r, "browser_type", dev->browser_type, detail)) ||
+    if ((why = check_key(r, "browser_type", dev->browser_type, detail)) ||
         (why = check_text(r, "os_type", dev->os_type, detail)) ||
         (why = check_text(r, "device_type", dev->device_type, detail)) ||
         (why = check_updated_at(r, dev->updated_at_ms, detail)))

@@ -36,6 +36,23 @@ Edge cases (on by default, `--no-edge-cases` to omit; they are part of the --eve
     anonymous traffic only, users on unknown devices (including INT32_MIN / INT32_MAX ids),
     user_id 9223372036854775807 (INT64_MAX), and the device whose device_type holds a quote.
 
+Skew shapes (`--skew LIST`, comma-separated, or `all`; off by default): adversarial rows added
+to the month, shuffled into it (so they also arrive out of order). Each is switchable:
+  * heavy-users: a few shared or bot user ids, each on thousands of distinct devices of
+    hundreds of browser types in one month (up to 4,500 devices at --skew-scale 1);
+  * hot-host: one host-day with several times --exact-limit distinct users, and two more with
+    exactly --exact-limit and --exact-limit + 1 (the last exact count and the first estimate);
+  * many-hosts: thousands of hosts with a single event each;
+  * every-day: a user active on every day of a 31-day month, on three devices at once (the
+    same instants), of two browser types;
+  * months: events over 14 months, 2023-12 to 2025-01 (a year end, the leap February 2024),
+    with each month's first and last millisecond;
+  * long-hosts: hosts of exactly --max-key-bytes bytes: ASCII, 2-, 3- and 4-byte UTF-8 and an
+    incompressible mix, plus shorter multi-byte ones.
+The shapes need devices that devices.csv does not have (hundreds of browsers):
+`--devices-out FILE` writes devices.csv plus those synthetic devices, to load beside the
+events. `--skew-scale F` scales the shapes' sizes (soak runs use small ones).
+
 Usage: scripts/gen_events.py [--events N] [--month YYYY-MM] [--seed S] [--out FILE] ...
        (see --help). 2,000,000 events take well under a minute.
 """
@@ -507,6 +524,192 @@ class Generator:
         return out
 
 
+# --------------------------------------------------------------------------- skew shapes
+
+SKEW_SHAPES = ("heavy-users", "hot-host", "many-hosts", "every-day", "months", "long-hosts")
+SYNTH_DEVICE_BASE = 10_000_000_000  # above every int32 id of devices.csv
+
+
+def utf8_exact(rnd, nbytes, widths):
+    """A string of exactly nbytes UTF-8 bytes, of characters of the given byte widths
+    (ASCII fills the remainder), no NUL and nothing PostgreSQL text refuses."""
+    ranges = {1: (0x21, 0x7E), 2: (0x0100, 0x07FF), 3: (0x4E00, 0x9FFF), 4: (0x1F300, 0x1FAFF)}
+    out, left = [], nbytes
+    while left > 0:
+        w = widths[int(rnd() * len(widths))]
+        if w > left:
+            w = 1
+        lo, hi = ranges[w]
+        c = chr(lo + int(rnd() * (hi - lo + 1)))
+        if c in "{}":  # legal, but keep the hash tag tests elsewhere
+            c = "x"
+        out.append(c)
+        left -= len(c.encode("utf-8"))
+    s = "".join(out)
+    assert len(s.encode("utf-8")) == nbytes
+    return s
+
+
+class Skew:
+    """Adversarial rows (ms, url, ref, uid, dev, host) and the synthetic devices they use."""
+
+    def __init__(self, gen, args):
+        self.gen, self.args = gen, args
+        self.rng = random.Random(args.seed * 7_919 + 13)
+        self.scale = args.skew_scale
+        # Synthetic devices: hundreds of browser types, some multi-byte, some with quotes.
+        n_browsers = max(3, int(300 * min(1.0, self.scale * 2)))
+        browsers = ["SkewBrowser %d" % i for i in range(n_browsers)]
+        for i in range(0, n_browsers, 7):
+            browsers[i] = "Brö%dser «ü» 浏览器 %s" % (i, "🦊" if i % 2 else '"q,"')
+        n_dev = max(50, int(3000 * self.scale))
+        self.synth = [(SYNTH_DEVICE_BASE + i, browsers[i % n_browsers], "SkewOS", "Other")
+                      for i in range(n_dev)]
+        # Two devices whose browser_type is exactly --max-key-bytes long (a key column of
+        # user_devices_cumulated), one of them incompressible multi-byte UTF-8.
+        rk = random.Random(args.seed * 31 + 5).random
+        self.long_browser_devs = (SYNTH_DEVICE_BASE - 1, SYNTH_DEVICE_BASE - 2)
+        self.synth += [(self.long_browser_devs[0], "B" * args.max_key_bytes, "SkewOS", "Other"),
+                       (self.long_browser_devs[1], utf8_exact(rk, args.max_key_bytes, (1, 2, 3, 4)),
+                        "SkewOS", "Other")]
+        self.all_dev_ids = [d[0] for d in gen.devices] + [d[0] for d in self.synth]
+
+    def n(self, full, least=1):
+        return max(least, int(full * self.scale))
+
+    def t_in_month(self, start, ndays):
+        return start + int(self.rng.random() * ndays * MS_PER_DAY)
+
+    def rows(self, shapes):
+        out = []
+        for shape in shapes:
+            out += getattr(self, shape.replace("-", "_"))()
+        return out
+
+    def heavy_users(self):
+        g, r = self.gen, self.rng.random
+        out = []
+        ids = self.all_dev_ids
+        for k in range(self.n(5, 2)):
+            uid = 7_000_000_000_000_000_000 + k
+            n_dev = min(len(ids), self.n(1700 + int(r() * 2800), 20))
+            if k == 0:
+                n_dev = min(len(ids), self.n(4500, 30))
+            picked = set()
+            while len(picked) < n_dev:
+                picked.add(ids[int(r() * len(ids))])
+            for dev in sorted(picked):
+                for _ in range(1 + (r() < 0.3)):
+                    host = g.hosts[g.pick_host()]
+                    out.append((self.t_in_month(g.start, g.ndays), "/", None, uid, dev, host))
+            # The same user on unknown and null devices too.
+            out.append((self.t_in_month(g.start, g.ndays), "/", None, uid, g.unknown_ids[0],
+                        g.hosts[0]))
+            out.append((self.t_in_month(g.start, g.ndays), "/", None, uid, None, g.hosts[0]))
+        return out
+
+    def hot_host(self):
+        g, r = self.gen, self.rng.random
+        limit = self.args.exact_limit
+        out = []
+        day0 = g.start + min(14, g.ndays - 1) * MS_PER_DAY
+        for host, n_users, day in (("hot.skew.example", self.n(3 * limit, limit + 50), day0),
+                                   ("at-limit.skew.example", limit, day0),
+                                   ("over-limit.skew.example", limit + 1, day0 + MS_PER_DAY)):
+            for i in range(n_users):
+                uid = 5_000_000_000_000 + i * 7_777 + (host == "hot.skew.example")
+                dev = g.dev_ids[g.pick_device()] if r() < 0.9 else None
+                out.append((day + int(r() * MS_PER_DAY), "/", None, uid, dev, host))
+                if r() < 0.05:  # a repeat visit: a hit, not a new unique
+                    out.append((day + int(r() * MS_PER_DAY), "/x", None, uid, dev, host))
+            out.append((day + int(r() * MS_PER_DAY), "/", None, None, None, host))  # anonymous
+        return out
+
+    def many_hosts(self):
+        g, r = self.gen, self.rng.random
+        out = []
+        for i in range(self.n(3000, 50)):
+            uid = g.user_ids[g.pick_user()] if r() < 0.7 else None
+            dev = g.dev_ids[g.pick_device()] if r() < 0.9 else None
+            out.append((self.t_in_month(g.start, g.ndays), "/", None, uid, dev,
+                        "h%05d.many.skew.example" % i))
+        return out
+
+    def every_day(self):
+        g = self.gen
+        # A 31-day month: the generated one when it has 31 days, else January 2024.
+        if g.ndays == 31:
+            start = g.start
+        else:
+            start = month_bounds(2024, 1)[0]
+        by_browser = {}
+        for dev_id, browser, _ in g.devices:
+            by_browser.setdefault(browser, []).append(dev_id)
+        names = sorted(b for b in by_browser if len(by_browser[b]) >= 2)
+        b1, b2 = names[0], names[-1]
+        devs = (by_browser[b1][0], by_browser[b1][1], by_browser[b2][0])
+        uid = 31_313_131_313
+        out = []
+        for d in range(31):
+            t = start + d * MS_PER_DAY + int(self.rng.random() * MS_PER_DAY)
+            for dev in devs:  # the same instant on three devices
+                out.append((t, "/daily", None, uid, dev, "every-day.skew.example"))
+        out.append((start, "/first-ms", None, uid, devs[0], "every-day.skew.example"))
+        out.append((start + 31 * MS_PER_DAY - 1, "/last-ms", None, uid, devs[2],
+                    "every-day.skew.example"))
+        return out
+
+    def months(self):
+        g, r = self.gen, self.rng.random
+        out = []
+        y, m = 2023, 12
+        for _ in range(14):
+            start, end, nd = month_bounds(y, m)
+            for i in range(self.n(300, 20)):
+                uid = g.user_ids[g.pick_user()] if r() < 0.9 else None
+                dev = g.dev_ids[g.pick_device()] if r() < 0.95 else None
+                host = g.hosts[g.pick_host()] if i % 5 else "months.skew.example"
+                out.append((self.t_in_month(start, nd), "/", None, uid, dev, host))
+            uid = g.user_ids[0]
+            out.append((start, "/first", None, uid, g.dev_ids[0], "months.skew.example"))
+            out.append((end - 1, "/last", None, uid, g.dev_ids[0], "months.skew.example"))
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return out
+
+    def long_hosts(self):
+        g, r = self.gen, self.rng.random
+        limit = self.args.max_key_bytes
+        hosts = [
+            "a" * (limit - 13) + ".skew.example",
+            utf8_exact(r, limit, (2,)),
+            utf8_exact(r, limit, (3,)),
+            utf8_exact(r, limit, (4,)),
+            utf8_exact(r, limit, (1, 2, 3, 4)),  # incompressible: a btree entry of full size
+            utf8_exact(r, limit - 1, (4,)),
+            "bücher-€-🦊.skew.example",
+            "日本語.例え.テスト",
+        ]
+        out = []
+        for h in hosts:
+            for j in range(3):
+                uid = g.user_ids[g.pick_user()] if j < 2 else None
+                dev = g.dev_ids[g.pick_device()]
+                out.append((self.t_in_month(g.start, g.ndays), "/", None, uid, dev, h))
+        for k, dev in enumerate(self.long_browser_devs):
+            out.append((self.t_in_month(g.start, g.ndays), "/", None, 424_242 + k, dev, hosts[k]))
+        return out
+
+
+def write_devices(path, devices_path, synth):
+    with open(devices_path, newline="", encoding="utf-8") as f:
+        body = f.read()
+    if not body.endswith("\n"):
+        body += "\n"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(body)
+        csv.writer(f, lineterminator="\n").writerows(synth)
+
+
 # --------------------------------------------------------------------------- output
 
 def write_rows(rows, fmt, f, chunk=50_000):
@@ -543,6 +746,16 @@ def parse_args(argv):
                    help="include edge-case rows (default)")
     p.add_argument("--no-edge-cases", dest="edge_cases", action="store_false")
     p.add_argument("--stats", action="store_true", help="print a summary to stderr")
+    p.add_argument("--skew", default="", help="adversarial shapes to add, comma-separated, or "
+                   "'all': " + ", ".join(SKEW_SHAPES))
+    p.add_argument("--skew-scale", type=float, default=1.0,
+                   help="size of the skew shapes (default 1: a user on 4,500 devices)")
+    p.add_argument("--exact-limit", type=int, default=10_000,
+                   help="the processor's --exact-uniques-limit, for hot-host (default 10000)")
+    p.add_argument("--max-key-bytes", type=int, default=2048,
+                   help="the processor's --max-key-bytes, for long-hosts (default 2048)")
+    p.add_argument("--devices-out", default=None,
+                   help="write devices.csv plus the skew shapes' synthetic devices here")
     a = p.parse_args(argv)
     try:
         y, m = a.month.split("-")
@@ -555,6 +768,12 @@ def parse_args(argv):
         p.error("--events must be >= 0, --users and --hosts >= 1")
     if a.devices is None:
         a.devices = default_devices_path()
+    a.skew_shapes = list(SKEW_SHAPES) if a.skew == "all" else [x for x in a.skew.split(",") if x]
+    for x in a.skew_shapes:
+        if x not in SKEW_SHAPES:
+            p.error("--skew: unknown shape %r (known: %s)" % (x, ", ".join(SKEW_SHAPES)))
+    if a.skew_scale <= 0 or a.exact_limit < 1 or a.max_key_bytes < 40:
+        p.error("--skew-scale must be > 0, --exact-limit >= 1, --max-key-bytes >= 40")
     return a
 
 
@@ -563,6 +782,20 @@ def main(argv):
     devices = load_devices(args.devices)
     gen = Generator(args, devices)
     rows = gen.generate()
+    if args.skew_shapes or args.devices_out:
+        skew = Skew(gen, args)
+        extra = skew.rows(args.skew_shapes)
+        # Shuffled into the month: skew rows also arrive out of order.
+        rnd = skew.rng.random
+        positions = sorted(int(rnd() * (len(rows) + 1)) for _ in extra)
+        merged, prev = [], 0
+        for pos, row in zip(positions, shuffled(skew.rng, extra)):
+            merged += rows[prev:pos]
+            merged.append(row)
+            prev = pos
+        rows = merged + rows[prev:]
+        if args.devices_out:
+            write_devices(args.devices_out, args.devices, skew.synth)
     if args.out == "-":
         f = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
         write_rows(rows, args.format, f)

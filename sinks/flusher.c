@@ -96,9 +96,9 @@ static int add_user(flush_work *w, int32_t month, int64_t user)
     return 0;
 }
 
-static void add_user_cb(void *ctx, int32_t month, int64_t user)
+static int add_user_cb(void *ctx, int32_t month, int64_t user)
 {
-    add_user(ctx, month, user);
+    return add_user(ctx, month, user);
 }
 
 /* Members "device|YYYYMM:user" of a waiting set: the ones whose device has
@@ -183,8 +183,10 @@ typedef struct {
     uint32_t mask;
 } device_mask;
 
-/* Parses "device=mask,device=mask". */
-static size_t parse_device_masks(const char *s, size_t len, device_mask **out, size_t *cap)
+/* Parses "device=mask,device=mask" into *out. Returns the number of
+ * pairs, or -1 when out of memory or when the value is not in that format:
+ * state this process cannot read must stop the flush, never lose a device. */
+static ssize_t parse_device_masks(const char *s, size_t len, device_mask **out, size_t *cap)
 {
     if (!s)
         return 0;
@@ -195,22 +197,39 @@ static size_t parse_device_masks(const char *s, size_t len, device_mask **out, s
         const char *stop = comma ? comma : end;
         const char *eq = memchr(p, '=', (size_t)(stop - p));
         int64_t dev, mask;
-        if (eq && parse_i64(p, (size_t)(eq - p), &dev) &&
-            parse_i64(eq + 1, (size_t)(stop - eq - 1), &mask)) {
-            if (grow((void **)out, cap, n + 1, sizeof **out, 8))
-                return n;
-            (*out)[n++] = (device_mask){dev, (uint32_t)mask};
-        }
+        if (!eq || !parse_i64(p, (size_t)(eq - p), &dev) ||
+            !parse_i64(eq + 1, (size_t)(stop - eq - 1), &mask) || mask < 0 || mask > UINT32_MAX)
+            return -1;
+        if (grow((void **)out, cap, n + 1, sizeof **out, 8))
+            return -1;
+        (*out)[n++] = (device_mask){dev, (uint32_t)mask};
         p = stop + 1;
     }
-    return n;
+    return (ssize_t)n;
 }
 
-static bool same_browser(opt_str a, opt_str b)
+/* Orders browsers: null first, then by bytes; a shorter prefix first. */
+static int cmp_browser(opt_str a, opt_str b)
 {
     if (a.present != b.present)
-        return false;
-    return !a.present || (a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0);
+        return a.present ? 1 : -1;
+    if (!a.present)
+        return 0;
+    size_t n = a.len < b.len ? a.len : b.len;
+    int r = memcmp(a.ptr, b.ptr, n);
+    if (r)
+        return r;
+    return a.len < b.len ? -1 : a.len > b.len;
+}
+
+typedef struct {
+    opt_str browser;
+    uint32_t mask;
+} browser_mask;
+
+static int cmp_browser_mask(const void *x, const void *y)
+{
+    return cmp_browser(((const browser_mask *)x)->browser, ((const browser_mask *)y)->browser);
 }
 
 typedef struct {
@@ -219,6 +238,46 @@ typedef struct {
     int64_t user;
 } waiter;
 
+/* Rows of one user month: its known devices' masks OR-ed per browser. The
+ * devices are sorted by browser, so grouping is n log n in the user's
+ * devices, whatever their number (a shared or bot id can have thousands). */
+static int encode_user_month(flush_payload *p, const user_month_state *um, const device_mask *dm,
+                             size_t n, char *const *dev_vals, const size_t *dev_lens,
+                             const uint32_t *dev_slot, browser_mask **bm, size_t *bm_cap)
+{
+    if (rows_encode_user_key(&p->user_keys, um->user_id, um->month))
+        return -1;
+    p->n_user_keys++;
+    size_t nb = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t slot = dev_slot[k];
+        device_record dev;
+        if (!dev_vals[slot])
+            continue; /* unknown device: not in the inner join */
+        if (!device_value_decode(dev_vals[slot], dev_lens[slot], &dev)) {
+            log_error("flush: device %lld has a malformed stored value (%zu bytes); its "
+                      "user rows cannot be built",
+                      (long long)dm[k].device, dev_lens[slot]);
+            return -1;
+        }
+        if (grow((void **)bm, bm_cap, nb + 1, sizeof **bm, 64))
+            return -1;
+        (*bm)[nb++] = (browser_mask){dev.browser_type, dm[k].mask};
+    }
+    qsort(*bm, nb, sizeof **bm, cmp_browser_mask);
+    for (size_t b = 0; b < nb;) {
+        user_row row = {um->user_id, um->month, (*bm)[b].browser, 0};
+        size_t e = b;
+        while (e < nb && cmp_browser((*bm)[e].browser, row.browser_type) == 0)
+            row.mask |= (*bm)[e++].mask;
+        if (rows_encode_user(&p->users, &row))
+            return -1;
+        p->n_users++;
+        b = e;
+    }
+    return 0;
+}
+
 /* Resolves devices of every flushed user month and encodes the user rows. */
 static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, errbuf *err)
 {
@@ -226,17 +285,21 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
         return 0;
     int rc = -1;
     user_month_state *um = calloc(w->n_users, sizeof *um);
+    size_t *first = calloc(w->n_users + 1, sizeof *first); /* user i: dm[first[i]..first[i+1]) */
     device_mask *dm = NULL;
     size_t dm_cap = 0;
+    uint32_t *dm_slot = NULL; /* dm[k]'s device in dev_ids / dev_vals */
     int64_t *dev_ids = NULL;
     size_t n_dev = 0, cap_dev = 0;
     char **dev_vals = NULL;
     size_t *dev_lens = NULL;
     waiter *wait = NULL;
     size_t n_wait = 0, cap_wait = 0;
+    browser_mask *bm = NULL;
+    size_t bm_cap = 0;
     bytes_map dev_index;
     bytes_map_init(&dev_index);
-    if (!um)
+    if (!um || !first)
         goto out;
     for (size_t i = 0; i < w->n_users; i++) {
         um[i].user_id = w->users[i].user;
@@ -244,18 +307,41 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
     }
     if (redis_state_read_user_months(rs, um, w->n_users, err))
         goto out;
+    /* Every user's "device=mask,..." value parsed once, into one array. */
+    size_t n_dm = 0;
+    device_mask *one = NULL;
+    size_t one_cap = 0;
     for (size_t i = 0; i < w->n_users; i++) {
-        size_t n = parse_device_masks(um[i].devices, um[i].devices_len, &dm, &dm_cap);
-        for (size_t k = 0; k < n; k++) {
-            bool inserted;
-            if (!bytes_map_upsert(&dev_index, &dm[k].device, 8, (uint32_t)n_dev, &inserted))
-                goto out;
-            if (inserted) {
-                if (GROW_ONE(dev_ids, n_dev, cap_dev, 256))
-                    goto out;
-                dev_ids[n_dev++] = dm[k].device;
-            }
+        first[i] = n_dm;
+        ssize_t n = parse_device_masks(um[i].devices, um[i].devices_len, &one, &one_cap);
+        if (n < 0) {
+            free(one);
+            err_set(err, "flush: user %lld has a malformed device list in Redis (%zu bytes)",
+                    (long long)um[i].user_id, um[i].devices_len);
+            goto out;
         }
+        if (grow((void **)&dm, &dm_cap, n_dm + (size_t)n + 1, sizeof *dm, 256)) {
+            free(one);
+            goto out;
+        }
+        memcpy(dm + n_dm, one, (size_t)n * sizeof *dm);
+        n_dm += (size_t)n;
+    }
+    first[w->n_users] = n_dm;
+    free(one);
+    if (!(dm_slot = malloc((n_dm ? n_dm : 1) * sizeof *dm_slot)))
+        goto out;
+    for (size_t k = 0; k < n_dm; k++) {
+        bool inserted;
+        uint32_t *slot = bytes_map_upsert(&dev_index, &dm[k].device, 8, (uint32_t)n_dev, &inserted);
+        if (!slot)
+            goto out;
+        if (inserted) {
+            if (GROW_ONE(dev_ids, n_dev, cap_dev, 256))
+                goto out;
+            dev_ids[n_dev++] = dm[k].device;
+        }
+        dm_slot[k] = *slot;
     }
     dev_vals = calloc(n_dev ? n_dev : 1, sizeof *dev_vals);
     dev_lens = calloc(n_dev ? n_dev : 1, sizeof *dev_lens);
@@ -265,16 +351,14 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
 
     /* Users on a device nobody has described yet wait for it; the device's
      * arrival re-flushes them. */
-    for (size_t i = 0; i < w->n_users; i++) {
-        size_t n = parse_device_masks(um[i].devices, um[i].devices_len, &dm, &dm_cap);
-        for (size_t k = 0; k < n; k++) {
-            if (dev_vals[*bytes_map_find(&dev_index, &dm[k].device, 8)])
+    for (size_t i = 0; i < w->n_users; i++)
+        for (size_t k = first[i]; k < first[i + 1]; k++) {
+            if (dev_vals[dm_slot[k]])
                 continue;
             if (GROW_ONE(wait, n_wait, cap_wait, 256))
                 goto out;
             wait[n_wait++] = (waiter){dm[k].device, um[i].month, um[i].user_id};
         }
-    }
     if (n_wait) {
         int64_t *wd = malloc(n_wait * sizeof *wd), *wu = malloc(n_wait * sizeof *wu);
         int32_t *wm = malloc(n_wait * sizeof *wm);
@@ -308,39 +392,10 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
             goto out;
     }
 
-    for (size_t i = 0; i < w->n_users; i++) {
-        if (rows_encode_user_key(&p->user_keys, um[i].user_id, um[i].month))
+    for (size_t i = 0; i < w->n_users; i++)
+        if (encode_user_month(p, &um[i], dm + first[i], first[i + 1] - first[i], dev_vals, dev_lens,
+                              dm_slot + first[i], &bm, &bm_cap))
             goto out;
-        p->n_user_keys++;
-        size_t n = parse_device_masks(um[i].devices, um[i].devices_len, &dm, &dm_cap);
-        /* Group the user's devices by browser: few devices per user, so a
-         * quadratic pass over them is the cheapest correct thing. */
-        opt_str browsers[64];
-        uint32_t masks[64];
-        size_t nb = 0;
-        for (size_t k = 0; k < n; k++) {
-            uint32_t slot = *bytes_map_find(&dev_index, &dm[k].device, 8);
-            device_record dev;
-            if (!dev_vals[slot] || !device_value_decode(dev_vals[slot], dev_lens[slot], &dev))
-                continue; /* unknown device: not in the inner join */
-            size_t b = 0;
-            while (b < nb && !same_browser(browsers[b], dev.browser_type))
-                b++;
-            if (b == nb) {
-                if (nb == 64)
-                    continue;
-                browsers[nb] = dev.browser_type;
-                masks[nb++] = 0;
-            }
-            masks[b] |= dm[k].mask;
-        }
-        for (size_t b = 0; b < nb; b++) {
-            user_row row = {um[i].user_id, um[i].month, browsers[b], masks[b]};
-            if (rows_encode_user(&p->users, &row))
-                goto out;
-            p->n_users++;
-        }
-    }
     rc = 0;
 out:
     for (size_t i = 0; um && i < w->n_users; i++)
@@ -350,8 +405,11 @@ out:
     free(dev_vals);
     free(dev_lens);
     free(dev_ids);
+    free(dm_slot);
     free(wait);
     free(dm);
+    free(bm);
+    free(first);
     free(um);
     bytes_map_free(&dev_index);
     if (rc && !err->msg[0])

@@ -54,7 +54,10 @@ static const char help[] =
     "  --min-event-time T      older events are dead letters (default: 1970-01-01)\n"
     "  --max-event-time T      events at or after T are dead letters (default: 2100-01-01)\n"
     "                          (T: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS UTC, or epoch ms)\n"
-    "  --max-field-bytes N     longer strings are dead letters (default: 4096)\n"
+    "  --max-field-bytes N     longer strings are dead letters (default: 4096, at most 1 MiB)\n"
+    "  --max-key-bytes N       longer hosts and browser types are dead letters: they are\n"
+    "                          part of a table's key, which PostgreSQL's btree index\n"
+    "                          limits (default: 2048, at most 2600)\n"
     "\n" COMMON_OPTIONS_HELP;
 
 enum {
@@ -70,6 +73,7 @@ enum {
     OPT_MIN_TIME,
     OPT_MAX_TIME,
     OPT_MAX_FIELD,
+    OPT_MAX_KEY,
     OPT_WRITER_SCHEMA,
     OPT_RESET,
     OPT_DIM_DEVICES,
@@ -123,6 +127,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"min-event-time", required_argument, 0, OPT_MIN_TIME},
         {"max-event-time", required_argument, 0, OPT_MAX_TIME},
         {"max-field-bytes", required_argument, 0, OPT_MAX_FIELD},
+        {"max-key-bytes", required_argument, 0, OPT_MAX_KEY},
         {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
         {"dim-devices-track", required_argument, 0, OPT_DIM_DEVICES},
         {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
@@ -214,8 +219,19 @@ static int parse_args(int argc, char **argv, run_config *rc)
             break;
         case OPT_MAX_FIELD:
             rc->rules.max_field_bytes = strtoul(optarg, &end, 10);
-            if (*end || rc->rules.max_field_bytes == 0) {
-                fprintf(stderr, "activity run: --max-field-bytes takes a count > 0\n");
+            if (*end || rc->rules.max_field_bytes == 0 || rc->rules.max_field_bytes > (1u << 20)) {
+                fprintf(stderr, "activity run: --max-field-bytes takes 1..1048576\n");
+                return -1;
+            }
+            break;
+        case OPT_MAX_KEY:
+            rc->rules.max_key_bytes = strtoul(optarg, &end, 10);
+            if (*end || rc->rules.max_key_bytes == 0 ||
+                rc->rules.max_key_bytes > VALIDATION_KEY_BYTES_CEILING) {
+                fprintf(stderr,
+                        "activity run: --max-key-bytes takes 1..%d (a PostgreSQL btree index "
+                        "entry holds at most 2704 bytes)\n",
+                        VALIDATION_KEY_BYTES_CEILING);
                 return -1;
             }
             break;
@@ -226,6 +242,10 @@ static int parse_args(int argc, char **argv, run_config *rc)
     }
     if (config_no_more_args("run", argc, argv, optind))
         return -1;
+    if (validation_rules_check(&rc->rules, &err)) {
+        fprintf(stderr, "activity run: %s\n", err.msg);
+        return -1;
+    }
     if (rc->reset && !rc->until_caught_up) {
         fprintf(stderr, "activity run: --reset rebuilds from the topics and needs "
                         "--until-caught-up (or use activity backfill --reset)\n");
@@ -423,6 +443,12 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 kafka_source_poll(src, i == 0 && !pipeline_in_flight(pipe) ? 200 : 0);
             if (!m)
                 break;
+            /* Large records (a profile carries up to ten --max-field-bytes
+             * strings) end a batch by size before --batch-size counts out;
+             * 64 records of at most ~10 MB each stay far from the 4 GiB
+             * that batch string offsets address. */
+            if ((i & 63) == 63 && pipeline_pending_bytes(pipe) > BATCH_SOFT_BYTES)
+                i = rc->batch_size;
             if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                     m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)

@@ -46,8 +46,14 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
         c->pg_dsn = arg;
         return 1;
     case OPT_REDIS_PREFIX:
-        if (!*arg || strpbrk(arg, "{}")) {
-            err_set(err, "--redis-prefix must be non-empty and contain no braces");
+        /* Key names are built in fixed buffers with room for 64 bytes of
+         * prefix: a longer one is refused, never cut short into another's. */
+        /* Braces would move keys to another hash slot; glob characters
+         * would make the prefix's SCAN patterns (state reset, device
+         * re-resolution) match other prefixes' keys. */
+        if (!*arg || strpbrk(arg, "{}*?[]\\") || strlen(arg) > 64) {
+            err_set(err, "--redis-prefix must be 1..64 bytes, without braces or glob characters "
+                         "(*?[]\\)");
             return -1;
         }
         c->redis_prefix = arg;
