@@ -48,7 +48,11 @@ to the month, shuffled into it (so they also arrive out of order). Each is switc
   * months: events over 14 months, 2023-12 to 2025-01 (a year end, the leap February 2024),
     with each month's first and last millisecond;
   * long-hosts: hosts of exactly --max-key-bytes bytes: ASCII, 2-, 3- and 4-byte UTF-8 and an
-    incompressible mix, plus shorter multi-byte ones.
+    incompressible mix, plus shorter multi-byte ones;
+  * browser-changes: devices whose browser type changes after their events were processed,
+    and devices described only after their events: `--devices-phase1-out` gets what to load
+    first (older records, with an earlier updated_at, for the changed devices; nothing for the
+    late ones), `--devices-phase2-out` what to load after the events have been processed.
 The shapes need devices that devices.csv does not have (hundreds of browsers):
 `--devices-out FILE` writes devices.csv plus those synthetic devices, to load beside the
 events. `--skew-scale F` scales the shapes' sizes (soak runs use small ones).
@@ -526,7 +530,8 @@ class Generator:
 
 # --------------------------------------------------------------------------- skew shapes
 
-SKEW_SHAPES = ("heavy-users", "hot-host", "many-hosts", "every-day", "months", "long-hosts")
+SKEW_SHAPES = ("heavy-users", "hot-host", "many-hosts", "every-day", "months", "long-hosts",
+               "browser-changes")
 SYNTH_DEVICE_BASE = 10_000_000_000  # above every int32 id of devices.csv
 
 
@@ -573,6 +578,34 @@ class Skew:
                        (self.long_browser_devs[1], utf8_exact(rk, args.max_key_bytes, (1, 2, 3, 4)),
                         "SkewOS", "Other")]
         self.all_dev_ids = [d[0] for d in gen.devices] + [d[0] for d in self.synth]
+        self.changed, self.late = set(), set()
+
+    def browser_changes(self):
+        """No rows of its own: picks the popular devices whose records arrive in two phases."""
+        ids = self.gen.dev_ids
+        k = min(len(ids) // 3, self.n(300, 10))
+        self.changed = set(ids[:k:2])  # an older record with another browser comes first
+        self.late = set(ids[1:k:2])    # nothing comes first: their events wait for them
+        return []
+
+    def write_phases(self, final, phase1, phase2):
+        """final: every device as it ends up. Phase 1: all but the changed and late ones, plus
+        the changed ones' older records; phase 2: the changed and late ones' final records."""
+        moved = self.changed | self.late
+        with open(phase1, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(("device_id", "browser_type", "os_type", "device_type", "updated_at"))
+            for d in final:
+                if d[0] not in moved:
+                    w.writerow(tuple(d) + ("2022-06-01 00:00:00.000000",))
+                elif d[0] in self.changed:
+                    w.writerow((d[0], "Before-" + d[1], d[2], d[3], "2022-01-01 00:00:00.000000"))
+        with open(phase2, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(("device_id", "browser_type", "os_type", "device_type", "updated_at"))
+            for d in final:
+                if d[0] in moved:
+                    w.writerow(tuple(d) + ("2022-06-01 00:00:00.000000",))
 
     def n(self, full, least=1):
         return max(least, int(full * self.scale))
@@ -700,14 +733,20 @@ class Skew:
         return out
 
 
-def write_devices(path, devices_path, synth):
+def all_devices(devices_path, synth):
+    """devices.csv's rows as (id, browser, os, type), then the synthetic ones."""
     with open(devices_path, newline="", encoding="utf-8") as f:
-        body = f.read()
-    if not body.endswith("\n"):
-        body += "\n"
+        r = csv.reader(f)
+        next(r)
+        rows = [(int(x[0]), x[1], x[2], x[3]) for x in r if x]
+    return rows + list(synth)
+
+
+def write_devices(path, devices):
     with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(body)
-        csv.writer(f, lineterminator="\n").writerows(synth)
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(("device_id", "browser_type", "os_type", "device_type"))
+        w.writerows(devices)
 
 
 # --------------------------------------------------------------------------- output
@@ -756,6 +795,10 @@ def parse_args(argv):
                    help="the processor's --max-key-bytes, for long-hosts (default 2048)")
     p.add_argument("--devices-out", default=None,
                    help="write devices.csv plus the skew shapes' synthetic devices here")
+    p.add_argument("--devices-phase1-out", default=None,
+                   help="browser-changes: the device records to load before the events")
+    p.add_argument("--devices-phase2-out", default=None,
+                   help="browser-changes: the device records to load after them")
     a = p.parse_args(argv)
     try:
         y, m = a.month.split("-")
@@ -794,8 +837,11 @@ def main(argv):
             merged.append(row)
             prev = pos
         rows = merged + rows[prev:]
+        final = all_devices(args.devices, skew.synth)
         if args.devices_out:
-            write_devices(args.devices_out, args.devices, skew.synth)
+            write_devices(args.devices_out, final)
+        if args.devices_phase1_out and args.devices_phase2_out:
+            skew.write_phases(final, args.devices_phase1_out, args.devices_phase2_out)
     if args.out == "-":
         f = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
         write_rows(rows, args.format, f)

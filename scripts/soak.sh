@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 SEEDS=${1:-${SEEDS:-50}}
 first=${SOAK_FIRST_SEED:-$((RANDOM * 32768 + RANDOM))}
-shapes_all=(heavy-users hot-host many-hosts every-day months long-hosts)
+shapes_all=(heavy-users hot-host many-hosts every-day months long-hosts browser-changes)
 
 started=0
 if ! "$ROOT/scripts/stack.sh" status >/dev/null 2>&1; then

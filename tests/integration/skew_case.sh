@@ -6,7 +6,8 @@
 # plus the shapes' synthetic ones (hundreds of browser types), runs the processor until
 # caught up and compares every sink row with the plain-SQL reference: hits, datelists and
 # datelist_int exactly, unique visitors exactly up to the exact-uniques limit and within
-# HyperLogLog's error above it. Also sends a host and a browser type one byte over
+# HyperLogLog's error above it. With the browser-changes shape, devices change browser or are
+# first described only after a first run has flushed their users' rows. Also sends a host and a browser type one byte over
 # --max-key-bytes and checks that they are dead letters, not rows and not a stalled flush.
 # Run by test_skew.sh (fixed seeds, in make test) and scripts/soak.sh (random seeds).
 source "$(dirname "$0")/lib.sh"
@@ -19,7 +20,8 @@ say "seed $SEED, shapes $SHAPES, scale $SCALE, $EVENTS base events, exact limit 
 
 python3 "$ROOT/scripts/gen_events.py" --events "$EVENTS" --seed "$SEED" --users 8000 \
     --skew "$SHAPES" --skew-scale "$SCALE" --exact-limit "$LIMIT" \
-    --max-key-bytes "$KEY_BYTES" --devices-out "$WORK/devices.csv" --out "$WORK/events.csv"
+    --max-key-bytes "$KEY_BYTES" --devices-out "$WORK/devices.csv" --out "$WORK/events.csv" \
+    --devices-phase1-out "$WORK/devices1.csv" --devices-phase2-out "$WORK/devices2.csv"
 
 # One host and one browser type a byte over the key limit: dead letters with their reason.
 python3 - "$WORK" "$KEY_BYTES" <<'PY'
@@ -35,11 +37,27 @@ with open(work + "/over_devices.csv", "w", newline="", encoding="utf-8") as f:
     w.writerow((99_999_999_999, "b" * (limit + 1), "os", "type"))
 PY
 
-"$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$WORK/devices.csv" "$WORK/over_devices.csv" 2>/dev/null
-"$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/events.csv" "$WORK/over_events.csv" 2>/dev/null
+RUN_FLAGS=(--flush-interval 2 --exact-uniques-limit "$LIMIT" --max-key-bytes "$KEY_BYTES")
+# shellcheck disable=SC2206 # a list of flags
+RUN_FLAGS+=(${SKEW_RUN_FLAGS:-})
+if [[ $SHAPES == all || $SHAPES == *browser-changes* ]]; then
+    # Devices whose browser changes, or that are described at all, only after their events
+    # were processed and flushed: a second run must move and complete the user rows.
+    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$WORK/devices1.csv" 2>/dev/null
+    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/events.csv" 2>/dev/null
+    run_until_caught_up "$WORK/run1.log" "${RUN_FLAGS[@]}"
+    grep -h "done:" "$WORK/run1.log" >&2
+    before=$(psql_test -tAc "SELECT count(*) FROM user_devices_cumulated WHERE browser_type LIKE 'Before-%'")
+    say "phase 1: $before user rows on the browsers that are about to change"
+    [ "$before" -gt 0 ] || fail "phase 1 wrote no rows for the devices whose browser changes"
+    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$WORK/devices2.csv" "$WORK/over_devices.csv" 2>/dev/null
+else
+    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$WORK/devices.csv" "$WORK/over_devices.csv" 2>/dev/null
+    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/events.csv" 2>/dev/null
+fi
+"$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/over_events.csv" 2>/dev/null
 load_reference "$WORK/events.csv" "$WORK/devices.csv" >/dev/null
-run_until_caught_up "$WORK/run.log" --flush-interval 2 --exact-uniques-limit "$LIMIT" \
-    --max-key-bytes "$KEY_BYTES" ${SKEW_RUN_FLAGS:-}
+run_until_caught_up "$WORK/run.log" "${RUN_FLAGS[@]}"
 grep -h "done:" "$WORK/run.log" >&2
 
 # The heavy user must span more browser types than any fixed cap would hold, or this

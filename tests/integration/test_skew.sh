@@ -2,7 +2,8 @@
 # test_skew.sh — the skew shapes (users on thousands of devices and hundreds of browsers,
 # a hot host past the exact-uniques limit, thousands of one-event hosts, a user on every day
 # of a 31-day month on three devices at once, 14 months with a leap February, hosts of
-# exactly --max-key-bytes of multi-byte UTF-8) on three fixed seeds, each compared row for
+# exactly --max-key-bytes of multi-byte UTF-8, devices that change browser or are described
+# only after their users' rows were flushed) on three fixed seeds, each compared row for
 # row with the plain-SQL reference (skew_case.sh). `make soak` runs random seeds and mixes.
 set -euo pipefail
 dir=$(dirname "$0")
