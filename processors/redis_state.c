@@ -315,6 +315,70 @@ static int load_scripts(redis_state *rs, errbuf *err)
            load_script(rs, "processors/finish_flush.lua", rs->finish_sha, err);
 }
 
+/* Reads maxmemory-policy: CONFIG GET where allowed, else the field
+ * maxmemory_policy of INFO memory (managed Redis often renames or disables
+ * CONFIG). Returns -1 on a lost connection; an empty policy when neither
+ * tells. */
+static int read_eviction_policy(redis_state *rs, char *policy, size_t size, errbuf *err)
+{
+    policy[0] = '\0';
+    redisReply *r = redisCommand(rs->ctx, "CONFIG GET maxmemory-policy");
+    rs->commands++;
+    if (!r) {
+        err_set(err, "redis: %s", rs->ctx->errstr[0] ? rs->ctx->errstr : "connection lost");
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len < size)
+        snprintf(policy, size, "%s", r->element[1]->str);
+    freeReplyObject(r);
+    if (policy[0])
+        return 0;
+    r = redisCommand(rs->ctx, "INFO memory");
+    rs->commands++;
+    if (!r) {
+        err_set(err, "redis: %s", rs->ctx->errstr[0] ? rs->ctx->errstr : "connection lost");
+        return -1;
+    }
+    const char *f = r->type == REDIS_REPLY_STRING ? strstr(r->str, "maxmemory_policy:") : NULL;
+    if (f) {
+        f += strlen("maxmemory_policy:");
+        size_t n = strcspn(f, "\r\n");
+        if (n < size) {
+            memcpy(policy, f, n);
+            policy[n] = '\0';
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int redis_state_check_eviction(redis_state *rs, errbuf *err)
+{
+    char policy[64];
+    if (read_eviction_policy(rs, policy, sizeof policy, err))
+        return -1;
+    if (!policy[0]) {
+        err_set(err,
+                "cannot tell whether redis may evict this processor's state: neither CONFIG GET "
+                "maxmemory-policy nor INFO memory (maxmemory_policy) answered; the processor "
+                "needs a Redis whose maxmemory-policy is noeviction and that says so");
+        return REDIS_REFUSED;
+    }
+    if (strcmp(policy, "noeviction") != 0) {
+        err_set(err,
+                "redis maxmemory-policy is '%s': Redis may evict this processor's fences and "
+                "state, which would corrupt the sink tables without a trace; refusing to run. "
+                "Set maxmemory-policy to noeviction (CONFIG SET maxmemory-policy noeviction, and "
+                "in redis.conf or the managed service's parameters) and size maxmemory for the "
+                "state; if keys may have been evicted already, rebuild with activity backfill "
+                "--reset",
+                policy);
+        return REDIS_REFUSED;
+    }
+    return 0;
+}
+
 static int open_connection(redis_state *rs, errbuf *err)
 {
     redis_url u;
@@ -347,6 +411,9 @@ static int open_connection(redis_state *rs, errbuf *err)
             return -1;
         freeReplyObject(r);
     }
+    int ev = redis_state_check_eviction(rs, err);
+    if (ev)
+        return ev;
     return load_scripts(rs, err);
 }
 

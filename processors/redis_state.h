@@ -30,11 +30,26 @@
 
 typedef struct redis_state redis_state;
 
-/* url: redis://[[user]:password@]host[:port][/db] */
+/* Returned (instead of -1) when Redis answers but must not be used:
+ * retrying does not help, a person must change its configuration. */
+#define REDIS_REFUSED (-2)
+
+/* url: redis://[[user]:password@]host[:port][/db]. Every connection checks
+ * the eviction policy (redis_state_check_eviction). */
 redis_state *redis_state_connect(const char *url, const char *prefix, errbuf *err);
 void redis_state_free(redis_state *rs);
-/* Drops the connection and connects again (after a Redis restart). */
+/* Drops the connection and connects again (after a Redis restart);
+ * REDIS_REFUSED if the server is back with an evicting policy. */
 int redis_state_reconnect(redis_state *rs, errbuf *err);
+
+/* A Redis that may evict keys (maxmemory-policy other than noeviction)
+ * would drop fences and state silently, so the processor refuses it:
+ * returns REDIS_REFUSED with a message naming the setting, -1 when the
+ * connection failed, 0 when the policy is noeviction. Every policy but
+ * noeviction is refused, even with maxmemory 0 (one CONFIG SET of
+ * maxmemory would start evicting) or a volatile-* one (safe only while no
+ * key of the prefix carries a TTL, which nothing would check). */
+int redis_state_check_eviction(redis_state *rs, errbuf *err);
 
 /* Deletes every key of this prefix (a full rebuild; single Redis only). */
 int redis_state_drop_all(redis_state *rs, errbuf *err);

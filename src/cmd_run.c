@@ -449,8 +449,15 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
              * unknown, so every partition restarts from its fences. */
             if (now_seconds() < redis_retry_at)
                 continue;
-            if (redis_state_reconnect(rs, &err) || redis_state_reconnect(apply_rs, &err) ||
-                pipeline_resync(pipe, &reseek, &err)) {
+            int rr = redis_state_reconnect(rs, &err);
+            if (rr == 0)
+                rr = redis_state_reconnect(apply_rs, &err);
+            if (rr == REDIS_REFUSED) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+            if (rr || pipeline_resync(pipe, &reseek, &err)) {
                 redis_retry_at = now_seconds() + 1;
                 if (reseek)
                     rd_kafka_topic_partition_list_destroy(reseek);
@@ -485,6 +492,14 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             caught_up(cu, pipe, rs, &next_catch_up_check))
             break;
         if (now >= next_flush && now >= fc.next_attempt) {
+            /* Checked at every flush: an evicting policy set while running
+             * stops the processor before it writes what eviction may have
+             * left. */
+            if (redis_state_check_eviction(rs, &err) == REDIS_REFUSED) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
             if (pipeline_advance_fences(pipe, &err))
                 log_warn("advancing fences: %s", err.msg);
             if (do_flush(rs, pg, &fc, false, &err) < 0) {
@@ -522,6 +537,10 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             log_warn("applying the last batches failed (the next run replays them): %s", err.msg);
         if (reseek)
             rd_kafka_topic_partition_list_destroy(reseek);
+    }
+    if (status == 0 && redis_state_check_eviction(rs, &err) == REDIS_REFUSED) {
+        log_error("%s", err.msg);
+        status = 1;
     }
     if (status == 0) {
         /* Final flush: must land before exiting 0. */
