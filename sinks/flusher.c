@@ -45,6 +45,8 @@ typedef struct {
     uint32_t dim_groups[KEY_GROUPS];
     size_t n_dim_groups;
     bool group_has_dims;
+    /* dirty entities Redis holds no state for (it lost it) */
+    size_t missing_hosts, missing_users;
 } flush_work;
 
 static bool parse_month(const char *s, size_t len, int32_t *month)
@@ -309,10 +311,14 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
     }
 
     for (size_t i = 0; i < w->n_users; i++) {
-        if (rows_encode_user_key(&p->user_keys, um[i].user_id, um[i].month))
-            goto out;
-        p->n_user_keys++;
+        if (!um[i].devices) {
+            /* Dirty, yet no state: Redis lost it. Writing would delete
+             * the user's rows. */
+            w->missing_users++;
+            continue;
+        }
         size_t n = parse_device_masks(um[i].devices, um[i].devices_len, &dm, &dm_cap);
+        bool unknown_device = false;
         /* Group the user's devices by browser: few devices per user, so a
          * quadratic pass over them is the cheapest correct thing. */
         opt_str browsers[64];
@@ -321,8 +327,10 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
         for (size_t k = 0; k < n; k++) {
             uint32_t slot = *bytes_map_find(&dev_index, &dm[k].device, 8);
             device_record dev;
-            if (!dev_vals[slot] || !device_value_decode(dev_vals[slot], dev_lens[slot], &dev))
+            if (!dev_vals[slot] || !device_value_decode(dev_vals[slot], dev_lens[slot], &dev)) {
+                unknown_device = true;
                 continue; /* unknown device: not in the inner join */
+            }
             size_t b = 0;
             while (b < nb && !same_browser(browsers[b], dev.browser_type))
                 b++;
@@ -333,6 +341,16 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
                 masks[nb++] = 0;
             }
             masks[b] |= dm[k].mask;
+        }
+        /* The user key makes the write delete the user month's rows it
+         * does not produce (a browser that changed). With a device still
+         * unknown the rows are incomplete: nothing is deleted until the
+         * device arrives and re-flushes the user (a device missing
+         * because Redis lost it must not delete rows). */
+        if (!unknown_device) {
+            if (rows_encode_user_key(&p->user_keys, um[i].user_id, um[i].month))
+                goto out;
+            p->n_user_keys++;
         }
         for (size_t b = 0; b < nb; b++) {
             user_row row = {um[i].user_id, um[i].month, browsers[b], masks[b]};
@@ -419,7 +437,12 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     }
     failpoint("flush-after-take");
     if (w.n_groups == 0 && !pg_sink_dims_pending(pg)) {
-        rc = 0;
+        /* Nothing to write; still, a quiet processor learns here that
+         * Redis lost its state (no apply would tell it). */
+        int present = redis_state_layout_present(rs, err);
+        rc = present < 0 ? -1 : present ? 0 : FLUSH_STATE_MISSING;
+        if (rc == FLUSH_STATE_MISSING)
+            err_set(err, "the layout marker %s:meta is gone", redis_state_prefix(rs));
         goto out;
     }
     if (w.changed_devices.count &&
@@ -445,6 +468,15 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     if (redis_state_read_host_months(rs, w.hosts, w.n_hosts, err))
         goto out;
     for (size_t i = 0; i < w.n_hosts; i++) {
+        /* Every event adds a hit: a dirty host month without any has lost
+         * its state, and writing it would zero the row. */
+        bool any = false;
+        for (int d = 0; d < 31 && !any; d++)
+            any = w.hosts[i].hits[d] != 0;
+        if (!any) {
+            w.missing_hosts++;
+            continue;
+        }
         host_row row = {w.hosts[i].host, w.hosts[i].host_len, w.hosts[i].month, w.hosts[i].hits,
                         w.hosts[i].uniq};
         if (rows_encode_host(&p.hosts, &row))
@@ -455,6 +487,20 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         scd2_collect(rs, w.dim_groups, w.n_dim_groups, p.dims, p.n_dims, err))
         goto out;
 
+    /* Checked after the reads: state wiped while they ran shows here. A
+     * flush never writes what lost state would make of the rows. */
+    int present = redis_state_layout_present(rs, err);
+    if (present < 0)
+        goto out;
+    if (!present || w.missing_hosts || w.missing_users) {
+        if (!present)
+            err_set(err, "the layout marker %s:meta is gone", redis_state_prefix(rs));
+        else
+            err_set(err, "%zu host months and %zu user months are dirty but have no state",
+                    w.missing_hosts, w.missing_users);
+        rc = FLUSH_STATE_MISSING;
+        goto out;
+    }
     int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, err);
     if (written < 0) {
         *pg_failed = true;

@@ -27,10 +27,14 @@ typedef struct {
 } flush_stats;
 
 /* Returns 0 on success (stats filled); 1 when a concurrent flush of
- * another instance committed newer state first (retry later); -1 with err
+ * another instance committed newer state first (retry later);
+ * FLUSH_STATE_MISSING, writing nothing, when Redis lacks state the flush
+ * expected (the layout marker, or any dirty host or user month): Redis
+ * lost state and must be rebuilt, never written as deletions; -1 with err
  * set on failure. Whatever happens nothing is lost: the flushing sets stay
  * for the next attempt. pg_failed tells whether the failure was
  * PostgreSQL's (see pg_sink_error_is_transient). */
+#define FLUSH_STATE_MISSING 2
 int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err);
 
 #endif
