@@ -17,6 +17,8 @@
  *                               changes (processors/dims.h); ":flushing" holds
  *                               the member "D" while :dimflushing exists
  *   <p>:flushgen                counter handing out flush tokens
+ *   <p>:pgtoken                 newest flush token PostgreSQL committed
+ *   <p>:epoch                   bumped when fences were reset for everyone
  * This module is the only one that knows key names.
  */
 #ifndef ACTIVITY_REDIS_STATE_H
@@ -113,6 +115,23 @@ const char *redis_state_prefix(const redis_state *rs);
  * counter (a restart without persistence), tokens must still exceed the
  * newest one PostgreSQL has seen. */
 int redis_state_raise_flush_token(redis_state *rs, int64_t at_least, errbuf *err);
+/* The newest flush token this prefix knows PostgreSQL committed (0 if
+ * none): PostgreSQL's activity_flush_fence below it means PostgreSQL went
+ * back in time (failover to a lagging replica, restore from a backup). */
+int redis_state_pg_token(redis_state *rs, int64_t *token, errbuf *err);
+/* Records token as committed: raise_only keeps a larger one (after a
+ * commit); otherwise it is set as is (after PostgreSQL went back). */
+int redis_state_set_pg_token(redis_state *rs, int64_t token, bool raise_only, errbuf *err);
+/* Adds every host month and user month Redis holds for this prefix to the
+ * dirty sets, so that the next flush rewrites all of them; counts them. */
+int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, errbuf *err);
+/* Deletes the fences of every partition of topic in every key group: its
+ * owners find them gone and re-read the topic from the start. */
+int redis_state_forget_fences(redis_state *rs, const char *topic, errbuf *err);
+/* A counter every instance reads at each flush; bump it after changing
+ * fences behind their owners' backs (redis_state_forget_fences), so that
+ * every instance resyncs its partitions, quiet ones included. */
+int redis_state_epoch(redis_state *rs, int64_t *epoch, bool bump, errbuf *err);
 /* A new flush token: larger than every token handed out before. */
 int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err);
 /* Moves group g's dirty set into its flushing set, recording the token;

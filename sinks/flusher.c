@@ -395,6 +395,27 @@ static void work_free(flush_work *w)
     bytes_map_free(&w->user_index);
 }
 
+/* PostgreSQL holds an older flush token than one Redis saw commit: it went
+ * back in time and lost rows that flushes after its state had written.
+ * Everything Redis holds is marked dirty, then the recorded token comes
+ * down to PostgreSQL's, so that the next flush rewrites it all. */
+static int postgres_went_back(redis_state *rs, int64_t held, int64_t committed, errbuf *err)
+{
+    log_warn("postgres went back in time: activity_flush_fence holds flush token %lld for "
+             "'%s', but token %lld had committed (a failover to a lagging replica, or a restore "
+             "from a backup?); re-flushing everything redis holds for this prefix",
+             (long long)held, redis_state_prefix(rs), (long long)committed);
+    size_t hosts, users;
+    if (redis_state_mark_all_dirty(rs, &hosts, &users, err) ||
+        redis_state_set_pg_token(rs, held, false, err))
+        return -1;
+    log_warn("marked all %zu host-month and %zu user-month hashes dirty for the re-flush", hosts,
+             users);
+    err_set(err, "postgres went back in time (flush token %lld, %lld had committed)",
+            (long long)held, (long long)committed);
+    return FLUSH_POSTGRES_BEHIND;
+}
+
 int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err)
 {
     struct timespec t0, t1;
@@ -411,9 +432,10 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     memset(&p, 0, sizeof p);
     int rc = -1;
 
-    int64_t token;
+    int64_t token, committed, held;
     w.taken = calloc(KEY_GROUPS, sizeof *w.taken);
-    if (!w.taken || redis_state_flush_token(rs, &token, err))
+    if (!w.taken || redis_state_pg_token(rs, &committed, err) ||
+        redis_state_flush_token(rs, &token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         bool stale;
@@ -443,6 +465,13 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         rc = present < 0 ? -1 : present ? 0 : FLUSH_STATE_MISSING;
         if (rc == FLUSH_STATE_MISSING)
             err_set(err, "the layout marker %s:meta is gone", redis_state_prefix(rs));
+        /* ... and that PostgreSQL went back in time. */
+        if (rc == 0 && pg_sink_fence_token(pg, redis_state_prefix(rs), &held, err)) {
+            *pg_failed = true;
+            rc = -1;
+        } else if (rc == 0 && held < committed) {
+            rc = postgres_went_back(rs, held, committed, err);
+        }
         goto out;
     }
     if (w.changed_devices.count &&
@@ -501,9 +530,13 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         rc = FLUSH_STATE_MISSING;
         goto out;
     }
-    int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, err);
+    int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, committed, &held, err);
     if (written < 0) {
         *pg_failed = true;
+        goto out;
+    }
+    if (written == PG_SINK_BEHIND) {
+        rc = postgres_went_back(rs, held, committed, err);
         goto out;
     }
     if (written > 0) {
@@ -517,7 +550,8 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         goto out;
     }
     failpoint("flush-after-commit");
-    if (redis_state_finish_flush(rs, w.groups, w.n_groups, token, err))
+    if (redis_state_set_pg_token(rs, token, true, err) ||
+        redis_state_finish_flush(rs, w.groups, w.n_groups, token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         /* resolved[] is in group order: add_waiting_users ran group by group. */

@@ -35,6 +35,10 @@ typedef struct {
  * for the next attempt. pg_failed tells whether the failure was
  * PostgreSQL's (see pg_sink_error_is_transient). */
 #define FLUSH_STATE_MISSING 2
+/* PostgreSQL went back in time (its flush fence is older than a token
+ * that committed): nothing written, everything Redis holds was marked
+ * dirty for the next flush. */
+#define FLUSH_POSTGRES_BEHIND 3
 int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err);
 
 #endif

@@ -351,7 +351,8 @@ static void sleep_seconds(double s)
  * FLUSH_STATE_MISSING when Redis lost state (nothing written), -1 on an
  * error retrying cannot fix. A second SIGINT/SIGTERM stops retrying a
  * final flush. */
-static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_succeed, errbuf *err)
+static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_control *fc,
+                    bool must_succeed, errbuf *err)
 {
     for (;;) {
         flush_stats st;
@@ -372,6 +373,21 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
         }
         if (r == FLUSH_STATE_MISSING)
             return r; /* nothing written; the caller rebuilds */
+        if (r == FLUSH_POSTGRES_BEHIND) {
+            /* Host and user months are marked dirty; the dimensions'
+             * history is not kept in Redis, so the devices and profiles
+             * topics are read again from the start (the SCD2 merge does
+             * not mind repeats): their owners find the fences gone. */
+            log_warn("re-reading %s and %s from the start for the dimension history postgres "
+                     "lost",
+                     rc->common.devices_topic, rc->common.profiles_topic);
+            int64_t epoch;
+            if (redis_state_forget_fences(rs, rc->common.devices_topic, err) ||
+                redis_state_forget_fences(rs, rc->common.profiles_topic, err) ||
+                redis_state_epoch(rs, &epoch, true, err))
+                log_warn("forgetting fences: %s", err->msg);
+            continue;
+        }
         if (r == 1) {
             /* Another instance committed a newer flush first: try again
              * soon; what this one took is still pending. */
@@ -445,6 +461,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     uint64_t last_records = 0;
     int status = 0;
     bool had_assignment = false, redis_down = false, rebuilding = false;
+    int64_t epoch = -1; /* -1 until first read */
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
     while (!stop_requested) {
         /* Up to a batch of messages, waiting only for the first. */
@@ -537,7 +554,21 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 status = 1;
                 break;
             }
-            int adv = pipeline_advance_fences(pipe, &reseek, &err);
+            /* Fences reset for every instance (a quiet partition would not
+             * notice by itself): re-read every partition, and let a flush
+             * wait for them as after lost state. */
+            int64_t ep;
+            if (redis_state_epoch(rs, &ep, false, &err) == 0 && ep != epoch) {
+                if (epoch >= 0) {
+                    log_warn("fences were reset for every instance (epoch %lld); re-reading every "
+                             "assigned partition from its fences",
+                             (long long)ep);
+                    if (pipeline_resync(pipe, &reseek, true, &err))
+                        log_warn("resyncing: %s", err.msg);
+                }
+                epoch = ep;
+            }
+            int adv = reseek ? 0 : pipeline_advance_fences(pipe, &reseek, &err);
             if (adv < 0)
                 log_warn("advancing fences: %s", err.msg);
             else if (adv == PIPELINE_STATE_LOST)
@@ -550,7 +581,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                     log_info("the rebuild of redis state is back where it stood; flushing again");
                     rebuilding = false;
                 }
-                fr = do_flush(rs, pg, &fc, false, &err);
+                fr = do_flush(rc, rs, pg, &fc, false, &err);
             } else if (!rebuilding) {
                 log_info("flushes wait for the rebuild of redis state");
                 rebuilding = true;
@@ -617,7 +648,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                      "partial rebuild does not overwrite good rows; the next run continues the "
                      "rebuild from the fences");
         else
-            fr = do_flush(rs, pg, &fc, true, &err);
+            fr = do_flush(rc, rs, pg, &fc, true, &err);
         if (fr == FLUSH_STATE_MISSING) {
             rebuild_state(rs, err.msg);
             log_warn("no final flush: the next run rebuilds the state from the fences");

@@ -11,12 +11,8 @@ source "$(dirname "$0")/lib.sh"
 
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
 EVENTS=${IT_WIPE_EVENTS:-200000}
-say "preparing $EVENTS events in 12 chunks"
-prepare_chunks "$EVENTS" 71 12
-load_chunks 0 0 0
-"$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --batch-size 5000 --flush-interval 0.5 \
-    2>"$WORK/run.log" &
-proc=$!
+start_fault_run "$EVENTS" 71 12
+proc=$PROC
 
 # Samples the totals every 0.2 s into $WORK/totals (until the file stop exists).
 watch_totals() {
