@@ -47,9 +47,9 @@ wait "$proc" || {
     fail "the processor did not exit 0 on SIGTERM"
 }
 grep -E "went back in time|marked all|re-reading|back where it stood|flush failed" "$WORK/run.log" |
-    cut -c1-240 >&2
-grep -q "postgres went back in time: activity_flush_fence holds flush token" "$WORK/run.log" ||
-    fail "the rollback was not reported"
+    cut -c1-240 >&2 || true
 [ "$(sink_digest)" != "$backup_digest" ] || fail "the tables are still the backup's"
 compare_tables -v uv_tolerance_pct=0
+grep -q "postgres went back in time: activity_flush_fence holds flush token" "$WORK/run.log" ||
+    fail "the rollback was not reported"
 say "ok"
