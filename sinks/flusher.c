@@ -397,26 +397,38 @@ static void work_free(flush_work *w)
 
 /* PostgreSQL holds an older flush token than one Redis saw commit: it went
  * back in time and lost rows that flushes after its state had written.
- * Everything Redis holds is marked dirty, then the recorded token comes
- * down to PostgreSQL's, so that the next flush rewrites it all. */
-static int postgres_went_back(redis_state *rs, int64_t held, int64_t committed, errbuf *err)
+ * Everything Redis holds is marked dirty and the replay topics' fences are
+ * forgotten (every instance told by the epoch); only then does the
+ * recorded token come down to PostgreSQL's, so that a crash in between
+ * repeats all of it. The next flush rewrites everything. */
+static int postgres_went_back(redis_state *rs, const char *const *replay_topics, int64_t held,
+                              int64_t committed, errbuf *err)
 {
     log_warn("postgres went back in time: activity_flush_fence holds flush token %lld for "
              "'%s', but token %lld had committed (a failover to a lagging replica, or a restore "
              "from a backup?); re-flushing everything redis holds for this prefix",
              (long long)held, redis_state_prefix(rs), (long long)committed);
     size_t hosts, users;
-    if (redis_state_mark_all_dirty(rs, &hosts, &users, err) ||
-        redis_state_set_pg_token(rs, held, false, err))
+    if (redis_state_mark_all_dirty(rs, &hosts, &users, err))
         return -1;
     log_warn("marked all %zu host-month and %zu user-month hashes dirty for the re-flush", hosts,
              users);
+    for (size_t i = 0; replay_topics && replay_topics[i]; i++) {
+        log_warn("re-reading %s from the start: postgres lost history that only it keeps",
+                 replay_topics[i]);
+        if (redis_state_forget_fences(rs, replay_topics[i], err))
+            return -1;
+    }
+    int64_t epoch;
+    if (redis_state_epoch(rs, &epoch, true, err) || redis_state_set_pg_token(rs, held, false, err))
+        return -1;
     err_set(err, "postgres went back in time (flush token %lld, %lld had committed)",
             (long long)held, (long long)committed);
     return FLUSH_POSTGRES_BEHIND;
 }
 
-int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err)
+int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, flush_stats *stats,
+               bool *pg_failed, errbuf *err)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -470,7 +482,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
             *pg_failed = true;
             rc = -1;
         } else if (rc == 0 && held < committed) {
-            rc = postgres_went_back(rs, held, committed, err);
+            rc = postgres_went_back(rs, replay_topics, held, committed, err);
         }
         goto out;
     }
@@ -536,7 +548,7 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         goto out;
     }
     if (written == PG_SINK_BEHIND) {
-        rc = postgres_went_back(rs, held, committed, err);
+        rc = postgres_went_back(rs, replay_topics, held, committed, err);
         goto out;
     }
     if (written > 0) {

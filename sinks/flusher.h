@@ -37,8 +37,11 @@ typedef struct {
 #define FLUSH_STATE_MISSING 2
 /* PostgreSQL went back in time (its flush fence is older than a token
  * that committed): nothing written, everything Redis holds was marked
- * dirty for the next flush. */
+ * dirty for the next flush, and the fences of replay_topics (NULL-ended;
+ * the dimensions' topics, whose history only PostgreSQL keeps) forgotten
+ * so that their owners read them again from the start. */
 #define FLUSH_POSTGRES_BEHIND 3
-int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err);
+int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, flush_stats *stats,
+               bool *pg_failed, errbuf *err);
 
 #endif

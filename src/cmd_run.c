@@ -357,7 +357,11 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
     for (;;) {
         flush_stats st;
         bool pg_failed;
-        int r = flush_once(rs, pg, &st, &pg_failed, err);
+        /* The dimensions' change history lives only in PostgreSQL: if it
+         * went back in time, their topics are read again (the SCD2 merge
+         * does not mind repeats). */
+        const char *const replay[3] = {rc->common.devices_topic, rc->common.profiles_topic, NULL};
+        int r = flush_once(rs, pg, replay, &st, &pg_failed, err);
         if (r == 0) {
             if (fc->failing)
                 log_info("flush recovered");
@@ -373,21 +377,8 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
         }
         if (r == FLUSH_STATE_MISSING)
             return r; /* nothing written; the caller rebuilds */
-        if (r == FLUSH_POSTGRES_BEHIND) {
-            /* Host and user months are marked dirty; the dimensions'
-             * history is not kept in Redis, so the devices and profiles
-             * topics are read again from the start (the SCD2 merge does
-             * not mind repeats): their owners find the fences gone. */
-            log_warn("re-reading %s and %s from the start for the dimension history postgres "
-                     "lost",
-                     rc->common.devices_topic, rc->common.profiles_topic);
-            int64_t epoch;
-            if (redis_state_forget_fences(rs, rc->common.devices_topic, err) ||
-                redis_state_forget_fences(rs, rc->common.profiles_topic, err) ||
-                redis_state_epoch(rs, &epoch, true, err))
-                log_warn("forgetting fences: %s", err->msg);
-            continue;
-        }
+        if (r == FLUSH_POSTGRES_BEHIND)
+            continue; /* everything is marked dirty now: flush it */
         if (r == 1) {
             /* Another instance committed a newer flush first: try again
              * soon; what this one took is still pending. */
