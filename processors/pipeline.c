@@ -308,9 +308,48 @@ int pipeline_apply_begin(pipeline *p, errbuf *err)
     return 0;
 }
 
+/* Whether a conflict reply left any of the groups' fences below what was
+ * expected: fences only move forward, unless Redis lost state. */
+static bool went_back(const int64_t fences[KEY_GROUPS], const uint32_t *groups,
+                      const int64_t *expected, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (fences[groups ? groups[k] : k] < expected[k])
+            return true;
+    return false;
+}
+
+/* Counts and logs a partition's fence conflict; returns the worse of
+ * conflict and this one (a fence that went back means lost state). */
+static int note_conflict(pipeline *p, const partition_state *ps, bool back, int conflict)
+{
+    p->stats.fence_conflicts++;
+    if (back) {
+        log_warn("fence of %s [%d] went back or vanished: redis lost this prefix's state "
+                 "(FLUSHDB, an empty replica, a rollback); rebuilding it from the topics",
+                 ps->topic, ps->partition);
+        return PIPELINE_STATE_LOST;
+    }
+    log_warn("fence moved under %s [%d]: another instance applied it; re-reading fences and "
+             "seeking back",
+             ps->topic, ps->partition);
+    return conflict ? conflict : PIPELINE_FENCE_MOVED;
+}
+
+/* After conflicts: every assigned partition starts over from its fences. */
+static int after_conflicts(pipeline *p, int conflict, rd_kafka_topic_partition_list_t **reseek,
+                           errbuf *err)
+{
+    if (!conflict)
+        return 0;
+    if (pipeline_resync(p, reseek, conflict == PIPELINE_STATE_LOST, err))
+        return -1;
+    return conflict;
+}
+
 int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
 {
-    int result = 0;
+    int conflict = 0;
     for (size_t i = 0; i < p->n_parts; i++) {
         partition_state *ps = p->parts[i];
         if (!ps->inflight)
@@ -326,18 +365,11 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
         if (!ps->assigned || ps->generation != ps->inflight_generation)
             continue;
         if (r == 1) {
-            /* Another instance applied part of this range: our view is
-             * stale. Re-read every fence and start over from them. */
-            p->stats.fence_conflicts++;
-            log_warn("fence moved under %s [%d]: another instance applied it; re-reading "
-                     "fences and seeking back",
-                     ps->topic, ps->partition);
-            if (redis_state_read_fences(p->redis, ps->topic, ps->partition, ps->fences, err))
-                return -1;
-            batch_reset(&ps->b);
-            ps->pending = false;
-            add_reseek(reseek, ps);
-            result = 1;
+            /* Our view is stale. Once every reply is read, every fence is
+             * re-read and every partition starts over from them. */
+            conflict = note_conflict(
+                p, ps, went_back(ps->fences, ps->ticket.groups, ps->ticket.expected, ps->ticket.n),
+                conflict);
         } else {
             log_debug("applied %s [%d] %lld..%lld (%llu records, %zu key groups)", ps->topic,
                       ps->partition, (long long)ps->inflight_first,
@@ -346,7 +378,7 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
             ps->applied = ps->inflight_position;
         }
     }
-    return result;
+    return after_conflicts(p, conflict, reseek, err);
 }
 
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
@@ -355,7 +387,7 @@ int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf
     if (r < 0 || pipeline_apply_begin(p, err))
         return -1;
     int r2 = pipeline_apply_end(p, reseek, err);
-    return r2 < 0 ? -1 : (r || r2);
+    return r2 < 0 ? -1 : (r > r2 ? r : r2);
 }
 
 size_t pipeline_pending_bytes(const pipeline *p)
@@ -374,7 +406,8 @@ bool pipeline_in_flight(const pipeline *p)
     return false;
 }
 
-int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
+int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, bool state_lost,
+                    errbuf *err)
 {
     for (size_t i = 0; i < p->n_parts; i++) {
         partition_state *ps = p->parts[i];
@@ -384,6 +417,8 @@ int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbu
         batch_reset(&ps->inflight_b);
         if (!ps->assigned)
             continue;
+        if (state_lost && ps->position > ps->rebuild_to)
+            ps->rebuild_to = ps->position;
         if (redis_state_read_fences(p->redis, ps->topic, ps->partition, ps->fences, err))
             return -1;
         add_reseek(reseek, ps);
@@ -391,20 +426,40 @@ int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbu
     return 0;
 }
 
-int pipeline_advance_fences(pipeline *p, errbuf *err)
+bool pipeline_rebuilding(pipeline *p)
 {
+    bool rebuilding = false;
+    for (size_t i = 0; i < p->n_parts; i++) {
+        partition_state *ps = p->parts[i];
+        if (!ps->assigned || ps->applied >= ps->rebuild_to)
+            ps->rebuild_to = 0;
+        rebuilding |= ps->rebuild_to > 0;
+    }
+    return rebuilding;
+}
+
+int pipeline_advance_fences(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
+{
+    int conflict = 0;
     for (size_t i = 0; i < p->n_parts; i++) {
         partition_state *ps = p->parts[i];
         if (!ps->assigned || ps->pending || ps->inflight || ps->applied < 0)
             continue;
+        int64_t expected[KEY_GROUPS];
+        memcpy(expected, ps->fences, sizeof expected);
         int r = redis_state_advance_fences(p->redis, ps->topic, ps->partition, ps->applied,
                                            ps->fences, err);
         if (r < 0)
             return -1;
-        if (r == 1)
-            p->stats.fence_conflicts++;
-        log_debug("fences of %s [%d] advanced to %lld%s", ps->topic, ps->partition,
-                  (long long)ps->applied, r == 1 ? " (conflict: moved by another instance)" : "");
+        if (r == 1) {
+            /* A quiet partition (a devices topic, typically) learns here,
+             * not at an apply, that its fences moved. */
+            conflict =
+                note_conflict(p, ps, went_back(ps->fences, NULL, expected, KEY_GROUPS), conflict);
+        } else {
+            log_debug("fences of %s [%d] advanced to %lld", ps->topic, ps->partition,
+                      (long long)ps->applied);
+        }
     }
-    return 0;
+    return after_conflicts(p, conflict, reseek, err);
 }

@@ -46,6 +46,10 @@ typedef struct {
     int64_t fence_max;
     uint64_t n_records, inflight_records;
     uint32_t inflight_generation;
+    /* After Redis lost state: where this partition stood then. Until it
+     * has applied that far again, Redis holds a partial rebuild and
+     * flushes wait (pipeline_rebuilding); 0 when not rebuilding. */
+    int64_t rebuild_to;
 } partition_state;
 
 typedef struct {
@@ -96,11 +100,15 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err);
 /* Applies every pending batch in two halves, so Redis applies one batch
  * while the next is polled and folded: _begin waits for the dead letters,
  * then sends each partition's batch (fences advanced optimistically) on
- * the apply connection; _end reads the replies. _end returns 0, or 1 if
- * some partition's fence had moved (its state is re-read and its next
- * batch dropped; *reseek lists where to seek, caller frees), or -1 on a
- * Redis error, after which the caller resyncs (pipeline_resync) once Redis
- * is back. pipeline_apply does both. */
+ * the apply connection; _end reads the replies. _end returns 0; or
+ * PIPELINE_FENCE_MOVED if some partition's fence had moved forward
+ * (another instance applied it), PIPELINE_STATE_LOST if one went back or
+ * vanished (Redis lost state): in both cases every assigned partition is
+ * resynced (pipeline_resync, *reseek lists where to seek, caller frees);
+ * or -1 on a Redis error, after which the caller resyncs once Redis is
+ * back. pipeline_apply does both. */
+#define PIPELINE_FENCE_MOVED 1
+#define PIPELINE_STATE_LOST 2
 int pipeline_apply_begin(pipeline *p, errbuf *err);
 int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
@@ -108,12 +116,22 @@ bool pipeline_in_flight(const pipeline *p);
 /* Bytes the batches being folded hold (batch_bytes over the partitions). */
 size_t pipeline_pending_bytes(const pipeline *p);
 
-/* After a Redis failure, when whether the last batches applied is unknown:
- * drops every batch, re-reads the fences of every assigned partition and
- * lists where to seek. */
-int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
+/* After a Redis failure, when whether the last batches applied is unknown,
+ * or after a fence moved: drops every batch (no reply may be pending on
+ * the apply connection), re-reads the fences of every assigned partition
+ * and lists where to seek. state_lost: Redis lost this prefix's state, so
+ * each partition records where it stood (rebuild_to). */
+int pipeline_resync(pipeline *p, rd_kafka_topic_partition_list_t **reseek, bool state_lost,
+                    errbuf *err);
 
-/* Advances quiet groups' fences to each partition's position. */
-int pipeline_advance_fences(pipeline *p, errbuf *err);
+/* True while some assigned partition has not applied again up to where it
+ * stood when Redis lost state: flushing then would write a partial
+ * rebuild over good rows. */
+bool pipeline_rebuilding(pipeline *p);
+
+/* Advances quiet groups' fences to each partition's position. A fence
+ * found moved resyncs every partition: same return values as
+ * pipeline_apply_end. */
+int pipeline_advance_fences(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 
 #endif

@@ -315,6 +315,70 @@ static int load_scripts(redis_state *rs, errbuf *err)
            load_script(rs, "processors/finish_flush.lua", rs->finish_sha, err);
 }
 
+/* Reads maxmemory-policy: CONFIG GET where allowed, else the field
+ * maxmemory_policy of INFO memory (managed Redis often renames or disables
+ * CONFIG). Returns -1 on a lost connection; an empty policy when neither
+ * tells. */
+static int read_eviction_policy(redis_state *rs, char *policy, size_t size, errbuf *err)
+{
+    policy[0] = '\0';
+    redisReply *r = redisCommand(rs->ctx, "CONFIG GET maxmemory-policy");
+    rs->commands++;
+    if (!r) {
+        err_set(err, "redis: %s", rs->ctx->errstr[0] ? rs->ctx->errstr : "connection lost");
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING && r->element[1]->len < size)
+        snprintf(policy, size, "%s", r->element[1]->str);
+    freeReplyObject(r);
+    if (policy[0])
+        return 0;
+    r = redisCommand(rs->ctx, "INFO memory");
+    rs->commands++;
+    if (!r) {
+        err_set(err, "redis: %s", rs->ctx->errstr[0] ? rs->ctx->errstr : "connection lost");
+        return -1;
+    }
+    const char *f = r->type == REDIS_REPLY_STRING ? strstr(r->str, "maxmemory_policy:") : NULL;
+    if (f) {
+        f += strlen("maxmemory_policy:");
+        size_t n = strcspn(f, "\r\n");
+        if (n < size) {
+            memcpy(policy, f, n);
+            policy[n] = '\0';
+        }
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int redis_state_check_eviction(redis_state *rs, errbuf *err)
+{
+    char policy[64];
+    if (read_eviction_policy(rs, policy, sizeof policy, err))
+        return -1;
+    if (!policy[0]) {
+        err_set(err,
+                "cannot tell whether redis may evict this processor's state: neither CONFIG GET "
+                "maxmemory-policy nor INFO memory (maxmemory_policy) answered; the processor "
+                "needs a Redis whose maxmemory-policy is noeviction and that says so");
+        return REDIS_REFUSED;
+    }
+    if (strcmp(policy, "noeviction") != 0) {
+        err_set(err,
+                "redis maxmemory-policy is '%s': Redis may evict this processor's fences and "
+                "state, which would corrupt the sink tables without a trace; refusing to run. "
+                "Set maxmemory-policy to noeviction (CONFIG SET maxmemory-policy noeviction, and "
+                "in redis.conf or the managed service's parameters) and size maxmemory for the "
+                "state; if keys may have been evicted already, rebuild with activity backfill "
+                "--reset",
+                policy);
+        return REDIS_REFUSED;
+    }
+    return 0;
+}
+
 static int open_connection(redis_state *rs, errbuf *err)
 {
     redis_url u;
@@ -347,6 +411,9 @@ static int open_connection(redis_state *rs, errbuf *err)
             return -1;
         freeReplyObject(r);
     }
+    int ev = redis_state_check_eviction(rs, err);
+    if (ev)
+        return ev;
     return load_scripts(rs, err);
 }
 
@@ -412,13 +479,15 @@ int redis_state_drop_all(redis_state *rs, errbuf *err)
     return 0;
 }
 
-int redis_state_check_layout(redis_state *rs, errbuf *err)
+int redis_state_check_layout(redis_state *rs, bool *created, errbuf *err)
 {
     char key[256];
     snprintf(key, sizeof key, "%s:meta", rs->prefix);
     redisReply *r = command(rs, err, "HSETNX %s layout %s", key, LAYOUT_VERSION);
     if (!r)
         return -1;
+    if (created)
+        *created = r->integer == 1;
     freeReplyObject(r);
     if (!(r = command(rs, err, "HSETNX %s key_groups %d", key, KEY_GROUPS)))
         return -1;
@@ -440,6 +509,18 @@ int redis_state_check_layout(redis_state *rs, errbuf *err)
     }
     freeReplyObject(r);
     return rc;
+}
+
+int redis_state_layout_present(redis_state *rs, errbuf *err)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s:meta", rs->prefix);
+    redisReply *r = command(rs, err, "EXISTS %s", key);
+    if (!r)
+        return -1;
+    int present = r->integer == 1;
+    freeReplyObject(r);
+    return present;
 }
 
 /* ---- fences and apply -------------------------------------------------- */
@@ -862,6 +943,168 @@ static int collect(redis_state *rs, redisReply **out, size_t n, errbuf *err)
     return rc;
 }
 
+/* Reads and drops n pipelined acknowledgements; fails on any error. */
+static int drop_replies(redis_state *rs, size_t n, errbuf *err)
+{
+    redisReply **acks = calloc(n ? n : 1, sizeof *acks);
+    if (!acks || collect(rs, acks, n, err)) {
+        free(acks);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        freeReplyObject(acks[i]);
+    free(acks);
+    return 0;
+}
+
+int redis_state_pg_token(redis_state *rs, int64_t *token, errbuf *err)
+{
+    redisReply *r = command(rs, err, "GET %s:pgtoken", rs->prefix);
+    if (!r)
+        return -1;
+    *token = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
+    freeReplyObject(r);
+    return 0;
+}
+
+int redis_state_epoch(redis_state *rs, int64_t *epoch, bool bump, errbuf *err)
+{
+    redisReply *r = command(rs, err, bump ? "INCR %s:epoch" : "GET %s:epoch", rs->prefix);
+    if (!r)
+        return -1;
+    *epoch = r->type == REDIS_REPLY_INTEGER  ? r->integer
+             : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                             : 0;
+    freeReplyObject(r);
+    return 0;
+}
+
+int redis_state_set_pg_token(redis_state *rs, int64_t token, bool raise_only, errbuf *err)
+{
+    redisReply *r =
+        raise_only ? command(rs, err, "EVAL %s 1 %s:pgtoken %lld",
+                             "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) "
+                             "then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
+                             rs->prefix, (long long)token)
+                   : command(rs, err, "SET %s:pgtoken %lld", rs->prefix, (long long)token);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* The key group of "<prefix>:{g}:<kind>:..." (kind one letter), or -1 for
+ * a key of another shape; *rest points past "<kind>:". */
+static int key_group_of(const redis_state *rs, const char *key, size_t len, char kind,
+                        const char **rest)
+{
+    size_t pl = strlen(rs->prefix);
+    if (len < pl + 6 || memcmp(key, rs->prefix, pl) != 0 || key[pl] != ':' || key[pl + 1] != '{')
+        return -1;
+    size_t i = pl + 2;
+    long g = 0;
+    while (i < len && key[i] >= '0' && key[i] <= '9' && g < KEY_GROUPS)
+        g = g * 10 + (key[i++] - '0');
+    if (i == pl + 2 || g >= KEY_GROUPS || i + 3 > len || key[i] != '}' || key[i + 1] != ':' ||
+        key[i + 2] != kind || key[i + 3] != ':')
+        return -1;
+    *rest = key + i + 4;
+    return (int)g;
+}
+
+/* Adds every field of a user hash "<p>:{g}:u:<YYYYMM>:<bucket>" to the
+ * group's dirty set as "u<YYYYMM>:<user>", inside Redis. */
+static const char mark_users_lua[] =
+    "local f = redis.call('HKEYS', KEYS[1]) "
+    "for i = 1, #f, 1000 do local m = {} "
+    "for j = i, math.min(i + 999, #f) do m[#m + 1] = ARGV[1] .. f[j] end "
+    "redis.call('SADD', KEYS[2], unpack(m)) end return #f";
+
+int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, errbuf *err)
+{
+    *hosts = *users = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r =
+            command(rs, err, "SCAN %s MATCH %s:{*}:[hu]:* COUNT 1000", cursor, rs->prefix);
+        if (!r)
+            return -1;
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        size_t sent = 0;
+        for (size_t k = 0; k < keys->elements; k++) {
+            const char *key = keys->element[k]->str, *rest;
+            size_t len = keys->element[k]->len;
+            int g = key_group_of(rs, key, len, 'h', &rest);
+            bool user = g < 0 && (g = key_group_of(rs, key, len, 'u', &rest)) >= 0;
+            if (g < 0 || (size_t)(key + len - rest) < 7)
+                continue;
+            ab_reset(&rs->ab);
+            int bad = 0;
+            if (user) {
+                /* ARGV[1] = "u<YYYYMM>:" */
+                char head[16];
+                snprintf(head, sizeof head, "u%.6s:", rest);
+                bad = ab_add(&rs->ab, "EVAL", 4) ||
+                      ab_add(&rs->ab, mark_users_lua, sizeof mark_users_lua - 1) ||
+                      ab_add(&rs->ab, "2", 1) || ab_add(&rs->ab, key, len) ||
+                      ab_add_key(&rs->ab, rs, (uint32_t)g, "dirty", NULL, 0) ||
+                      ab_add(&rs->ab, head, strlen(head));
+            } else {
+                /* The member is "h" followed by the key's "<YYYYMM>:<host>". */
+                size_t tail = (size_t)(key + len - rest);
+                char *member = malloc(tail + 1);
+                if (member) {
+                    member[0] = 'h';
+                    memcpy(member + 1, rest, tail);
+                }
+                bad = !member || ab_add(&rs->ab, "SADD", 4) ||
+                      ab_add_key(&rs->ab, rs, (uint32_t)g, "dirty", NULL, 0) ||
+                      ab_add(&rs->ab, member, tail + 1);
+                free(member);
+            }
+            if (bad || ab_send(rs, &rs->ab)) {
+                freeReplyObject(r);
+                err_set(err, "redis: cannot queue a dirty mark");
+                return -1;
+            }
+            sent++;
+            if (user)
+                ++*users;
+            else
+                ++*hosts;
+        }
+        freeReplyObject(r);
+        if (drop_replies(rs, sent, err))
+            return -1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int redis_state_forget_fences(redis_state *rs, const char *topic, errbuf *err)
+{
+    static const char lua[] =
+        "local n = 0 for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do "
+        "if string.sub(f, 1, #ARGV[1]) == ARGV[1] and string.match(string.sub(f, #ARGV[1] + 1), "
+        "'^%d+$') then n = n + redis.call('HDEL', KEYS[1], f) end end return n";
+    char field[512];
+    int fl = snprintf(field, sizeof field, "%s/", topic);
+    if (fl < 0 || (size_t)fl >= sizeof field) {
+        err_set(err, "topic name too long");
+        return -1;
+    }
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        ab_reset(&rs->ab);
+        if (ab_add(&rs->ab, "EVAL", 4) || ab_add(&rs->ab, lua, sizeof lua - 1) ||
+            ab_add(&rs->ab, "1", 1) || ab_add_key(&rs->ab, rs, g, "fence", NULL, 0) ||
+            ab_add(&rs->ab, field, (size_t)fl) || ab_send(rs, &rs->ab)) {
+            err_set(err, "redis: cannot queue a fence reset");
+            return -1;
+        }
+    }
+    return drop_replies(rs, KEY_GROUPS, err);
+}
+
 int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, int64_t token,
                              errbuf *err)
 {
@@ -1111,14 +1354,8 @@ int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids, con
             return -1;
         sent++;
     }
-    redisReply **acks = calloc(sent ? sent : 1, sizeof *acks);
-    if (!acks || collect(rs, acks, sent, err)) {
-        free(acks);
+    if (drop_replies(rs, sent, err))
         return -1;
-    }
-    for (size_t i = 0; i < sent; i++)
-        freeReplyObject(acks[i]);
-    free(acks);
     return redis_state_read_devices(rs, device_ids, n, vals, lens, err);
 }
 

@@ -17,6 +17,8 @@
  *                               changes (processors/dims.h); ":flushing" holds
  *                               the member "D" while :dimflushing exists
  *   <p>:flushgen                counter handing out flush tokens
+ *   <p>:pgtoken                 newest flush token PostgreSQL committed
+ *   <p>:epoch                   bumped when fences were reset for everyone
  * This module is the only one that knows key names.
  */
 #ifndef ACTIVITY_REDIS_STATE_H
@@ -30,11 +32,26 @@
 
 typedef struct redis_state redis_state;
 
-/* url: redis://[[user]:password@]host[:port][/db] */
+/* Returned (instead of -1) when Redis answers but must not be used:
+ * retrying does not help, a person must change its configuration. */
+#define REDIS_REFUSED (-2)
+
+/* url: redis://[[user]:password@]host[:port][/db]. Every connection checks
+ * the eviction policy (redis_state_check_eviction). */
 redis_state *redis_state_connect(const char *url, const char *prefix, errbuf *err);
 void redis_state_free(redis_state *rs);
-/* Drops the connection and connects again (after a Redis restart). */
+/* Drops the connection and connects again (after a Redis restart);
+ * REDIS_REFUSED if the server is back with an evicting policy. */
 int redis_state_reconnect(redis_state *rs, errbuf *err);
+
+/* A Redis that may evict keys (maxmemory-policy other than noeviction)
+ * would drop fences and state silently, so the processor refuses it:
+ * returns REDIS_REFUSED with a message naming the setting, -1 when the
+ * connection failed, 0 when the policy is noeviction. Every policy but
+ * noeviction is refused, even with maxmemory 0 (one CONFIG SET of
+ * maxmemory would start evicting) or a volatile-* one (safe only while no
+ * key of the prefix carries a TTL, which nothing would check). */
+int redis_state_check_eviction(redis_state *rs, errbuf *err);
 
 /* Deletes every key of this prefix (a full rebuild; single Redis only). */
 int redis_state_drop_all(redis_state *rs, errbuf *err);
@@ -44,8 +61,13 @@ int redis_state_drop_all(redis_state *rs, errbuf *err);
 #define REDIS_DEFAULT_EXACT_LIMIT 10000
 void redis_state_set_exact_limit(redis_state *rs, long limit);
 
-/* Records the layout on first use and refuses state written with another. */
-int redis_state_check_layout(redis_state *rs, errbuf *err);
+/* Records the layout on first use and refuses state written with another;
+ * *created (may be NULL) tells whether the marker was missing. */
+int redis_state_check_layout(redis_state *rs, bool *created, errbuf *err);
+/* 1 when the layout marker <p>:meta exists, 0 when it is gone (the state of
+ * the prefix was wiped: FLUSHDB, an empty replica, a restart without
+ * persistence), -1 on error. */
+int redis_state_layout_present(redis_state *rs, errbuf *err);
 
 /* Commands sent over the network (a script call counts once). */
 uint64_t redis_state_commands(const redis_state *rs);
@@ -93,6 +115,23 @@ const char *redis_state_prefix(const redis_state *rs);
  * counter (a restart without persistence), tokens must still exceed the
  * newest one PostgreSQL has seen. */
 int redis_state_raise_flush_token(redis_state *rs, int64_t at_least, errbuf *err);
+/* The newest flush token this prefix knows PostgreSQL committed (0 if
+ * none): PostgreSQL's activity_flush_fence below it means PostgreSQL went
+ * back in time (failover to a lagging replica, restore from a backup). */
+int redis_state_pg_token(redis_state *rs, int64_t *token, errbuf *err);
+/* Records token as committed: raise_only keeps a larger one (after a
+ * commit); otherwise it is set as is (after PostgreSQL went back). */
+int redis_state_set_pg_token(redis_state *rs, int64_t token, bool raise_only, errbuf *err);
+/* Adds every host month and user month Redis holds for this prefix to the
+ * dirty sets, so that the next flush rewrites all of them; counts them. */
+int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, errbuf *err);
+/* Deletes the fences of every partition of topic in every key group: its
+ * owners find them gone and re-read the topic from the start. */
+int redis_state_forget_fences(redis_state *rs, const char *topic, errbuf *err);
+/* A counter every instance reads at each flush; bump it after changing
+ * fences behind their owners' backs (redis_state_forget_fences), so that
+ * every instance resyncs its partitions, quiet ones included. */
+int redis_state_epoch(redis_state *rs, int64_t *epoch, bool bump, errbuf *err);
 /* A new flush token: larger than every token handed out before. */
 int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err);
 /* Moves group g's dirty set into its flushing set, recording the token;

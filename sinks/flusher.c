@@ -45,6 +45,8 @@ typedef struct {
     uint32_t dim_groups[KEY_GROUPS];
     size_t n_dim_groups;
     bool group_has_dims;
+    /* dirty entities Redis holds no state for (it lost it) */
+    size_t missing_hosts, missing_users;
 } flush_work;
 
 static bool parse_month(const char *s, size_t len, int32_t *month)
@@ -392,10 +394,17 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
             goto out;
     }
 
-    for (size_t i = 0; i < w->n_users; i++)
+    for (size_t i = 0; i < w->n_users; i++) {
+        if (!um[i].devices) {
+            /* Dirty, yet no state: Redis lost it. Writing would delete
+             * the user's rows. */
+            w->missing_users++;
+            continue;
+        }
         if (encode_user_month(p, &um[i], dm + first[i], first[i + 1] - first[i], dev_vals, dev_lens,
                               dm_slot + first[i], &bm, &bm_cap))
             goto out;
+    }
     rc = 0;
 out:
     for (size_t i = 0; um && i < w->n_users; i++)
@@ -435,7 +444,40 @@ static void work_free(flush_work *w)
     bytes_map_free(&w->user_index);
 }
 
-int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err)
+/* PostgreSQL holds an older flush token than one Redis saw commit: it went
+ * back in time and lost rows that flushes after its state had written.
+ * Everything Redis holds is marked dirty and the replay topics' fences are
+ * forgotten (every instance told by the epoch); only then does the
+ * recorded token come down to PostgreSQL's, so that a crash in between
+ * repeats all of it. The next flush rewrites everything. */
+static int postgres_went_back(redis_state *rs, const char *const *replay_topics, int64_t held,
+                              int64_t committed, errbuf *err)
+{
+    log_warn("postgres went back in time: activity_flush_fence holds flush token %lld for "
+             "'%s', but token %lld had committed (a failover to a lagging replica, or a restore "
+             "from a backup?); re-flushing everything redis holds for this prefix",
+             (long long)held, redis_state_prefix(rs), (long long)committed);
+    size_t hosts, users;
+    if (redis_state_mark_all_dirty(rs, &hosts, &users, err))
+        return -1;
+    log_warn("marked all %zu host-month and %zu user-month hashes dirty for the re-flush", hosts,
+             users);
+    for (size_t i = 0; replay_topics && replay_topics[i]; i++) {
+        log_warn("re-reading %s from the start: postgres lost history that only it keeps",
+                 replay_topics[i]);
+        if (redis_state_forget_fences(rs, replay_topics[i], err))
+            return -1;
+    }
+    int64_t epoch;
+    if (redis_state_epoch(rs, &epoch, true, err) || redis_state_set_pg_token(rs, held, false, err))
+        return -1;
+    err_set(err, "postgres went back in time (flush token %lld, %lld had committed)",
+            (long long)held, (long long)committed);
+    return FLUSH_POSTGRES_BEHIND;
+}
+
+int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, flush_stats *stats,
+               bool *pg_failed, errbuf *err)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -451,9 +493,10 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     memset(&p, 0, sizeof p);
     int rc = -1;
 
-    int64_t token;
+    int64_t token, committed, held;
     w.taken = calloc(KEY_GROUPS, sizeof *w.taken);
-    if (!w.taken || redis_state_flush_token(rs, &token, err))
+    if (!w.taken || redis_state_pg_token(rs, &committed, err) ||
+        redis_state_flush_token(rs, &token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         bool stale;
@@ -477,7 +520,19 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     }
     failpoint("flush-after-take");
     if (w.n_groups == 0 && !pg_sink_dims_pending(pg)) {
-        rc = 0;
+        /* Nothing to write; still, a quiet processor learns here that
+         * Redis lost its state (no apply would tell it). */
+        int present = redis_state_layout_present(rs, err);
+        rc = present < 0 ? -1 : present ? 0 : FLUSH_STATE_MISSING;
+        if (rc == FLUSH_STATE_MISSING)
+            err_set(err, "the layout marker %s:meta is gone", redis_state_prefix(rs));
+        /* ... and that PostgreSQL went back in time. */
+        if (rc == 0 && pg_sink_fence_token(pg, redis_state_prefix(rs), &held, err)) {
+            *pg_failed = true;
+            rc = -1;
+        } else if (rc == 0 && held < committed) {
+            rc = postgres_went_back(rs, replay_topics, held, committed, err);
+        }
         goto out;
     }
     if (w.changed_devices.count &&
@@ -503,6 +558,15 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
     if (redis_state_read_host_months(rs, w.hosts, w.n_hosts, err))
         goto out;
     for (size_t i = 0; i < w.n_hosts; i++) {
+        /* Every event adds a hit: a dirty host month without any has lost
+         * its state, and writing it would zero the row. */
+        bool any = false;
+        for (int d = 0; d < 31 && !any; d++)
+            any = w.hosts[i].hits[d] != 0;
+        if (!any) {
+            w.missing_hosts++;
+            continue;
+        }
         host_row row = {w.hosts[i].host, w.hosts[i].host_len, w.hosts[i].month, w.hosts[i].hits,
                         w.hosts[i].uniq};
         if (rows_encode_host(&p.hosts, &row))
@@ -513,9 +577,27 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         scd2_collect(rs, w.dim_groups, w.n_dim_groups, p.dims, p.n_dims, err))
         goto out;
 
-    int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, err);
+    /* Checked after the reads: state wiped while they ran shows here. A
+     * flush never writes what lost state would make of the rows. */
+    int present = redis_state_layout_present(rs, err);
+    if (present < 0)
+        goto out;
+    if (!present || w.missing_hosts || w.missing_users) {
+        if (!present)
+            err_set(err, "the layout marker %s:meta is gone", redis_state_prefix(rs));
+        else
+            err_set(err, "%zu host months and %zu user months are dirty but have no state",
+                    w.missing_hosts, w.missing_users);
+        rc = FLUSH_STATE_MISSING;
+        goto out;
+    }
+    int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, committed, &held, err);
     if (written < 0) {
         *pg_failed = true;
+        goto out;
+    }
+    if (written == PG_SINK_BEHIND) {
+        rc = postgres_went_back(rs, replay_topics, held, committed, err);
         goto out;
     }
     if (written > 0) {
@@ -529,7 +611,8 @@ int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed
         goto out;
     }
     failpoint("flush-after-commit");
-    if (redis_state_finish_flush(rs, w.groups, w.n_groups, token, err))
+    if (redis_state_set_pg_token(rs, token, true, err) ||
+        redis_state_finish_flush(rs, w.groups, w.n_groups, token, err))
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         /* resolved[] is in group order: add_waiting_users ran group by group. */

@@ -27,10 +27,21 @@ typedef struct {
 } flush_stats;
 
 /* Returns 0 on success (stats filled); 1 when a concurrent flush of
- * another instance committed newer state first (retry later); -1 with err
+ * another instance committed newer state first (retry later);
+ * FLUSH_STATE_MISSING, writing nothing, when Redis lacks state the flush
+ * expected (the layout marker, or any dirty host or user month): Redis
+ * lost state and must be rebuilt, never written as deletions; -1 with err
  * set on failure. Whatever happens nothing is lost: the flushing sets stay
  * for the next attempt. pg_failed tells whether the failure was
  * PostgreSQL's (see pg_sink_error_is_transient). */
-int flush_once(redis_state *rs, pg_sink *pg, flush_stats *stats, bool *pg_failed, errbuf *err);
+#define FLUSH_STATE_MISSING 2
+/* PostgreSQL went back in time (its flush fence is older than a token
+ * that committed): nothing written, everything Redis holds was marked
+ * dirty for the next flush, and the fences of replay_topics (NULL-ended;
+ * the dimensions' topics, whose history only PostgreSQL keeps) forgotten
+ * so that their owners read them again from the start. */
+#define FLUSH_POSTGRES_BEHIND 3
+int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, flush_stats *stats,
+               bool *pg_failed, errbuf *err);
 
 #endif

@@ -282,10 +282,43 @@ static int write_dims(pg_sink *pg, const flush_payload *p, errbuf *err)
     return 0;
 }
 
-/* Claims the fence for this flush's token inside the open transaction:
- * 1 if a flush with a newer token has committed already. */
-static int claim_fence(pg_sink *pg, const char *name, int64_t token, errbuf *err)
+/* The fence's token (0 when the row is missing); FOR UPDATE inside the
+ * flush's transaction, so that nothing commits between the check and the
+ * write. */
+static int read_fence(pg_sink *pg, const char *name, bool for_update, int64_t *token, errbuf *err)
 {
+    const char *params[1] = {name};
+    PGresult *res =
+        PQexecParams(pg->conn,
+                     for_update ? "SELECT token FROM activity_flush_fence WHERE name "
+                                  "= $1 FOR UPDATE"
+                                : "SELECT token FROM activity_flush_fence WHERE name = $1",
+                     1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        note_error(pg, err, "flush fence", res);
+        PQclear(res);
+        return -1;
+    }
+    *token = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+    return 0;
+}
+
+/* Claims the fence for this flush's token inside the open transaction:
+ * 1 if a flush with a newer token has committed already, PG_SINK_BEHIND
+ * if the fence holds less than at_least (*held). */
+static int claim_fence(pg_sink *pg, const char *name, int64_t token, int64_t at_least,
+                       int64_t *held, errbuf *err)
+{
+    if (read_fence(pg, name, true, held, err))
+        return -1;
+    if (*held < at_least) {
+        err_set(err,
+                "activity_flush_fence holds token %lld for '%s', older than %lld, which "
+                "committed before",
+                (long long)*held, name, (long long)at_least);
+        return PG_SINK_BEHIND;
+    }
     char tok[32];
     snprintf(tok, sizeof tok, "%lld", (long long)token);
     const char *params[2] = {name, tok};
@@ -308,25 +341,23 @@ static int claim_fence(pg_sink *pg, const char *name, int64_t token, errbuf *err
     return stale;
 }
 
+/* A connection lost earlier is opened again before use. */
+static int ensure_conn(pg_sink *pg, errbuf *err)
+{
+    return PQstatus(pg->conn) != CONNECTION_OK ? open_conn(pg, err) : 0;
+}
+
 int pg_sink_fence_token(pg_sink *pg, const char *name, int64_t *token, errbuf *err)
 {
-    const char *params[1] = {name};
-    PGresult *res = PQexecParams(pg->conn, "SELECT token FROM activity_flush_fence WHERE name = $1",
-                                 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        note_error(pg, err, "flush fence", res);
-        PQclear(res);
+    if (ensure_conn(pg, err))
         return -1;
-    }
-    *token = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-    PQclear(res);
-    return 0;
+    return read_fence(pg, name, false, token, err);
 }
 
 int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, int64_t token,
-                  errbuf *err)
+                  int64_t at_least, int64_t *held, errbuf *err)
 {
-    if (PQstatus(pg->conn) != CONNECTION_OK && open_conn(pg, err))
+    if (ensure_conn(pg, err))
         return -1;
     if (!pg->scd2_ready) {
         scd2_config defaults;
@@ -342,12 +373,12 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, i
     }
     if (exec_ok(pg, "BEGIN", "begin", err))
         return -1;
-    int claimed = claim_fence(pg, fence_name, token, err);
+    int claimed = claim_fence(pg, fence_name, token, at_least, held, err);
     if (claimed != 0) {
         if (PQstatus(pg->conn) == CONNECTION_OK)
             exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         pg->transient = claimed > 0;
-        return claimed > 0 ? 1 : -1;
+        return claimed > 0 ? claimed : -1;
     }
     if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
         (p->user_keys.len && copy_in(pg, "stage_user_keys", &p->user_keys, err)) ||

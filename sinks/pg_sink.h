@@ -49,9 +49,13 @@ void flush_payload_free(flush_payload *p);
 
 /* Writes the payload in one transaction, fenced by token: returns 0 when
  * committed, 1 when a flush with a newer token for fence_name has
- * committed already (nothing written), -1 on error (nothing written). */
+ * committed already (nothing written), PG_SINK_BEHIND when the fence holds
+ * a token (*held) older than at_least, a token known to have committed:
+ * PostgreSQL went back in time (nothing written), -1 on error (nothing
+ * written). */
+#define PG_SINK_BEHIND 2
 int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, int64_t token,
-                  errbuf *err);
+                  int64_t at_least, int64_t *held, errbuf *err);
 /* Empties the sink tables and forgets fence_name's newest token (a full
  * rebuild with `activity backfill --reset`). */
 int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err);

@@ -367,15 +367,21 @@ static void sleep_seconds(double s)
 /* Flushes. Transient failures (PostgreSQL or Redis unreachable) are retried
  * with capped exponential backoff, logged once per change of state; the
  * state stays in Redis meanwhile, so nothing is lost. Returns 0 when
- * flushed, 1 when it should be retried later (only if !must_succeed), -1
- * on an error retrying cannot fix. A second SIGINT/SIGTERM stops retrying
- * a final flush. */
-static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_succeed, errbuf *err)
+ * flushed, 1 when it should be retried later (only if !must_succeed),
+ * FLUSH_STATE_MISSING when Redis lost state (nothing written), -1 on an
+ * error retrying cannot fix. A second SIGINT/SIGTERM stops retrying a
+ * final flush. */
+static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_control *fc,
+                    bool must_succeed, errbuf *err)
 {
     for (;;) {
         flush_stats st;
         bool pg_failed;
-        int r = flush_once(rs, pg, &st, &pg_failed, err);
+        /* The dimensions' change history lives only in PostgreSQL: if it
+         * went back in time, their topics are read again (the SCD2 merge
+         * does not mind repeats). */
+        const char *const replay[3] = {rc->common.devices_topic, rc->common.profiles_topic, NULL};
+        int r = flush_once(rs, pg, replay, &st, &pg_failed, err);
         if (r == 0) {
             if (fc->failing)
                 log_info("flush recovered");
@@ -389,6 +395,10 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
                          st.host_rows, st.user_keys, st.user_rows, st.dim_changes, st.seconds);
             return 0;
         }
+        if (r == FLUSH_STATE_MISSING)
+            return r; /* nothing written; the caller rebuilds */
+        if (r == FLUSH_POSTGRES_BEHIND)
+            continue; /* everything is marked dirty now: flush it */
         if (r == 1) {
             /* Another instance committed a newer flush first: try again
              * soon; what this one took is still pending. */
@@ -423,6 +433,35 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
     }
 }
 
+/* Redis lost this prefix's state (a fence went back or vanished, the
+ * layout marker is gone, or a flush found dirty entities without state):
+ * every assigned partition has been resynced from its fences, which
+ * rebuilds the state from the topics, devices and profiles included. The
+ * marker is written again; flushes wait until the rebuild is back where
+ * the partitions stood (pipeline_rebuilding), so a partial rebuild never
+ * overwrites good rows. */
+static void rebuild_state(redis_state *rs, const char *why)
+{
+    errbuf err = {{0}};
+    if (redis_state_check_layout(rs, NULL, &err))
+        log_warn("writing the layout marker again: %s", err.msg);
+    log_warn("redis lost the state of prefix '%s' (%s: FLUSHDB, an empty replica, or a restart "
+             "without persistence?): every assigned partition is re-read from its fences, "
+             "devices and profiles included; flushes wait until they are back where they stood",
+             redis_state_prefix(rs), why);
+}
+
+/* Seeks the partitions listed (if any) and frees the list. */
+static void seek_and_free(kafka_source *src, rd_kafka_topic_partition_list_t *reseek)
+{
+    if (!reseek)
+        return;
+    errbuf err = {{0}};
+    if (kafka_source_seek(src, reseek, &err))
+        log_warn("%s", err.msg);
+    rd_kafka_topic_partition_list_destroy(reseek);
+}
+
 static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
                     redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
@@ -432,7 +471,8 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     double last_report = now_seconds();
     uint64_t last_records = 0;
     int status = 0;
-    bool had_assignment = false, redis_down = false;
+    bool had_assignment = false, redis_down = false, rebuilding = false;
+    int64_t epoch = -1; /* -1 until first read */
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
     while (!stop_requested) {
         /* Up to a batch of messages, waiting only for the first. */
@@ -470,22 +510,35 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         if (!first_record && pipe->stats.records)
             first_record = now_seconds();
         rd_kafka_topic_partition_list_t *reseek = NULL;
+        int applied = 0;
         if (redis_down) {
             /* Back from an outage: whether the last batches applied is
              * unknown, so every partition restarts from its fences. */
             if (now_seconds() < redis_retry_at)
                 continue;
-            if (redis_state_reconnect(rs, &err) || redis_state_reconnect(apply_rs, &err) ||
-                pipeline_resync(pipe, &reseek, &err)) {
+            int rr = redis_state_reconnect(rs, &err);
+            if (rr == 0)
+                rr = redis_state_reconnect(apply_rs, &err);
+            if (rr == REDIS_REFUSED) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+            /* A Redis back without this prefix's layout marker came back
+             * without its state (no persistence, an empty replica). */
+            int present = rr ? -1 : redis_state_layout_present(rs, &err);
+            if (present < 0 || pipeline_resync(pipe, &reseek, present == 0, &err)) {
                 redis_retry_at = now_seconds() + 1;
                 if (reseek)
                     rd_kafka_topic_partition_list_destroy(reseek);
                 continue;
             }
+            if (present == 0)
+                rebuild_state(rs, "the layout marker is gone after reconnecting");
             log_info("redis is back; resuming consumption from the fences");
             kafka_source_pause(src, false);
             redis_down = false;
-        } else if (pipeline_apply_end(pipe, &reseek, &err) < 0) {
+        } else if ((applied = pipeline_apply_end(pipe, &reseek, &err)) < 0) {
             /* Redis is unreachable: fetching pauses, polling goes on so
              * the group membership stays alive, and every second the
              * connection is retried. */
@@ -497,23 +550,66 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 rd_kafka_topic_partition_list_destroy(reseek);
             continue;
         }
-        if (reseek) {
-            if (kafka_source_seek(src, reseek, &err))
-                log_warn("%s", err.msg);
-            rd_kafka_topic_partition_list_destroy(reseek);
-        }
+        if (applied == PIPELINE_STATE_LOST)
+            rebuild_state(rs, "a fence went back");
+        seek_and_free(src, reseek);
+        reseek = NULL;
         kafka_source_store_positions(src, pipe);
         for (size_t i = 0; i < pipe->n_parts; i++)
             had_assignment |= pipe->parts[i]->assigned;
 
         double now = now_seconds();
         if (rc->until_caught_up && (had_assignment || cu->n == 0) &&
-            caught_up(cu, pipe, rs, &next_catch_up_check))
+            caught_up(cu, pipe, rs, &next_catch_up_check) && !pipeline_rebuilding(pipe))
             break;
         if (now >= next_flush && now >= fc.next_attempt) {
-            if (pipeline_advance_fences(pipe, &err))
+            /* Checked at every flush: an evicting policy set while running
+             * stops the processor before it writes what eviction may have
+             * left. */
+            if (redis_state_check_eviction(rs, &err) == REDIS_REFUSED) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+            /* Fences reset for every instance (a quiet partition would not
+             * notice by itself): re-read every partition, and let a flush
+             * wait for them as after lost state. */
+            int64_t ep;
+            if (redis_state_epoch(rs, &ep, false, &err) == 0 && ep != epoch) {
+                if (epoch >= 0) {
+                    log_warn("fences were reset for every instance (epoch %lld); re-reading every "
+                             "assigned partition from its fences",
+                             (long long)ep);
+                    if (pipeline_resync(pipe, &reseek, true, &err))
+                        log_warn("resyncing: %s", err.msg);
+                }
+                epoch = ep;
+            }
+            int adv = reseek ? 0 : pipeline_advance_fences(pipe, &reseek, &err);
+            if (adv < 0)
                 log_warn("advancing fences: %s", err.msg);
-            if (do_flush(rs, pg, &fc, false, &err) < 0) {
+            else if (adv == PIPELINE_STATE_LOST)
+                rebuild_state(rs, "a fence went back");
+            seek_and_free(src, reseek);
+            reseek = NULL;
+            int fr = 1;
+            if (!pipeline_rebuilding(pipe)) {
+                if (rebuilding) {
+                    log_info("the rebuild of redis state is back where it stood; flushing again");
+                    rebuilding = false;
+                }
+                fr = do_flush(rc, rs, pg, &fc, false, &err);
+            } else if (!rebuilding) {
+                log_info("flushes wait for the rebuild of redis state");
+                rebuilding = true;
+            }
+            if (fr == FLUSH_STATE_MISSING) {
+                if (pipeline_resync(pipe, &reseek, true, &err))
+                    log_warn("resyncing: %s", err.msg);
+                rebuild_state(rs, err.msg);
+                seek_and_free(src, reseek);
+                reseek = NULL;
+            } else if (fr < 0) {
                 log_error("flush failed and retrying cannot fix it: %s", err.msg);
                 status = 1;
                 break;
@@ -549,11 +645,31 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         if (reseek)
             rd_kafka_topic_partition_list_destroy(reseek);
     }
+    if (status == 0 && redis_state_check_eviction(rs, &err) == REDIS_REFUSED) {
+        log_error("%s", err.msg);
+        status = 1;
+    }
     if (status == 0) {
         /* Final flush: must land before exiting 0. */
-        if (pipeline_advance_fences(pipe, &err))
+        rd_kafka_topic_partition_list_t *reseek = NULL;
+        int adv = pipeline_advance_fences(pipe, &reseek, &err);
+        if (adv < 0)
             log_warn("advancing fences: %s", err.msg);
-        if (do_flush(rs, pg, &fc, true, &err)) {
+        else if (adv == PIPELINE_STATE_LOST)
+            rebuild_state(rs, "a fence went back");
+        if (reseek)
+            rd_kafka_topic_partition_list_destroy(reseek);
+        int fr = 0;
+        if (pipeline_rebuilding(pipe))
+            log_warn("stopping while redis state is being rebuilt: no final flush, so that a "
+                     "partial rebuild does not overwrite good rows; the next run continues the "
+                     "rebuild from the fences");
+        else
+            fr = do_flush(rc, rs, pg, &fc, true, &err);
+        if (fr == FLUSH_STATE_MISSING) {
+            rebuild_state(rs, err.msg);
+            log_warn("no final flush: the next run rebuilds the state from the fences");
+        } else if (fr) {
             log_error("final flush failed: %s", err.msg);
             status = 1;
         }
@@ -652,7 +768,7 @@ int cmd_run(int argc, char **argv)
         log_info("schema ids are resolved in the registry at %s", rc.registry.url);
     }
     if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
-        redis_state_check_layout(rs, &err) ||
+        redis_state_check_layout(rs, NULL, &err) ||
         !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
@@ -665,7 +781,7 @@ int cmd_run(int argc, char **argv)
         if (redis_state_drop_all(rs, &err) || !(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
             pg_sink_migrate(pg, &err) || pg_sink_reset(pg, rc.common.redis_prefix, &err))
             goto out;
-        if (redis_state_check_layout(rs, &err))
+        if (redis_state_check_layout(rs, NULL, &err))
             goto out;
     }
     if ((!pg && !(pg = pg_sink_connect(rc.common.pg_dsn, &err))) || pg_sink_migrate(pg, &err) ||

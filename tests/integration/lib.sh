@@ -191,3 +191,17 @@ crash_loop() {
     done
     say "$(grep -c "failpoint .* reached" "$WORK/crash.log" || true) failpoints fired"
 }
+
+# The fault tests' setup: prepares N events in CHUNKS chunks (seeded), loads
+# the first and starts a processor in the background (PROC; log
+# $WORK/run.log) with small batches and a 0.5 s flush interval, so that a
+# fault staged meanwhile lands between applies and flushes.
+start_fault_run() {
+    local n=$1 seed=$2 chunks=$3
+    say "preparing $n events in $chunks chunks"
+    prepare_chunks "$n" "$seed" "$chunks"
+    load_chunks 0 0 0
+    "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --batch-size 5000 \
+        --flush-interval 0.5 2>"$WORK/run.log" &
+    PROC=$!
+}
