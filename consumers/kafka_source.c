@@ -132,6 +132,9 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
          * thread: with the default (100,000 per partition) polls stall. */
         kafka_conf_set(conf, "queued.min.messages", "500000", err) ||
         kafka_conf_set(conf, "queued.max.messages.kbytes", "131072", err) ||
+        /* Partitions added to a topic are noticed at the next metadata
+         * refresh: 10 s rather than librdkafka's 5 minutes (-X overrides). */
+        kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", err) ||
         (opt->instance_id && kafka_conf_set(conf, "group.instance.id", opt->instance_id, err)) ||
         config_apply_kafka(cfg, conf, err)) {
         rd_kafka_conf_destroy(conf);

@@ -36,6 +36,10 @@ static const char help[] =
     "                          from the topics (stop other instances first)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
+    "  --pg-lock-timeout SEC   a flush waiting this long for a lock on a sink table\n"
+    "                          fails and is retried with backoff; also how long a\n"
+    "                          signalled shutdown retries its final flush (default: 5)\n"
+    "  --pg-statement-timeout SEC  the same for any flush statement (default: 60)\n"
     "\n"
     "SCD2 dimensions (see README: Dimensions (SCD2)):\n"
     "  --dim-devices-track LIST  dim_devices attributes that start a new version when\n"
@@ -74,6 +78,8 @@ enum {
     OPT_RESET,
     OPT_DIM_DEVICES,
     OPT_DIM_USERS,
+    OPT_PG_LOCK_TIMEOUT,
+    OPT_PG_STATEMENT_TIMEOUT,
 };
 
 typedef struct {
@@ -89,6 +95,7 @@ typedef struct {
     const char *writer_schemas[16];
     int n_writer_schemas;
     scd2_config scd2;
+    double pg_lock_timeout, pg_statement_timeout; /* seconds */
 } run_config;
 
 static volatile sig_atomic_t stop_requested;
@@ -126,11 +133,15 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
         {"dim-devices-track", required_argument, 0, OPT_DIM_DEVICES},
         {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
+        {"pg-lock-timeout", required_argument, 0, OPT_PG_LOCK_TIMEOUT},
+        {"pg-statement-timeout", required_argument, 0, OPT_PG_STATEMENT_TIMEOUT},
         {0, 0, 0, 0}};
     config_defaults(&rc->common);
     rc->source.group = "activity";
     rc->flush_interval = 10;
     rc->batch_size = 500000;
+    rc->pg_lock_timeout = 5;
+    rc->pg_statement_timeout = 60;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
@@ -159,6 +170,17 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_RESET:
             rc->reset = true;
             break;
+        case OPT_PG_LOCK_TIMEOUT:
+        case OPT_PG_STATEMENT_TIMEOUT: {
+            double v = strtod(optarg, &end);
+            if (*end || v < 0.001 || v > 86400) {
+                fprintf(stderr, "activity run: --%s takes seconds in 0.001..86400\n",
+                        opt == OPT_PG_LOCK_TIMEOUT ? "pg-lock-timeout" : "pg-statement-timeout");
+                return -1;
+            }
+            *(opt == OPT_PG_LOCK_TIMEOUT ? &rc->pg_lock_timeout : &rc->pg_statement_timeout) = v;
+            break;
+        }
         case OPT_UNTIL:
             rc->until_caught_up = true;
             break;
@@ -336,6 +358,8 @@ typedef struct {
     bool failing;
     uint64_t rows;
     double seconds;
+    /* After a signal: when a failing final flush stops being retried. */
+    double give_up_at;
 } flush_control;
 
 static void sleep_seconds(double s)
@@ -353,6 +377,15 @@ static void sleep_seconds(double s)
 static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_succeed, errbuf *err)
 {
     for (;;) {
+        /* A signalled shutdown does not wait out a PostgreSQL that keeps
+         * failing (a lock held on a sink table, an outage). */
+        if (must_succeed && stop_requested && fc->failing && now_seconds() >= fc->give_up_at) {
+            err_set(err,
+                    "gave up the final flush on shutdown (%s); the state is kept in Redis "
+                    "and the next run flushes it",
+                    err->msg[0] ? err->msg : "postgres was failing");
+            return -1;
+        }
         flush_stats st;
         bool pg_failed;
         int r = flush_once(rs, pg, &st, &pg_failed, err);
@@ -524,7 +557,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             rd_kafka_topic_partition_list_destroy(reseek);
     }
     if (status == 0) {
-        /* Final flush: must land before exiting 0. */
+        /* Final flush: must land before exiting 0. After a signal it is
+         * retried for --pg-lock-timeout at most, and not tried at all if
+         * the flushes were failing already. */
+        if (stop_requested)
+            fc.give_up_at = now_seconds() + (fc.failing ? 0 : rc->pg_lock_timeout);
         if (pipeline_advance_fences(pipe, &err))
             log_warn("advancing fences: %s", err.msg);
         if (do_flush(rs, pg, &fc, true, &err)) {
@@ -631,19 +668,25 @@ int cmd_run(int argc, char **argv)
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
     int64_t newest_flush;
+    if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
+        pg_sink_set_timeouts(pg, (long)(rc.pg_lock_timeout * 1000),
+                             (long)(rc.pg_statement_timeout * 1000), &err) ||
+        pg_sink_migrate(pg, &err))
+        goto out;
     if (rc.reset) {
         /* A full rebuild: forget every fence and all state of this prefix
-         * and empty the sink tables, then replay the topics from the start. */
+         * and empty the sink tables, then replay the topics from the start.
+         * Not while other deployments share the tables (checked before
+         * anything is deleted, and again in the TRUNCATE's transaction). */
+        if (pg_sink_check_sole_owner(pg, rc.common.redis_prefix, &err))
+            goto out;
         log_warn("--reset: deleting all Redis state under '%s:' and the rows of the sink tables",
                  rc.common.redis_prefix);
-        if (redis_state_drop_all(rs, &err) || !(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
-            pg_sink_migrate(pg, &err) || pg_sink_reset(pg, rc.common.redis_prefix, &err))
-            goto out;
-        if (redis_state_check_layout(rs, &err))
+        if (redis_state_drop_all(rs, &err) || pg_sink_reset(pg, rc.common.redis_prefix, &err) ||
+            redis_state_check_layout(rs, &err))
             goto out;
     }
-    if ((!pg && !(pg = pg_sink_connect(rc.common.pg_dsn, &err))) || pg_sink_migrate(pg, &err) ||
-        pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
+    if (pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
         redis_state_raise_flush_token(rs, newest_flush, &err) ||
         pg_sink_set_scd2(pg, &rc.scd2, &err))
         goto out;
