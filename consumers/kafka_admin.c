@@ -3,6 +3,7 @@
  */
 #include "consumers/kafka_admin.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, errbuf *err)
@@ -69,4 +70,44 @@ int kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, int re
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
     return rc;
+}
+
+long long kafka_topic_config_number(rd_kafka_t *rk, const char *topic, const char *name,
+                                    errbuf *err)
+{
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    long long value = -1;
+    const rd_kafka_DescribeConfigs_result_t *result =
+        ev ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    if (!ev) {
+        err_set(err, "describing topic %s timed out", topic);
+    } else if (rd_kafka_event_error(ev) || !result) {
+        err_set(err, "describing topic %s: %s", topic,
+                rd_kafka_event_error(ev) ? rd_kafka_event_error_string(ev) : "no result");
+    } else {
+        size_t n_res, n_cfg;
+        const rd_kafka_ConfigResource_t **rs =
+            rd_kafka_DescribeConfigs_result_resources(result, &n_res);
+        if (n_res != 1 || rd_kafka_ConfigResource_error(rs[0])) {
+            err_set(err, "describing topic %s: %s", topic,
+                    n_res == 1 ? rd_kafka_ConfigResource_error_string(rs[0]) : "no resource");
+        } else {
+            const rd_kafka_ConfigEntry_t **cfg = rd_kafka_ConfigResource_configs(rs[0], &n_cfg);
+            for (size_t i = 0; i < n_cfg; i++) {
+                const char *v = rd_kafka_ConfigEntry_value(cfg[i]);
+                if (strcmp(rd_kafka_ConfigEntry_name(cfg[i]), name) == 0 && v)
+                    value = strtoll(v, NULL, 10);
+            }
+            if (value < 0)
+                err_set(err, "topic %s has no numeric setting %s", topic, name);
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(res);
+    return value;
 }

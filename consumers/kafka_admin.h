@@ -17,4 +17,9 @@ int kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, int re
 /* Number of partitions of a topic, 0 if it does not exist, -1 on error. */
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, errbuf *err);
 
+/* A topic's numeric setting as the broker applies it (its own, else the
+ * broker default), e.g. max.message.bytes; -1 on error. */
+long long kafka_topic_config_number(rd_kafka_t *rk, const char *topic, const char *name,
+                                    errbuf *err);
+
 #endif

@@ -100,7 +100,11 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err);
  * some partition's fence had moved (its state is re-read and its next
  * batch dropped; *reseek lists where to seek, caller frees), or -1 on a
  * Redis error, after which the caller resyncs (pipeline_resync) once Redis
- * is back. pipeline_apply does both. */
+ * is back. pipeline_apply does both. _begin (and pipeline_apply) return
+ * PIPELINE_DLQ_FAILED when a dead letter could not be delivered: not a
+ * Redis failure, and not one that waiting for Redis would fix (err names
+ * the dead-letter topic and the reason). */
+#define PIPELINE_DLQ_FAILED (-2)
 int pipeline_apply_begin(pipeline *p, errbuf *err);
 int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);

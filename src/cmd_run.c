@@ -532,7 +532,13 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         }
         /* Send this round's batches; Redis applies them while the next
          * round is polled and folded. */
-        if (!redis_down && pipeline_apply_begin(pipe, &err)) {
+        int begun = redis_down ? 0 : pipeline_apply_begin(pipe, &err);
+        if (begun == PIPELINE_DLQ_FAILED) {
+            log_error("%s", err.msg);
+            status = 1;
+            break;
+        }
+        if (begun) {
             log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
             kafka_source_pause(src, true);
             redis_down = true;
@@ -551,7 +557,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         /* Whatever is in flight or folded gets applied before the final
          * flush; a batch that cannot be is simply replayed by the next run. */
         rd_kafka_topic_partition_list_t *reseek = NULL;
-        if (pipeline_apply(pipe, &reseek, &err) < 0)
+        int applied = pipeline_apply(pipe, &reseek, &err);
+        if (applied == PIPELINE_DLQ_FAILED) {
+            log_error("%s", err.msg);
+            status = 1;
+        } else if (applied < 0)
             log_warn("applying the last batches failed (the next run replays them): %s", err.msg);
         if (reseek)
             rd_kafka_topic_partition_list_destroy(reseek);
