@@ -111,3 +111,35 @@ long long kafka_topic_config_number(rd_kafka_t *rk, const char *topic, const cha
     rd_kafka_ConfigResource_destroy(res);
     return value;
 }
+
+int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, errbuf *err)
+{
+    const struct rd_kafka_group_list *list = NULL;
+    *client_ids = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_list_groups(rk, group, &list, 10000);
+    if (e) {
+        err_set(err, "describing consumer group %s: %s", group, rd_kafka_err2str(e));
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < list->group_cnt; i++)
+        if (strcmp(list->groups[i].group, group) == 0 && !list->groups[i].err)
+            n += list->groups[i].member_cnt;
+    char **ids = calloc((size_t)n + 1, sizeof *ids);
+    if (!ids) {
+        rd_kafka_group_list_destroy(list);
+        err_set(err, "out of memory");
+        return -1;
+    }
+    int k = 0;
+    for (int i = 0; i < list->group_cnt; i++) {
+        const struct rd_kafka_group_info *g = &list->groups[i];
+        if (strcmp(g->group, group) != 0 || g->err)
+            continue;
+        for (int m = 0; m < g->member_cnt; m++)
+            ids[k++] = strdup(g->members[m].client_id ? g->members[m].client_id : "");
+    }
+    rd_kafka_group_list_destroy(list);
+    *client_ids = ids;
+    return n;
+}

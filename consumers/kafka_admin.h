@@ -22,4 +22,9 @@ int kafka_partition_count(rd_kafka_t *rk, const char *topic, errbuf *err);
 long long kafka_topic_config_number(rd_kafka_t *rk, const char *topic, const char *name,
                                     errbuf *err);
 
+/* The client.id of every live member of a consumer group, as a
+ * NULL-terminated array (free with kafka_free_strings); returns how many
+ * (0 for a group that is empty or does not exist), -1 on error. */
+int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, errbuf *err);
+
 #endif

@@ -3,6 +3,8 @@
  */
 #include "consumers/kafka_source.h"
 
+#include "src/deployment.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +122,12 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     }
     src->pipe = pipe;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (kafka_conf_set(conf, "group.id", opt->group, err) ||
+    /* The prefix in the client.id tells the ownership check which prefix
+     * each live member serves (src/deployment.h). */
+    char client_id[512];
+    snprintf(client_id, sizeof client_id, "%s%s", DEPLOYMENT_CLIENT_ID, cfg->redis_prefix);
+    if (kafka_conf_set(conf, "client.id", client_id, err) ||
+        kafka_conf_set(conf, "group.id", opt->group, err) ||
         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) ||
         kafka_conf_set(conf, "auto.offset.reset", "earliest", err) ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||

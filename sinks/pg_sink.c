@@ -10,6 +10,7 @@
 #include "sinks/scd2.h"
 #include "src/embedded.h"
 #include "src/failpoint.h"
+#include "src/grow.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -284,6 +285,55 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
     }
     PQclear(res);
     return exec_ok(pg, "COMMIT", "reset", err);
+}
+
+int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, char ***groups,
+                          errbuf *err)
+{
+    const char *params[2] = {prefix, group};
+    *groups = NULL;
+    PGresult *res = PQexecParams(pg->conn,
+                                 "SELECT group_id FROM activity_consumer_groups "
+                                 "WHERE prefix = $1 AND group_id <> $2 ORDER BY group_id",
+                                 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        note_error(pg, err, "consumer groups of the prefix", res);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    char **out = calloc((size_t)n + 1, sizeof *out);
+    for (int i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(PQgetvalue(res, i, 0)))) {
+            strings_free(out);
+            out = NULL;
+        }
+    PQclear(res);
+    if (!out) {
+        err_set(err, "out of memory");
+        return -1;
+    }
+    *groups = out;
+    return n;
+}
+
+int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, bool add,
+                           errbuf *err)
+{
+    const char *params[2] = {prefix, group};
+    PGresult *res = PQexecParams(
+        pg->conn,
+        add ? "INSERT INTO activity_consumer_groups (prefix, group_id) VALUES ($1, $2) "
+              "ON CONFLICT (prefix, group_id) DO UPDATE SET updated_at = now()"
+            : "DELETE FROM activity_consumer_groups WHERE prefix = $1 AND group_id = $2",
+        2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        note_error(pg, err, "registering the consumer group", res);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
 }
 
 void flush_payload_reset(flush_payload *p)

@@ -66,6 +66,14 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err);
 /* The same refusal, checked before anything is deleted elsewhere (the
  * Redis state of a reset goes first). */
 int pg_sink_check_sole_owner(pg_sink *pg, const char *fence_name, errbuf *err);
+/* The consumer groups other than group registered for prefix in
+ * activity_consumer_groups (src/deployment.c), as a NULL-terminated array
+ * (free with strings_free); returns how many, -1 on error. */
+int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, char ***groups,
+                          errbuf *err);
+/* Registers (add) or forgets (!add) that group consumes prefix. */
+int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, bool add,
+                           errbuf *err);
 /* The newest token committed for fence_name (0 if none). */
 int pg_sink_fence_token(pg_sink *pg, const char *fence_name, int64_t *token, errbuf *err);
 

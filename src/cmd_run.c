@@ -13,6 +13,7 @@
 #include "sinks/flusher.h"
 #include "src/commands.h"
 #include "src/config.h"
+#include "src/deployment.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -683,12 +684,25 @@ int cmd_run(int argc, char **argv)
                              (long)(rc.pg_statement_timeout * 1000), &err) ||
         pg_sink_migrate(pg, &err))
         goto out;
+    if (!(dead = dlq_new(&rc.common, &err)))
+        goto out;
+    pipeline_init(&pipe, codec, rs, apply_rs, dead, rc.common.events_topic,
+                  rc.common.devices_topic);
+    pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
+    pipe.rules = rc.rules;
+    pipe_ready = true;
+    if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)) ||
+        deployment_claim(kafka_source_handle(src), pg, rc.source.group, rc.common.redis_prefix,
+                         &err))
+        goto out;
     if (rc.reset) {
         /* A full rebuild: forget every fence and all state of this prefix
          * and empty the sink tables, then replay the topics from the start.
          * Not while other deployments share the tables (checked before
-         * anything is deleted, and again in the TRUNCATE's transaction). */
-        if (pg_sink_check_sole_owner(pg, rc.common.redis_prefix, &err))
+         * anything is deleted, and again in the TRUNCATE's transaction),
+         * nor while another group consumes this prefix (deployment_claim). */
+        if (deployment_check_idle(kafka_source_handle(src), rc.source.group, &err) ||
+            pg_sink_check_sole_owner(pg, rc.common.redis_prefix, &err))
             goto out;
         log_warn("--reset: deleting all Redis state under '%s:' and the rows of the sink tables",
                  rc.common.redis_prefix);
@@ -699,15 +713,6 @@ int cmd_run(int argc, char **argv)
     if (pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
         redis_state_raise_flush_token(rs, newest_flush, &err) ||
         pg_sink_set_scd2(pg, &rc.scd2, &err))
-        goto out;
-    if (!(dead = dlq_new(&rc.common, &err)))
-        goto out;
-    pipeline_init(&pipe, codec, rs, apply_rs, dead, rc.common.events_topic,
-                  rc.common.devices_topic);
-    pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
-    pipe.rules = rc.rules;
-    pipe_ready = true;
-    if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)))
         goto out;
     const char *topics[3] = {rc.common.events_topic, rc.common.devices_topic,
                              rc.common.profiles_topic};
