@@ -447,7 +447,8 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     uint64_t last_records = 0;
     int status = 0;
     bool had_assignment = false, redis_down = false;
-    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
+    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0, recheck_at = 0;
+    bool rechecked = false;
     while (!stop_requested) {
         /* Up to a batch of messages, waiting only for the first. */
         for (size_t i = 0; i < rc->batch_size && status == 0; i++) {
@@ -513,6 +514,20 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         kafka_source_store_positions(src, pipe);
         for (size_t i = 0; i < pipe->n_parts; i++)
             had_assignment |= pipe->parts[i]->assigned;
+        /* The ownership checks once more, 3 s after joining: an instance
+         * that started at the same instant was not a member yet when the
+         * start-up check ran (src/deployment.h). */
+        if (had_assignment && !recheck_at)
+            recheck_at = now_seconds() + 3;
+        if (recheck_at && !rechecked && now_seconds() >= recheck_at) {
+            rechecked = true;
+            if (deployment_claim(kafka_source_handle(src), pg, rc->source.group,
+                                 rc->common.redis_prefix, &err)) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+        }
 
         double now = now_seconds();
         if (rc->until_caught_up && (had_assignment || cu->n == 0) &&

@@ -57,10 +57,7 @@ grep -q " 0 dead letters)" "$WORK/run2.log" || fail "the restart dead-lettered a
 say "the DLQ topic's max.message.bytes lowered to 2000 under a running processor"
 "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --flush-interval 1 2>"$WORK/run3.log" &
 pid=$!
-for _ in $(seq 1 100); do
-    grep -q "assigned" "$WORK/run3.log" && break
-    sleep 0.2
-done
+wait_for_log "$WORK/run3.log" "assigned"
 "$PY" - "$ACTIVITY_KAFKA_BROKERS" "$T_DLQ" <<'PY'
 import sys
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource

@@ -11,11 +11,7 @@ prepare_chunks "${IT_EVENTS:-40000}" 71 2
 load_chunks 0 0 0
 "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --flush-interval 1 2>"$WORK/run.log" &
 proc=$!
-for _ in $(seq 1 100); do
-    grep -q "flushed" "$WORK/run.log" && break
-    sleep 0.2
-done
-grep -q "flushed" "$WORK/run.log" || fail "no first flush"
+wait_for_log "$WORK/run.log" "flushed"
 sleep 2
 
 say "adding 4 partitions, then loading the second half of the events"

@@ -13,11 +13,7 @@ load_chunks 0 0 0
 "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --flush-interval 1 --pg-lock-timeout 2 \
     2>"$WORK/run.log" &
 proc=$!
-for _ in $(seq 1 100); do
-    grep -q "flushed" "$WORK/run.log" && break
-    sleep 0.2
-done
-grep -q "flushed" "$WORK/run.log" || fail "no first flush"
+wait_for_log "$WORK/run.log" "flushed"
 
 say "locking host_activity_reduced for 30 s"
 psql_test -c "BEGIN; LOCK TABLE host_activity_reduced IN ACCESS EXCLUSIVE MODE;

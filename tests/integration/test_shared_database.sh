@@ -6,6 +6,8 @@
 #    Redis state) stay; so does one while a member of A's group is live;
 #  - while A runs, an instance of A's group with B's prefix is refused;
 #  - while A runs, A's prefix under another group is refused;
+#  - of two instances of one group with different prefixes started at the
+#    same instant, at most one stays (the check is repeated after joining);
 #  - once A has stopped, that other group may take A's prefix over (as
 #    test_replay.sh does), and the tables still equal the reference.
 source "$(dirname "$0")/lib.sh"
@@ -44,11 +46,7 @@ grep -q "'${PREFIX}b'" "$WORK/reset.log" || fail "the refusal does not name B's 
 say "A runs; an instance of A's group with B's prefix must be refused"
 "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --flush-interval 1 2>"$WORK/a2.log" &
 a_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "assigned" "$WORK/a2.log" && break
-    sleep 0.2
-done
-grep -q "assigned" "$WORK/a2.log" || fail "A did not join its group"
+wait_for_log "$WORK/a2.log" "assigned"
 rc=0
 timeout 60 "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --redis-prefix "${PREFIX}b" --group "it$RUN_ID" \
     --until-caught-up 2>"$WORK/mixed.log" || rc=$?
@@ -77,6 +75,39 @@ kill -0 "$a_pid" || fail "A died"
 kill -TERM "$a_pid"
 wait "$a_pid" || fail "A did not exit 0 on SIGTERM"
 [ "$(tables_digest)" = "$before" ] || fail "the refused instances changed the tables"
+
+say "two instances of one group with different prefixes started at the same instant"
+# Whichever way the race goes, at most one may stay: the later one is refused
+# at start, or, if neither was a member when the other checked, the check
+# repeated 3 s after joining stops both. No flush is due (--flush-interval
+# 1000) and a survivor is killed with SIGKILL, so nothing is written; the
+# prefixes are fresh ones, C and D, so that nothing of A or B is at stake.
+"$ACTIVITY" run "${TOPIC_FLAGS[@]}" --redis-prefix "${PREFIX}d" --group "it${RUN_ID}y" \
+    --flush-interval 1000 2>"$WORK/race1.log" &
+r1=$!
+"$ACTIVITY" run "${TOPIC_FLAGS[@]}" --redis-prefix "${PREFIX}c" --group "it${RUN_ID}y" \
+    --flush-interval 1000 2>"$WORK/race2.log" &
+r2=$!
+for _ in $(seq 1 40); do
+    kill -0 "$r1" 2>/dev/null && kill -0 "$r2" 2>/dev/null || break
+    sleep 0.5
+done
+sleep 8
+alive=0
+for pid in $r1 $r2; do
+    if kill -0 "$pid" 2>/dev/null; then
+        alive=$((alive + 1))
+        kill -9 "$pid"
+    fi
+    wait "$pid" 2>/dev/null || true
+done
+"$ROOT/scripts/redis_drop.sh" "${PREFIX}c" >/dev/null 2>&1 || true
+"$ROOT/scripts/redis_drop.sh" "${PREFIX}d" >/dev/null 2>&1 || true
+refused=$(grep -l "has a live member serving --redis-prefix" "$WORK"/race?.log | wc -l)
+say "$refused refused, $alive still running after the check"
+[ "$alive" -le 1 ] || fail "both instances of one group with different prefixes kept running"
+[ $((refused + alive)) = 2 ] || fail "an instance stopped without the refusal"
+[ "$(tables_digest)" = "$before" ] || fail "the racing instances changed the tables"
 
 say "A stopped: the second group may take the prefix over"
 "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it${RUN_ID}x" --until-caught-up \
