@@ -3,6 +3,8 @@
  */
 #include "consumers/kafka_admin.h"
 
+#include "src/grow.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,10 +114,13 @@ long long kafka_topic_config_number(rd_kafka_t *rk, const char *topic, const cha
     return value;
 }
 
-int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, errbuf *err)
+int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, char ***member_ids,
+                        errbuf *err)
 {
     const struct rd_kafka_group_list *list = NULL;
     *client_ids = NULL;
+    if (member_ids)
+        *member_ids = NULL;
     rd_kafka_resp_err_t e = rd_kafka_list_groups(rk, group, &list, 10000);
     if (e) {
         err_set(err, "describing consumer group %s: %s", group, rd_kafka_err2str(e));
@@ -126,20 +131,36 @@ int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, e
         if (strcmp(list->groups[i].group, group) == 0 && !list->groups[i].err)
             n += list->groups[i].member_cnt;
     char **ids = calloc((size_t)n + 1, sizeof *ids);
-    if (!ids) {
-        rd_kafka_group_list_destroy(list);
-        err_set(err, "out of memory");
-        return -1;
-    }
+    char **mids = calloc((size_t)n + 1, sizeof *mids);
     int k = 0;
-    for (int i = 0; i < list->group_cnt; i++) {
+    for (int i = 0; ids && mids && i < list->group_cnt; i++) {
         const struct rd_kafka_group_info *g = &list->groups[i];
         if (strcmp(g->group, group) != 0 || g->err)
             continue;
-        for (int m = 0; m < g->member_cnt; m++)
-            ids[k++] = strdup(g->members[m].client_id ? g->members[m].client_id : "");
+        for (int m = 0; m < g->member_cnt; m++, k++) {
+            const struct rd_kafka_group_member_info *mi = &g->members[m];
+            ids[k] = strdup(mi->client_id ? mi->client_id : "");
+            mids[k] = strdup(mi->member_id ? mi->member_id : "");
+            if (!ids[k] || !mids[k]) {
+                free(ids[k]);
+                free(mids[k]);
+                ids[k] = mids[k] = NULL;
+                n = -1;
+                break;
+            }
+        }
     }
     rd_kafka_group_list_destroy(list);
+    if (!ids || !mids || n < 0) {
+        strings_free(ids);
+        strings_free(mids);
+        err_set(err, "out of memory");
+        return -1;
+    }
     *client_ids = ids;
+    if (member_ids)
+        *member_ids = mids;
+    else
+        strings_free(mids);
     return n;
 }

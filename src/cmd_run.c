@@ -34,7 +34,8 @@ static const char help[] =
     "  --batch-size N          most records folded into one batch (default: 500000)\n"
     "  --reset                 with --until-caught-up: delete this --redis-prefix's state\n"
     "                          and the sink tables' rows first, then rebuild everything\n"
-    "                          from the topics (stop other instances first)\n"
+    "                          from the topics (refused while members of --group are\n"
+    "                          live or other prefixes share the database)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
     "  --pg-lock-timeout SEC   a flush waiting this long for a lock on a sink table\n"
@@ -759,6 +760,7 @@ int cmd_run(int argc, char **argv)
              n_existing > 2 ? ", " : "", n_existing > 2 ? existing[2] : "", rc.source.group,
              rc.flush_interval, rc.until_caught_up ? " until caught up" : "");
     status = run_loop(&rc, &pipe, src, rs, apply_rs, pg, &cu);
+    deployment_release(kafka_source_handle(src), pg, rc.source.group, rc.common.redis_prefix);
     kafka_source_close(src);
 out:
     if (status && err.msg[0])

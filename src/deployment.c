@@ -20,7 +20,7 @@ static const char *member_prefix(const char *client_id)
 static int check_own_group(rd_kafka_t *rk, const char *group, const char *prefix, errbuf *err)
 {
     char **ids;
-    int n = kafka_group_members(rk, group, &ids, err);
+    int n = kafka_group_members(rk, group, &ids, NULL, err);
     if (n < 0)
         return -1;
     int rc = 0;
@@ -57,7 +57,7 @@ static int check_other_groups(rd_kafka_t *rk, pg_sink *pg, const char *group, co
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char **ids;
-        int members = kafka_group_members(rk, groups[i], &ids, err);
+        int members = kafka_group_members(rk, groups[i], &ids, NULL, err);
         if (members < 0) {
             rc = -1;
             break;
@@ -98,7 +98,7 @@ int deployment_claim(rd_kafka_t *rk, pg_sink *pg, const char *group, const char 
 int deployment_check_idle(rd_kafka_t *rk, const char *group, errbuf *err)
 {
     char **ids;
-    int n = kafka_group_members(rk, group, &ids, err);
+    int n = kafka_group_members(rk, group, &ids, NULL, err);
     strings_free(ids);
     if (n > 0)
         err_set(err,
@@ -107,4 +107,24 @@ int deployment_check_idle(rd_kafka_t *rk, const char *group, errbuf *err)
                 "moments ago stays listed until its session times out, 45 s by default)",
                 group, n);
     return n == 0 ? 0 : -1;
+}
+
+void deployment_release(rd_kafka_t *rk, pg_sink *pg, const char *group, const char *prefix)
+{
+    char **ids = NULL, **members = NULL;
+    char *me = rd_kafka_memberid(rk);
+    errbuf err = {{0}};
+    int n = me ? kafka_group_members(rk, group, &ids, &members, &err) : -1;
+    bool alone = n >= 0;
+    for (int i = 0; i < n; i++)
+        alone &= strcmp(members[i], me) == 0;
+    if (alone && pg_sink_register_group(pg, prefix, group, false, &err) == 0)
+        log_debug("last member of group %s: --redis-prefix '%s' is free for another group", group,
+                  prefix);
+    else if (err.msg[0])
+        log_debug("keeping the registration of group %s: %s", group, err.msg);
+    strings_free(ids);
+    strings_free(members);
+    if (me)
+        rd_kafka_mem_free(rk, me);
 }

@@ -16,7 +16,8 @@
  *   (activity_consumer_groups). Another group registered for our prefix is
  *   a conflict only while it has live members serving that prefix: a group
  *   whose members have all left (a finished backfill, a replay under a new
- *   group, a renamed deployment) is forgotten and the prefix moves on.
+ *   group, a renamed deployment) is forgotten and the prefix moves on; the
+ *   last member of a group to exit cleanly forgets its group itself.
  */
 #ifndef ACTIVITY_DEPLOYMENT_H
 #define ACTIVITY_DEPLOYMENT_H
@@ -34,6 +35,14 @@
  * naming the conflict, and what to do, on refusal or error. */
 int deployment_claim(rd_kafka_t *rk, pg_sink *pg, const char *group, const char *prefix,
                      errbuf *err);
+
+/* On a clean exit, while still a member: if no other member is left in
+ * group, forgets (prefix, group), so that another group may take the
+ * prefix over at once. A static member (--instance-id) stays listed by
+ * Kafka until its session times out, so without this a replay under a new
+ * group right after a static member's clean exit would be refused. Best
+ * effort: failures are only logged (debug). */
+void deployment_release(rd_kafka_t *rk, pg_sink *pg, const char *group, const char *prefix);
 
 /* For --reset: refuses while group has live members (-1, err says so). */
 int deployment_check_idle(rd_kafka_t *rk, const char *group, errbuf *err);
