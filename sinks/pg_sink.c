@@ -99,6 +99,21 @@ static int exec_ok(pg_sink *pg, const char *sql, const char *what, errbuf *err)
     return 0;
 }
 
+/* A statement with text parameters: its result if it succeeded, else NULL
+ * with err set (what names it). The caller clears the result. */
+static PGresult *exec_params(pg_sink *pg, const char *sql, int n, const char *const *params,
+                             const char *what, errbuf *err)
+{
+    PGresult *res = PQexecParams(pg->conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        note_error(pg, err, what, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
 static int apply_timeouts(pg_sink *pg, errbuf *err)
 {
     char sql[128];
@@ -216,16 +231,12 @@ int pg_sink_migrate(pg_sink *pg, errbuf *err)
 static int other_deployments(pg_sink *pg, const char *fence_name, char *names, size_t size,
                              errbuf *err)
 {
-    const char *params[1] = {fence_name};
-    PGresult *res = PQexecParams(pg->conn,
-                                 "SELECT coalesce(string_agg(quote_literal(name), ', ' ORDER BY "
-                                 "name), '') FROM activity_flush_fence WHERE name <> $1",
-                                 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        note_error(pg, err, "deployments sharing the database", res);
-        PQclear(res);
+    PGresult *res = exec_params(pg,
+                                "SELECT coalesce(string_agg(quote_literal(name), ', ' ORDER BY "
+                                "name), '') FROM activity_flush_fence WHERE name <> $1",
+                                1, &fence_name, "deployments sharing the database", err);
+    if (!res)
         return -1;
-    }
     snprintf(names, size, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;
@@ -275,11 +286,9 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;
     }
-    PGresult *res = PQexecParams(pg->conn, "DELETE FROM activity_flush_fence WHERE name = $1", 1,
-                                 NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        note_error(pg, err, "reset", res);
-        PQclear(res);
+    PGresult *res = exec_params(pg, "DELETE FROM activity_flush_fence WHERE name = $1", 1, params,
+                                "reset", err);
+    if (!res) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;
     }
@@ -292,15 +301,12 @@ int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, ch
 {
     const char *params[2] = {prefix, group};
     *groups = NULL;
-    PGresult *res = PQexecParams(pg->conn,
-                                 "SELECT group_id FROM activity_consumer_groups "
-                                 "WHERE prefix = $1 AND group_id <> $2 ORDER BY group_id",
-                                 2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        note_error(pg, err, "consumer groups of the prefix", res);
-        PQclear(res);
+    PGresult *res = exec_params(pg,
+                                "SELECT group_id FROM activity_consumer_groups "
+                                "WHERE prefix = $1 AND group_id <> $2 ORDER BY group_id",
+                                2, params, "consumer groups of the prefix", err);
+    if (!res)
         return -1;
-    }
     int n = PQntuples(res);
     char **out = calloc((size_t)n + 1, sizeof *out);
     for (int i = 0; out && i < n; i++)
@@ -321,17 +327,14 @@ int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, b
                            errbuf *err)
 {
     const char *params[2] = {prefix, group};
-    PGresult *res = PQexecParams(
-        pg->conn,
+    PGresult *res = exec_params(
+        pg,
         add ? "INSERT INTO activity_consumer_groups (prefix, group_id) VALUES ($1, $2) "
               "ON CONFLICT (prefix, group_id) DO UPDATE SET updated_at = now()"
             : "DELETE FROM activity_consumer_groups WHERE prefix = $1 AND group_id = $2",
-        2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        note_error(pg, err, "registering the consumer group", res);
-        PQclear(res);
+        2, params, "registering the consumer group", err);
+    if (!res)
         return -1;
-    }
     PQclear(res);
     return 0;
 }
