@@ -182,6 +182,25 @@ static void sha256_hex(const void *data, size_t len, char out[65])
     (sizeof "activity.truncated" + 4 + 2 * (sizeof "activity.original.key.sha256" + 64) +          \
      2 * (sizeof "activity.original.key.size" + 20))
 
+int dlq_fit(long long limit, size_t header_bytes, size_t key_len, size_t value_len,
+            size_t *key_keep, size_t *value_keep)
+{
+    long long room = limit - DLQ_FRAMING - (long long)header_bytes;
+    *key_keep = key_len;
+    *value_keep = value_len;
+    if ((long long)(key_len + value_len) <= room)
+        return 0;
+    room -= (long long)TRUNCATION_HEADERS;
+    if (room < 2)
+        return -1;
+    /* The key keeps up to half the room, the value the rest. */
+    if ((long long)key_len > room / 2)
+        *key_keep = (size_t)(room / 2);
+    if ((long long)(*key_keep + value_len) > room)
+        *value_keep = (size_t)(room - (long long)*key_keep);
+    return 1;
+}
+
 int dlq_send(dlq *d, const rd_kafka_message_t *src, const char *reason, const char *detail,
              errbuf *err)
 {
@@ -195,26 +214,20 @@ int dlq_send(dlq *d, const rd_kafka_message_t *src, const char *reason, const ch
     rd_kafka_header_add(h, "activity.source.topic", -1, topic, -1);
     rd_kafka_header_add(h, "activity.source.partition", -1, partition, -1);
     rd_kafka_header_add(h, "activity.source.offset", -1, offset, -1);
+    size_t key_len, value_len;
     /* 128: the five header names. */
-    long long room = d->limit - DLQ_FRAMING -
-                     (long long)(strlen(reason) + strlen(detail) + strlen(topic) +
-                                 strlen(partition) + strlen(offset) + 128);
-    size_t key_len = src->key_len, value_len = src->len;
-    if ((long long)(key_len + value_len) > room) {
-        room -= (long long)TRUNCATION_HEADERS;
-        if (room < 2) {
-            rd_kafka_headers_destroy(h);
-            err_set(err,
-                    "the dead letter of %s [%d] @%lld cannot fit the %lld bytes the "
-                    "dead-letter topic %s accepts, even truncated: raise its max.message.bytes",
-                    topic, src->partition, (long long)src->offset, d->limit, d->topic);
-            return -1;
-        }
-        /* The key keeps up to half the room, the value the rest. */
-        if ((long long)key_len > room / 2 && (long long)(key_len + value_len) > room)
-            key_len = (size_t)(room / 2);
-        if ((long long)(key_len + value_len) > room)
-            value_len = (size_t)(room - (long long)key_len);
+    size_t header_bytes =
+        strlen(reason) + strlen(detail) + strlen(topic) + strlen(partition) + strlen(offset) + 128;
+    int fit = dlq_fit(d->limit, header_bytes, src->key_len, src->len, &key_len, &value_len);
+    if (fit < 0) {
+        rd_kafka_headers_destroy(h);
+        err_set(err,
+                "the dead letter of %s [%d] @%lld cannot fit the %lld bytes the "
+                "dead-letter topic %s accepts, even truncated: raise its max.message.bytes",
+                topic, src->partition, (long long)src->offset, d->limit, d->topic);
+        return -1;
+    }
+    if (fit == 1) {
         char size[24], hash[65];
         rd_kafka_header_add(h, "activity.truncated", -1, "true", -1);
         snprintf(size, sizeof size, "%zu", src->len);

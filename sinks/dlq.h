@@ -32,6 +32,14 @@ int dlq_send(dlq *d, const rd_kafka_message_t *src, const char *reason, const ch
  * the dead-letter topic, the broker's reason and the first record. */
 int dlq_wait(dlq *d, errbuf *err);
 
+/* How much of a record's key and value a dead letter keeps to fit limit
+ * bytes beside header_bytes of headers (names and values) and the
+ * framing: 0 when both fit whole; 1 when cut (the key keeps at most half
+ * of the room left by the truncation headers, the value the rest); -1 if
+ * not even the headers fit. */
+int dlq_fit(long long limit, size_t header_bytes, size_t key_len, size_t value_len,
+            size_t *key_keep, size_t *value_keep);
+
 uint64_t dlq_count(const dlq *d);
 uint64_t dlq_truncated(const dlq *d);
 

@@ -17,5 +17,6 @@ Suite *suite_text_records(void);
 Suite *suite_dims(void);
 Suite *suite_scd2(void);
 Suite *suite_schema_registry(void);
+Suite *suite_dlq(void);
 
 #endif
