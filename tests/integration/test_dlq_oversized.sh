@@ -11,6 +11,9 @@
 # processor: the refused delivery stops it with a message naming the DLQ
 # topic and the broker's reason (not a "redis unavailable" loop), and the
 # next run, which reads the new limit, dead-letters the record and converges.
+# Last, the DLQ topic is deleted under a running processor: after librdkafka's
+# bounded retries (message.timeout.ms) it stops with the DLQ topic named, and
+# the next run recreates the topic and converges.
 source "$(dirname "$0")/lib.sh"
 
 PY=$("$ROOT/scripts/pyenv.sh")
@@ -91,5 +94,40 @@ run_until_caught_up "$WORK/run4.log" --flush-interval 2
 "$PY" "$ROOT/tests/integration/dlq_check.py" "$ACTIVITY_KAFKA_BROKERS" "$T_DLQ" \
     1000000="$WORK/oversized1.json" 1000000="$WORK/oversized2.json" 2000="$WORK/oversized3.json" ||
     fail "dead letters are not as expected after the limit was lowered"
+compare_tables
+
+say "the DLQ topic deleted under a running processor (retries bounded: message.timeout.ms 5 s)"
+"$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --flush-interval 1 \
+    -X message.timeout.ms=5000 2>"$WORK/run5.log" &
+pid=$!
+wait_for_log "$WORK/run5.log" "assigned"
+"$ROOT/scripts/stack.sh" kafka-topics --delete --topic "$T_DLQ" >/dev/null
+for _ in $(seq 1 50); do
+    [ "$(kcat -b "$ACTIVITY_KAFKA_BROKERS" -L -t "$T_DLQ" 2>/dev/null | grep -c "Broker: Unknown topic")" = 1 ] && break
+    sleep 0.2
+done
+"$PY" "$ROOT/tests/integration/avro_records.py" oversized --brokers "$ACTIVITY_KAFKA_BROKERS" \
+    --topic "$T_EVENTS" --expected "$WORK/small.json" --kinds small
+start=$(date +%s)
+for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+done
+if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid"
+    tail -5 "$WORK/run5.log" >&2
+    fail "the processor did not stop on a dead letter it could not deliver"
+fi
+rc=0
+wait "$pid" || rc=$?
+say "stopped after $(($(date +%s) - start)) s with exit $rc"
+[ "$rc" != 0 ] || fail "exit 0 although a dead letter was not delivered"
+grep "could not be delivered" "$WORK/run5.log" | tail -1 >&2
+grep -q "could not be delivered to the dead-letter topic $T_DLQ: " "$WORK/run5.log" ||
+    fail "the exit does not name the DLQ topic"
+if grep -q "redis unavailable" "$WORK/run5.log"; then fail "the failure posed as a redis outage"; fi
+say "the next run creates the topic again and converges"
+run_until_caught_up "$WORK/run6.log" --flush-interval 2
+[ "$(topic_count "$T_DLQ")" = 1 ] || fail "the new DLQ topic holds $(topic_count "$T_DLQ") records, not 1"
 compare_tables
 say "ok"
