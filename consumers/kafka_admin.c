@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, errbuf *err)
 {
@@ -121,21 +122,39 @@ int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, c
     *client_ids = NULL;
     if (member_ids)
         *member_ids = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_list_groups(rk, group, &list, 10000);
+    /* A group-level error (the coordinator loading after a broker
+     * restart, or no permission) is retried for a few seconds, then
+     * reported: an error is never read as "no members". */
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (list)
+            rd_kafka_group_list_destroy(list);
+        list = NULL;
+        e = rd_kafka_list_groups(rk, group, &list, 10000);
+        for (int i = 0; !e && i < list->group_cnt; i++)
+            if (strcmp(list->groups[i].group, group) == 0 && list->groups[i].err)
+                e = list->groups[i].err;
+        if (!e)
+            break;
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
     if (e) {
+        if (list)
+            rd_kafka_group_list_destroy(list);
         err_set(err, "describing consumer group %s: %s", group, rd_kafka_err2str(e));
         return -1;
     }
     int n = 0;
     for (int i = 0; i < list->group_cnt; i++)
-        if (strcmp(list->groups[i].group, group) == 0 && !list->groups[i].err)
+        if (strcmp(list->groups[i].group, group) == 0)
             n += list->groups[i].member_cnt;
     char **ids = calloc((size_t)n + 1, sizeof *ids);
     char **mids = calloc((size_t)n + 1, sizeof *mids);
     int k = 0;
     for (int i = 0; ids && mids && i < list->group_cnt; i++) {
         const struct rd_kafka_group_info *g = &list->groups[i];
-        if (strcmp(g->group, group) != 0 || g->err)
+        if (strcmp(g->group, group) != 0)
             continue;
         for (int m = 0; m < g->member_cnt; m++, k++) {
             const struct rd_kafka_group_member_info *mi = &g->members[m];

@@ -57,10 +57,15 @@ static int check_other_groups(rd_kafka_t *rk, pg_sink *pg, const char *group, co
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char **ids;
-        int members = kafka_group_members(rk, groups[i], &ids, NULL, err);
+        errbuf why = {{0}};
+        int members = kafka_group_members(rk, groups[i], &ids, NULL, &why);
         if (members < 0) {
-            rc = -1;
-            break;
+            /* Not allowed to describe it, say: it cannot be checked,
+             * which is no reason to refuse (nor to forget it). */
+            log_warn("cannot tell whether consumer group %s, registered for --redis-prefix '%s', "
+                     "is live (%s); not checked",
+                     groups[i], prefix, why.msg);
+            continue;
         }
         int live = 0;
         for (int m = 0; m < members; m++) {
