@@ -522,12 +522,15 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             recheck_at = now_seconds() + 3;
         if (recheck_at && !rechecked && now_seconds() >= recheck_at) {
             rechecked = true;
-            if (deployment_claim(kafka_source_handle(src), pg, rc->source.group,
-                                 rc->common.redis_prefix, &err)) {
+            int r = deployment_claim(kafka_source_handle(src), pg, rc->source.group,
+                                     rc->common.redis_prefix, &err);
+            if (r > 0) {
                 log_error("%s", err.msg);
                 status = 1;
                 break;
             }
+            if (r < 0)
+                log_warn("could not repeat the ownership check after joining: %s", err.msg);
         }
 
         double now = now_seconds();

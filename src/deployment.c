@@ -38,7 +38,7 @@ static int check_own_group(rd_kafka_t *rk, const char *group, const char *prefix
                     "Use the same --redis-prefix, or another --group (a member killed moments "
                     "ago stays listed until its session times out, 45 s by default)",
                     group, p, prefix);
-            rc = -1;
+            rc = 1;
         }
     }
     strings_free(ids);
@@ -80,7 +80,7 @@ static int check_other_groups(rd_kafka_t *rk, pg_sink *pg, const char *group, co
                     "two processors apply the same records to one state. Run with --group %s, "
                     "or stop that group first",
                     prefix, groups[i], live, groups[i]);
-            rc = -1;
+            rc = 1;
         } else {
             log_info("consumer group %s, which consumed --redis-prefix '%s' before, has no live "
                      "members: group %s takes over",
@@ -95,9 +95,10 @@ static int check_other_groups(rd_kafka_t *rk, pg_sink *pg, const char *group, co
 int deployment_claim(rd_kafka_t *rk, pg_sink *pg, const char *group, const char *prefix,
                      errbuf *err)
 {
-    if (check_own_group(rk, group, prefix, err) || check_other_groups(rk, pg, group, prefix, err))
-        return -1;
-    return pg_sink_register_group(pg, prefix, group, true, err);
+    int r = check_own_group(rk, group, prefix, err);
+    if (r == 0)
+        r = check_other_groups(rk, pg, group, prefix, err);
+    return r ? r : pg_sink_register_group(pg, prefix, group, true, err);
 }
 
 int deployment_check_idle(rd_kafka_t *rk, const char *group, errbuf *err)

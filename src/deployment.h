@@ -31,8 +31,9 @@
 #define DEPLOYMENT_CLIENT_ID "activity;prefix="
 
 /* Checks that no live member of group serves another prefix, and no other
- * live group serves prefix; then registers (prefix, group). -1 with err
- * naming the conflict, and what to do, on refusal or error. */
+ * live group serves prefix; then registers (prefix, group). Returns 0; 1
+ * on refusal, err naming the conflict and what to do; -1 when the check
+ * could not be made (Kafka or PostgreSQL unreachable), err saying why. */
 int deployment_claim(rd_kafka_t *rk, pg_sink *pg, const char *group, const char *prefix,
                      errbuf *err);
 
