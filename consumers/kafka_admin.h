@@ -17,4 +17,16 @@ int kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, int re
 /* Number of partitions of a topic, 0 if it does not exist, -1 on error. */
 int kafka_partition_count(rd_kafka_t *rk, const char *topic, errbuf *err);
 
+/* A topic's numeric setting as the broker applies it (its own, else the
+ * broker default), e.g. max.message.bytes; -1 on error. */
+long long kafka_topic_config_number(rd_kafka_t *rk, const char *topic, const char *name,
+                                    errbuf *err);
+
+/* The client.id (and, if member_ids, the member id) of every live member
+ * of a consumer group, as NULL-terminated arrays (free with strings_free,
+ * src/grow.h); returns how many (0 for a group that is empty or does not
+ * exist), -1 on error. */
+int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, char ***member_ids,
+                        errbuf *err);
+
 #endif

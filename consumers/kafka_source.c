@@ -3,6 +3,8 @@
  */
 #include "consumers/kafka_source.h"
 
+#include "src/deployment.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +122,12 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     }
     src->pipe = pipe;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (kafka_conf_set(conf, "group.id", opt->group, err) ||
+    /* The prefix in the client.id tells the ownership check which prefix
+     * each live member serves (src/deployment.h). */
+    char client_id[512];
+    snprintf(client_id, sizeof client_id, "%s%s", DEPLOYMENT_CLIENT_ID, cfg->redis_prefix);
+    if (kafka_conf_set(conf, "client.id", client_id, err) ||
+        kafka_conf_set(conf, "group.id", opt->group, err) ||
         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) ||
         kafka_conf_set(conf, "auto.offset.reset", "earliest", err) ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||
@@ -132,6 +139,9 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
          * thread: with the default (100,000 per partition) polls stall. */
         kafka_conf_set(conf, "queued.min.messages", "500000", err) ||
         kafka_conf_set(conf, "queued.max.messages.kbytes", "131072", err) ||
+        /* Partitions added to a topic are noticed at the next metadata
+         * refresh: 10 s rather than librdkafka's 5 minutes (-X overrides). */
+        kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", err) ||
         (opt->instance_id && kafka_conf_set(conf, "group.instance.id", opt->instance_id, err)) ||
         config_apply_kafka(cfg, conf, err)) {
         rd_kafka_conf_destroy(conf);

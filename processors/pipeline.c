@@ -281,7 +281,7 @@ int pipeline_apply_begin(pipeline *p, errbuf *err)
      * letter is safely in Kafka. */
     if (p->dlq_pending) {
         if (dlq_wait(p->dead_letters, err))
-            return -1;
+            return PIPELINE_DLQ_FAILED;
         p->dlq_pending = false;
     }
     for (size_t i = 0; i < p->n_parts; i++) {
@@ -384,8 +384,11 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
 {
     int r = pipeline_apply_end(p, reseek, err);
-    if (r < 0 || pipeline_apply_begin(p, err))
+    if (r < 0)
         return -1;
+    int b = pipeline_apply_begin(p, err);
+    if (b)
+        return b;
     int r2 = pipeline_apply_end(p, reseek, err);
     return r2 < 0 ? -1 : (r > r2 ? r : r2);
 }

@@ -106,9 +106,13 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err);
  * vanished (Redis lost state): in both cases every assigned partition is
  * resynced (pipeline_resync, *reseek lists where to seek, caller frees);
  * or -1 on a Redis error, after which the caller resyncs once Redis is
- * back. pipeline_apply does both. */
+ * back. pipeline_apply does both. _begin (and pipeline_apply) return
+ * PIPELINE_DLQ_FAILED when a dead letter could not be delivered: not a
+ * Redis failure, and not one that waiting for Redis would fix (err names
+ * the dead-letter topic and the reason). */
 #define PIPELINE_FENCE_MOVED 1
 #define PIPELINE_STATE_LOST 2
+#define PIPELINE_DLQ_FAILED (-2)
 int pipeline_apply_begin(pipeline *p, errbuf *err);
 int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);

@@ -34,7 +34,7 @@ done
 PACKAGES=(
     build-essential pkg-config
     librdkafka-dev libavro-dev libpq-dev libhiredis-dev libjansson-dev
-    libcurl4-openssl-dev libmicrohttpd-dev
+    libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
     check
     clang clang-format libclang-rt-14-dev
     python3 python3-venv

@@ -10,6 +10,7 @@
 #include "sinks/scd2.h"
 #include "src/embedded.h"
 #include "src/failpoint.h"
+#include "src/grow.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -28,6 +29,10 @@ struct pg_sink {
     strbuf scd2_stage;
     strbuf scd2_apply[DIM_COUNT];
     bool scd2_check[DIM_COUNT];
+    /* Session lock_timeout / statement_timeout in ms (0: none), once set,
+     * set again on every new connection. */
+    bool timeouts_set;
+    long lock_timeout_ms, statement_timeout_ms;
 };
 
 static const char *const stage_sql =
@@ -71,7 +76,10 @@ static void note_error(pg_sink *pg, errbuf *err, const char *what, const PGresul
      * permission, constraint) will not fix itself. */
     pg->transient = PQstatus(pg->conn) != CONNECTION_OK || !state || strncmp(state, "08", 2) == 0 ||
                     strncmp(state, "57P0", 4) == 0 || strncmp(state, "53", 2) == 0 ||
-                    strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+                    strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+                    /* lock_timeout (someone holds a lock on a sink table)
+                     * and statement_timeout: retried with backoff. */
+                    strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0;
     err_set(err, "postgres: %s: %s", what, PQerrorMessage(pg->conn));
     size_t n = strlen(err->msg);
     while (n && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
@@ -91,6 +99,29 @@ static int exec_ok(pg_sink *pg, const char *sql, const char *what, errbuf *err)
     return 0;
 }
 
+/* A statement with text parameters: its result if it succeeded, else NULL
+ * with err set (what names it). The caller clears the result. */
+static PGresult *exec_params(pg_sink *pg, const char *sql, int n, const char *const *params,
+                             const char *what, errbuf *err)
+{
+    PGresult *res = PQexecParams(pg->conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        note_error(pg, err, what, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static int apply_timeouts(pg_sink *pg, errbuf *err)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SET lock_timeout = %ld; SET statement_timeout = %ld",
+             pg->lock_timeout_ms, pg->statement_timeout_ms);
+    return exec_ok(pg, sql, "session timeouts", err);
+}
+
 static int open_conn(pg_sink *pg, errbuf *err)
 {
     if (pg->conn)
@@ -108,7 +139,9 @@ static int open_conn(pg_sink *pg, errbuf *err)
             err->msg[--n] = '\0';
         return -1;
     }
-    return exec_ok(pg, "SET client_min_messages = warning", "session setup", err);
+    if (exec_ok(pg, "SET client_min_messages = warning", "session setup", err))
+        return -1;
+    return pg->timeouts_set ? apply_timeouts(pg, err) : 0;
 }
 
 pg_sink *pg_sink_connect(const char *dsn, errbuf *err)
@@ -124,6 +157,14 @@ pg_sink *pg_sink_connect(const char *dsn, errbuf *err)
         return NULL;
     }
     return pg;
+}
+
+int pg_sink_set_timeouts(pg_sink *pg, long lock_timeout_ms, long statement_timeout_ms, errbuf *err)
+{
+    pg->timeouts_set = true;
+    pg->lock_timeout_ms = lock_timeout_ms;
+    pg->statement_timeout_ms = statement_timeout_ms;
+    return apply_timeouts(pg, err);
 }
 
 int pg_sink_reconnect(pg_sink *pg, errbuf *err)
@@ -185,24 +226,117 @@ int pg_sink_migrate(pg_sink *pg, errbuf *err)
     return 0;
 }
 
+/* The other deployments (Redis prefixes) that have flushed into this
+ * database, comma-separated into *names ("" if none). */
+static int other_deployments(pg_sink *pg, const char *fence_name, char *names, size_t size,
+                             errbuf *err)
+{
+    PGresult *res = exec_params(pg,
+                                "SELECT coalesce(string_agg(quote_literal(name), ', ' ORDER BY "
+                                "name), '') FROM activity_flush_fence WHERE name <> $1",
+                                1, &fence_name, "deployments sharing the database", err);
+    if (!res)
+        return -1;
+    snprintf(names, size, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+static void refuse_shared(const char *fence_name, const char *others, errbuf *err)
+{
+    err_set(err,
+            "refusing to reset: the sink tables also hold the rows of other deployments "
+            "(--redis-prefix %s, in activity_flush_fence), and a reset would delete them. "
+            "Give each deployment its own database; or, if those deployments are gone for "
+            "good, delete their rows of activity_flush_fence and retry (this reset, of '%s', "
+            "deletes every row of the sink tables)",
+            others, fence_name);
+}
+
+int pg_sink_check_sole_owner(pg_sink *pg, const char *fence_name, errbuf *err)
+{
+    char others[768];
+    if (other_deployments(pg, fence_name, others, sizeof others, err))
+        return -1;
+    if (others[0]) {
+        refuse_shared(fence_name, others, err);
+        return -1;
+    }
+    return 0;
+}
+
 int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
 {
     const char *params[1] = {fence_name};
-    if (exec_ok(pg,
-                "BEGIN; TRUNCATE host_activity_reduced, hosts_cumulated, user_devices_cumulated, "
-                "dim_devices, dim_users, dim_devices_changes, dim_users_changes",
-                "reset", err))
+    /* The check and the TRUNCATE in one transaction, with the fence table
+     * locked: no other deployment can make its first flush in between. */
+    char others[768];
+    if (exec_ok(pg, "BEGIN; LOCK TABLE activity_flush_fence IN EXCLUSIVE MODE", "reset", err))
         return -1;
-    PGresult *res = PQexecParams(pg->conn, "DELETE FROM activity_flush_fence WHERE name = $1", 1,
-                                 NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        note_error(pg, err, "reset", res);
-        PQclear(res);
+    if (other_deployments(pg, fence_name, others, sizeof others, err) || others[0]) {
+        if (others[0])
+            refuse_shared(fence_name, others, err);
+        exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
+        return -1;
+    }
+    if (exec_ok(pg,
+                "TRUNCATE host_activity_reduced, hosts_cumulated, user_devices_cumulated, "
+                "dim_devices, dim_users, dim_devices_changes, dim_users_changes",
+                "reset", err)) {
+        exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
+        return -1;
+    }
+    PGresult *res = exec_params(pg, "DELETE FROM activity_flush_fence WHERE name = $1", 1, params,
+                                "reset", err);
+    if (!res) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;
     }
     PQclear(res);
     return exec_ok(pg, "COMMIT", "reset", err);
+}
+
+int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, char ***groups,
+                          errbuf *err)
+{
+    const char *params[2] = {prefix, group};
+    *groups = NULL;
+    PGresult *res = exec_params(pg,
+                                "SELECT group_id FROM activity_consumer_groups "
+                                "WHERE prefix = $1 AND group_id <> $2 ORDER BY group_id",
+                                2, params, "consumer groups of the prefix", err);
+    if (!res)
+        return -1;
+    int n = PQntuples(res);
+    char **out = calloc((size_t)n + 1, sizeof *out);
+    for (int i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(PQgetvalue(res, i, 0)))) {
+            strings_free(out);
+            out = NULL;
+        }
+    PQclear(res);
+    if (!out) {
+        err_set(err, "out of memory");
+        return -1;
+    }
+    *groups = out;
+    return n;
+}
+
+int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, bool add,
+                           errbuf *err)
+{
+    const char *params[2] = {prefix, group};
+    PGresult *res = exec_params(
+        pg,
+        add ? "INSERT INTO activity_consumer_groups (prefix, group_id) VALUES ($1, $2) "
+              "ON CONFLICT (prefix, group_id) DO UPDATE SET updated_at = now()"
+            : "DELETE FROM activity_consumer_groups WHERE prefix = $1 AND group_id = $2",
+        2, params, "registering the consumer group", err);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
 }
 
 void flush_payload_reset(flush_payload *p)

@@ -24,6 +24,12 @@ void pg_sink_free(pg_sink *pg);
  * worth retrying later, as opposed to e.g. a permission error. */
 bool pg_sink_error_is_transient(const pg_sink *pg);
 int pg_sink_reconnect(pg_sink *pg, errbuf *err);
+/* lock_timeout and statement_timeout of this session and of every
+ * reconnection (0: none). A flush blocked by another session's lock, or a
+ * statement running too long, then fails as transient and is retried with
+ * backoff, rather than stalling the processor (and its SIGTERM) for as
+ * long as the lock is held. */
+int pg_sink_set_timeouts(pg_sink *pg, long lock_timeout_ms, long statement_timeout_ms, errbuf *err);
 
 /* Creates the sink tables (sinks/schema.sql) if missing. */
 int pg_sink_migrate(pg_sink *pg, errbuf *err);
@@ -57,8 +63,21 @@ void flush_payload_free(flush_payload *p);
 int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, int64_t token,
                   int64_t at_least, int64_t *held, errbuf *err);
 /* Empties the sink tables and forgets fence_name's newest token (a full
- * rebuild with `activity backfill --reset`). */
+ * rebuild with `activity backfill --reset`). Refuses (-1, err names them)
+ * while other deployments (other fence names, i.e. Redis prefixes) have
+ * flushed into the same tables: their rows would go too. */
 int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err);
+/* The same refusal, checked before anything is deleted elsewhere (the
+ * Redis state of a reset goes first). */
+int pg_sink_check_sole_owner(pg_sink *pg, const char *fence_name, errbuf *err);
+/* The consumer groups other than group registered for prefix in
+ * activity_consumer_groups (src/deployment.c), as a NULL-terminated array
+ * (free with strings_free); returns how many, -1 on error. */
+int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, char ***groups,
+                          errbuf *err);
+/* Registers (add) or forgets (!add) that group consumes prefix. */
+int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, bool add,
+                           errbuf *err);
 /* The newest token committed for fence_name (0 if none). */
 int pg_sink_fence_token(pg_sink *pg, const char *fence_name, int64_t *token, errbuf *err);
 

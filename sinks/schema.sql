@@ -125,3 +125,13 @@ CREATE TABLE IF NOT EXISTS dim_tracking (
     tracked    text[] NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Which consumer group consumes each deployment (Redis key prefix) of
+-- this database, registered by `activity run` at start (src/deployment.c):
+-- a prefix is consumed by one live group at a time.
+CREATE TABLE IF NOT EXISTS activity_consumer_groups (
+    prefix     text NOT NULL,
+    group_id   text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (prefix, group_id)
+);

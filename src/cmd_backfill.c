@@ -21,7 +21,8 @@ static const char help[] =
     "\n"
     "  --reset   first delete this --redis-prefix's Redis state and the sink\n"
     "            tables' rows, then rebuild everything from the topics (what\n"
-    "            they still retain). Stop other instances first.\n"
+    "            they still retain). Refused while members of --group are live,\n"
+    "            or while other prefixes have flushed into the same database.\n"
     "\n"
     "Every option of `activity run` applies (see activity run --help).\n";
 

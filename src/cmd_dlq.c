@@ -71,8 +71,12 @@ typedef struct {
 
 typedef struct {
     const char *reason, *detail, *topic, *partition, *offset;
+    /* Set when the processor cut the record to fit the topic (sinks/dlq.c). */
+    const char *truncated, *original_size, *original_sha256;
     size_t detail_len;
 } dlq_headers;
+
+#define DLQ_HEADERS 8
 
 static const char *header(rd_kafka_headers_t *h, const char *name, size_t *len)
 {
@@ -86,15 +90,18 @@ static const char *header(rd_kafka_headers_t *h, const char *name, size_t *len)
 }
 
 /* Header values are not NUL-terminated: copy each into its own buffer. */
-static void read_headers(rd_kafka_message_t *m, char buf[5][512], dlq_headers *out)
+static void read_headers(rd_kafka_message_t *m, char buf[DLQ_HEADERS][512], dlq_headers *out)
 {
     rd_kafka_headers_t *h = NULL;
     rd_kafka_message_headers(m, &h);
-    static const char *const names[5] = {"activity.reason", "activity.detail",
-                                         "activity.source.topic", "activity.source.partition",
-                                         "activity.source.offset"};
-    const char **dst[5] = {&out->reason, &out->detail, &out->topic, &out->partition, &out->offset};
-    for (int i = 0; i < 5; i++) {
+    static const char *const names[DLQ_HEADERS] = {
+        "activity.reason",           "activity.detail",         "activity.source.topic",
+        "activity.source.partition", "activity.source.offset",  "activity.truncated",
+        "activity.original.size",    "activity.original.sha256"};
+    const char **dst[DLQ_HEADERS] = {&out->reason,        &out->detail,         &out->topic,
+                                     &out->partition,     &out->offset,         &out->truncated,
+                                     &out->original_size, &out->original_sha256};
+    for (int i = 0; i < DLQ_HEADERS; i++) {
         size_t l = 0;
         const char *v = header(h, names[i], &l);
         if (l > 511)
@@ -183,14 +190,21 @@ static int parse_args(int argc, char **argv, dlq_args *a)
 static void print_record(const dlq_args *a, rd_kafka_message_t *m, const dlq_headers *h)
 {
     if (!a->json) {
-        printf("%d:%lld\t%s\t%s[%s]@%s\t%zu bytes\t%s\n", m->partition, (long long)m->offset,
-               h->reason, h->topic, h->partition, h->offset, m->len, h->detail);
+        printf("%d:%lld\t%s\t%s[%s]@%s\t%zu bytes%s%s%s\t%s\n", m->partition, (long long)m->offset,
+               h->reason, h->topic, h->partition, h->offset, m->len,
+               *h->truncated ? " (truncated from " : "", h->original_size, *h->truncated ? ")" : "",
+               h->detail);
         return;
     }
-    json_t *o = json_pack("{s:i,s:I,s:s,s:s,s:s,s:s,s:s,s:I}", "dlq_partition", (int)m->partition,
-                          "dlq_offset", (json_int_t)m->offset, "reason", h->reason, "detail",
-                          h->detail, "source_topic", h->topic, "source_partition", h->partition,
-                          "source_offset", h->offset, "bytes", (json_int_t)m->len);
+    json_t *o =
+        json_pack("{s:i,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "dlq_partition", (int)m->partition,
+                  "dlq_offset", (json_int_t)m->offset, "reason", h->reason, "detail", h->detail,
+                  "source_topic", h->topic, "source_partition", h->partition, "source_offset",
+                  h->offset, "bytes", (json_int_t)m->len, "truncated", *h->truncated != 0);
+    if (o && *h->truncated) {
+        json_object_set_new(o, "original_bytes", json_integer(strtoll(h->original_size, NULL, 10)));
+        json_object_set_new(o, "original_sha256", json_string(h->original_sha256));
+    }
     char *line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     if (line)
         puts(line);
@@ -242,6 +256,13 @@ static int redrive_one(rd_kafka_t *prod, const dlq_args *a, rd_kafka_message_t *
     if (!*topic) {
         log_warn("dlq %d:%lld has no source topic header; skipped (use --to-topic)", m->partition,
                  (long long)m->offset);
+        return 1;
+    }
+    if (*h->truncated) {
+        log_warn("dlq %d:%lld was truncated to fit the dead-letter topic (originally %s bytes, "
+                 "sha256 %s): not re-driven; the original is %s [%s] @%s, if still retained",
+                 m->partition, (long long)m->offset, h->original_size, h->original_sha256, h->topic,
+                 h->partition, h->offset);
         return 1;
     }
     char from[600];
@@ -330,7 +351,7 @@ int cmd_dlq(int argc, char **argv)
             rd_kafka_message_destroy(m);
             continue;
         }
-        char buf[5][512];
+        char buf[DLQ_HEADERS][512];
         dlq_headers h;
         read_headers(m, buf, &h);
         if ((a.reason && strcmp(a.reason, h.reason) != 0) ||

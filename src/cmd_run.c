@@ -13,6 +13,7 @@
 #include "sinks/flusher.h"
 #include "src/commands.h"
 #include "src/config.h"
+#include "src/deployment.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -33,9 +34,14 @@ static const char help[] =
     "  --batch-size N          most records folded into one batch (default: 500000)\n"
     "  --reset                 with --until-caught-up: delete this --redis-prefix's state\n"
     "                          and the sink tables' rows first, then rebuild everything\n"
-    "                          from the topics (stop other instances first)\n"
+    "                          from the topics (refused while members of --group are\n"
+    "                          live or other prefixes share the database)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
+    "  --pg-lock-timeout SEC   a flush waiting this long for a lock on a sink table\n"
+    "                          fails and is retried with backoff; also how long a\n"
+    "                          signalled shutdown retries its final flush (default: 5)\n"
+    "  --pg-statement-timeout SEC  the same for any flush statement (default: 60)\n"
     "\n"
     "SCD2 dimensions (see README: Dimensions (SCD2)):\n"
     "  --dim-devices-track LIST  dim_devices attributes that start a new version when\n"
@@ -78,6 +84,8 @@ enum {
     OPT_RESET,
     OPT_DIM_DEVICES,
     OPT_DIM_USERS,
+    OPT_PG_LOCK_TIMEOUT,
+    OPT_PG_STATEMENT_TIMEOUT,
 };
 
 typedef struct {
@@ -93,6 +101,7 @@ typedef struct {
     const char *writer_schemas[16];
     int n_writer_schemas;
     scd2_config scd2;
+    double pg_lock_timeout, pg_statement_timeout; /* seconds */
 } run_config;
 
 static volatile sig_atomic_t stop_requested;
@@ -131,11 +140,15 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
         {"dim-devices-track", required_argument, 0, OPT_DIM_DEVICES},
         {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
+        {"pg-lock-timeout", required_argument, 0, OPT_PG_LOCK_TIMEOUT},
+        {"pg-statement-timeout", required_argument, 0, OPT_PG_STATEMENT_TIMEOUT},
         {0, 0, 0, 0}};
     config_defaults(&rc->common);
     rc->source.group = "activity";
     rc->flush_interval = 10;
     rc->batch_size = 500000;
+    rc->pg_lock_timeout = 5;
+    rc->pg_statement_timeout = 60;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
@@ -164,6 +177,17 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_RESET:
             rc->reset = true;
             break;
+        case OPT_PG_LOCK_TIMEOUT:
+        case OPT_PG_STATEMENT_TIMEOUT: {
+            double v = strtod(optarg, &end);
+            if (*end || v < 0.001 || v > 86400) {
+                fprintf(stderr, "activity run: --%s takes seconds in 0.001..86400\n",
+                        opt == OPT_PG_LOCK_TIMEOUT ? "pg-lock-timeout" : "pg-statement-timeout");
+                return -1;
+            }
+            *(opt == OPT_PG_LOCK_TIMEOUT ? &rc->pg_lock_timeout : &rc->pg_statement_timeout) = v;
+            break;
+        }
         case OPT_UNTIL:
             rc->until_caught_up = true;
             break;
@@ -356,6 +380,8 @@ typedef struct {
     bool failing;
     uint64_t rows;
     double seconds;
+    /* After a signal: when a failing final flush stops being retried. */
+    double give_up_at;
 } flush_control;
 
 static void sleep_seconds(double s)
@@ -375,6 +401,15 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
                     bool must_succeed, errbuf *err)
 {
     for (;;) {
+        /* A signalled shutdown does not wait out a PostgreSQL that keeps
+         * failing (a lock held on a sink table, an outage). */
+        if (must_succeed && stop_requested && fc->failing && now_seconds() >= fc->give_up_at) {
+            err_set(err,
+                    "gave up the final flush on shutdown (%s); the state is kept in Redis "
+                    "and the next run flushes it",
+                    err->msg[0] ? err->msg : "postgres was failing");
+            return -1;
+        }
         flush_stats st;
         bool pg_failed;
         /* The dimensions' change history lives only in PostgreSQL: if it
@@ -473,7 +508,8 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     int status = 0;
     bool had_assignment = false, redis_down = false, rebuilding = false;
     int64_t epoch = -1; /* -1 until first read */
-    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
+    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0, recheck_at = 0;
+    bool rechecked = false;
     while (!stop_requested) {
         /* Up to a batch of messages, waiting only for the first. */
         for (size_t i = 0; i < rc->batch_size && status == 0; i++) {
@@ -557,6 +593,23 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         kafka_source_store_positions(src, pipe);
         for (size_t i = 0; i < pipe->n_parts; i++)
             had_assignment |= pipe->parts[i]->assigned;
+        /* The ownership checks once more, 3 s after joining: an instance
+         * that started at the same instant was not a member yet when the
+         * start-up check ran (src/deployment.h). */
+        if (had_assignment && !recheck_at)
+            recheck_at = now_seconds() + 3;
+        if (recheck_at && !rechecked && now_seconds() >= recheck_at) {
+            rechecked = true;
+            int r = deployment_claim(kafka_source_handle(src), pg, rc->source.group,
+                                     rc->common.redis_prefix, &err);
+            if (r > 0) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+            if (r < 0)
+                log_warn("could not repeat the ownership check after joining: %s", err.msg);
+        }
 
         double now = now_seconds();
         if (rc->until_caught_up && (had_assignment || cu->n == 0) &&
@@ -621,7 +674,13 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         }
         /* Send this round's batches; Redis applies them while the next
          * round is polled and folded. */
-        if (!redis_down && pipeline_apply_begin(pipe, &err)) {
+        int begun = redis_down ? 0 : pipeline_apply_begin(pipe, &err);
+        if (begun == PIPELINE_DLQ_FAILED) {
+            log_error("%s", err.msg);
+            status = 1;
+            break;
+        }
+        if (begun) {
             log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
             kafka_source_pause(src, true);
             redis_down = true;
@@ -640,7 +699,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         /* Whatever is in flight or folded gets applied before the final
          * flush; a batch that cannot be is simply replayed by the next run. */
         rd_kafka_topic_partition_list_t *reseek = NULL;
-        if (pipeline_apply(pipe, &reseek, &err) < 0)
+        int applied = pipeline_apply(pipe, &reseek, &err);
+        if (applied == PIPELINE_DLQ_FAILED) {
+            log_error("%s", err.msg);
+            status = 1;
+        } else if (applied < 0)
             log_warn("applying the last batches failed (the next run replays them): %s", err.msg);
         if (reseek)
             rd_kafka_topic_partition_list_destroy(reseek);
@@ -650,7 +713,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         status = 1;
     }
     if (status == 0) {
-        /* Final flush: must land before exiting 0. */
+        /* Final flush: must land before exiting 0. After a signal it is
+         * retried for --pg-lock-timeout at most, and not tried at all if
+         * the flushes were failing already. */
+        if (stop_requested)
+            fc.give_up_at = now_seconds() + (fc.failing ? 0 : rc->pg_lock_timeout);
         rd_kafka_topic_partition_list_t *reseek = NULL;
         int adv = pipeline_advance_fences(pipe, &reseek, &err);
         if (adv < 0)
@@ -773,21 +840,10 @@ int cmd_run(int argc, char **argv)
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
     int64_t newest_flush;
-    if (rc.reset) {
-        /* A full rebuild: forget every fence and all state of this prefix
-         * and empty the sink tables, then replay the topics from the start. */
-        log_warn("--reset: deleting all Redis state under '%s:' and the rows of the sink tables",
-                 rc.common.redis_prefix);
-        if (redis_state_drop_all(rs, &err) || !(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
-            pg_sink_migrate(pg, &err) || pg_sink_reset(pg, rc.common.redis_prefix, &err))
-            goto out;
-        if (redis_state_check_layout(rs, NULL, &err))
-            goto out;
-    }
-    if ((!pg && !(pg = pg_sink_connect(rc.common.pg_dsn, &err))) || pg_sink_migrate(pg, &err) ||
-        pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
-        redis_state_raise_flush_token(rs, newest_flush, &err) ||
-        pg_sink_set_scd2(pg, &rc.scd2, &err))
+    if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
+        pg_sink_set_timeouts(pg, (long)(rc.pg_lock_timeout * 1000),
+                             (long)(rc.pg_statement_timeout * 1000), &err) ||
+        pg_sink_migrate(pg, &err))
         goto out;
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
@@ -796,7 +852,28 @@ int cmd_run(int argc, char **argv)
     pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
     pipe.rules = rc.rules;
     pipe_ready = true;
-    if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)))
+    if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)) ||
+        deployment_claim(kafka_source_handle(src), pg, rc.source.group, rc.common.redis_prefix,
+                         &err))
+        goto out;
+    if (rc.reset) {
+        /* A full rebuild: forget every fence and all state of this prefix
+         * and empty the sink tables, then replay the topics from the start.
+         * Not while other deployments share the tables (checked before
+         * anything is deleted, and again in the TRUNCATE's transaction),
+         * nor while another group consumes this prefix (deployment_claim). */
+        if (deployment_check_idle(kafka_source_handle(src), rc.source.group, &err) ||
+            pg_sink_check_sole_owner(pg, rc.common.redis_prefix, &err))
+            goto out;
+        log_warn("--reset: deleting all Redis state under '%s:' and the rows of the sink tables",
+                 rc.common.redis_prefix);
+        if (redis_state_drop_all(rs, &err) || pg_sink_reset(pg, rc.common.redis_prefix, &err) ||
+            redis_state_check_layout(rs, NULL, &err))
+            goto out;
+    }
+    if (pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
+        redis_state_raise_flush_token(rs, newest_flush, &err) ||
+        pg_sink_set_scd2(pg, &rc.scd2, &err))
         goto out;
     const char *topics[3] = {rc.common.events_topic, rc.common.devices_topic,
                              rc.common.profiles_topic};
@@ -828,6 +905,7 @@ int cmd_run(int argc, char **argv)
              n_existing > 2 ? ", " : "", n_existing > 2 ? existing[2] : "", rc.source.group,
              rc.flush_interval, rc.until_caught_up ? " until caught up" : "");
     status = run_loop(&rc, &pipe, src, rs, apply_rs, pg, &cu);
+    deployment_release(kafka_source_handle(src), pg, rc.source.group, rc.common.redis_prefix);
     kafka_source_close(src);
 out:
     if (status && err.msg[0])

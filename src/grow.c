@@ -19,3 +19,10 @@ int grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first)
     *cap = ncap;
     return 0;
 }
+
+void strings_free(char **strings)
+{
+    for (size_t i = 0; strings && strings[i]; i++)
+        free(strings[i]);
+    free(strings);
+}

@@ -15,4 +15,7 @@ int grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first);
 /* Room for one more element after n. */
 #define GROW_ONE(arr, n, cap, first) grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr), (first))
 
+/* Frees a NULL-terminated array of malloc'd strings (NULL is fine). */
+void strings_free(char **strings);
+
 #endif

@@ -12,7 +12,13 @@ Run with the venv of scripts/pyenv.sh. Subcommands:
   hostile  events whose hosts and urls hold quotes, backslashes, braces,
            newlines, control bytes, long and non-ASCII text; also writes them
            as CSV for the SQL reference.
+  oversized  records larger than the dead-letter topic accepts, produced with
+           a raised producer limit (--max-bytes): a 1.2 MB one, one just over
+           1 MB (legal on a default topic), an event with a 1.1 MB url, a
+           1.5 MB key, and a small bad one; writes their reasons, sizes and
+           SHA-256 digests (value and key) as JSON.
 """
+import hashlib
 import argparse
 import csv
 import datetime
@@ -286,6 +292,41 @@ def cmd_hostile(a):
     out.close()
 
 
+def cmd_oversized(a):
+    rnd = random.Random(a.seed)
+    reader = fastavro.parse_schema(READER)
+    ev = {"url": "/" + "u" * 1_100_000, "referrer": None, "user_id": 7, "device_id": 1,
+          "host": "oversized.example", "event_time": to_ms("2023-01-15 12:00:00.000000")}
+    buf = io.BytesIO()
+    buf.write(b"\x00" + struct.pack(">I", 1))
+    fastavro.schemaless_writer(buf, reader, ev)
+    kinds = {
+        "huge": ("bad-magic-byte", b"\x07" + rnd.randbytes(1_200_000), b"huge"),
+        "just-over-1mb": ("bad-magic-byte", b"\x07" + rnd.randbytes(1_040_000), None),
+        "huge-field": ("oversized-field", buf.getvalue(), None),
+        "huge-key": ("bad-magic-byte", b"\x09" + rnd.randbytes(100), rnd.randbytes(1_500_000)),
+        "small": ("too-short", b"\x05xx", b"small"),
+    }
+    p = Producer({"bootstrap.servers": a.brokers, "message.max.bytes": a.max_bytes,
+                  "enable.idempotence": True})
+    failed = []
+    expected = []
+    for name in a.kinds.split(","):
+        reason, value, key = kinds[name]
+        p.produce(a.topic, value=value, key=key,
+                  on_delivery=lambda err, msg: err and failed.append(str(err)))
+        expected.append({"kind": name, "reason": reason, "size": len(value),
+                         "sha256": hashlib.sha256(value).hexdigest(),
+                         "key_size": len(key or b""),
+                         "key_sha256": hashlib.sha256(key or b"").hexdigest()})
+        p.poll(0)
+    p.flush(60)
+    if failed or len(p):
+        sys.exit(f"avro_records: oversized records not delivered: {failed}")
+    with open(a.expected, "w") as f:
+        json.dump(expected, f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -299,11 +340,17 @@ def main():
     h = sub.add_parser("hostile")
     h.add_argument("--csv", required=True)
     h.add_argument("--count", type=int, default=2000)
-    for p in (e, b, h):
+    o = sub.add_parser("oversized")
+    o.add_argument("--expected", required=True)
+    o.add_argument("--kinds", default="huge,just-over-1mb,huge-field,huge-key,small")
+    o.add_argument("--max-bytes", type=int, default=8_000_000)
+    o.add_argument("--seed", type=int, default=5)
+    for p in (e, b, h, o):
         p.add_argument("--brokers", required=True)
         p.add_argument("--topic", required=True)
     a = ap.parse_args()
-    {"evolve": cmd_evolve, "bad": cmd_bad, "hostile": cmd_hostile}[a.cmd](a)
+    {"evolve": cmd_evolve, "bad": cmd_bad, "hostile": cmd_hostile,
+     "oversized": cmd_oversized}[a.cmd](a)
 
 
 if __name__ == "__main__":

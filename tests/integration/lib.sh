@@ -205,3 +205,15 @@ start_fault_run() {
         --flush-interval 0.5 2>"$WORK/run.log" &
     PROC=$!
 }
+
+# wait_for_log FILE PATTERN [SECONDS]: waits (default 20 s) until a grep
+# pattern appears in a log a background process writes; fails the test if
+# it never does.
+wait_for_log() {
+    local file=$1 pattern=$2 secs=${3:-20} _
+    for _ in $(seq 1 $((secs * 5))); do
+        grep -q "$pattern" "$file" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    fail "'$pattern' did not appear in $(basename "$file") within $secs s"
+}
