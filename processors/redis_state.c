@@ -479,15 +479,13 @@ int redis_state_drop_all(redis_state *rs, errbuf *err)
     return 0;
 }
 
-int redis_state_check_layout(redis_state *rs, bool *created, errbuf *err)
+int redis_state_check_layout(redis_state *rs, errbuf *err)
 {
     char key[256];
     snprintf(key, sizeof key, "%s:meta", rs->prefix);
     redisReply *r = command(rs, err, "HSETNX %s layout %s", key, LAYOUT_VERSION);
     if (!r)
         return -1;
-    if (created)
-        *created = r->integer == 1;
     freeReplyObject(r);
     if (!(r = command(rs, err, "HSETNX %s key_groups %d", key, KEY_GROUPS)))
         return -1;

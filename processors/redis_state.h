@@ -61,9 +61,8 @@ int redis_state_drop_all(redis_state *rs, errbuf *err);
 #define REDIS_DEFAULT_EXACT_LIMIT 10000
 void redis_state_set_exact_limit(redis_state *rs, long limit);
 
-/* Records the layout on first use and refuses state written with another;
- * *created (may be NULL) tells whether the marker was missing. */
-int redis_state_check_layout(redis_state *rs, bool *created, errbuf *err);
+/* Records the layout on first use and refuses state written with another. */
+int redis_state_check_layout(redis_state *rs, errbuf *err);
 /* 1 when the layout marker <p>:meta exists, 0 when it is gone (the state of
  * the prefix was wiped: FLUSHDB, an empty replica, a restart without
  * persistence), -1 on error. */
