@@ -418,14 +418,16 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
  * layout marker is gone, or a flush found dirty entities without state):
  * every assigned partition has been resynced from its fences, which
  * rebuilds the state from the topics, devices and profiles included. The
- * marker is written again; flushes wait until the rebuild is back where
- * the partitions stood (pipeline_rebuilding), so a partial rebuild never
- * overwrites good rows. */
-static void rebuild_state(redis_state *rs, const char *why)
+ * marker is written again, and the epoch changed so that every other
+ * instance resyncs too (a quiet partition would not notice, and the marker
+ * is back); flushes wait until the rebuild is back where the partitions
+ * stood (pipeline_rebuilding), so a partial rebuild never overwrites good
+ * rows. */
+static void rebuild_state(redis_state *rs, const char *why, int64_t *epoch)
 {
     errbuf err = {{0}};
-    if (redis_state_check_layout(rs, &err))
-        log_warn("writing the layout marker again: %s", err.msg);
+    if (redis_state_check_layout(rs, &err) || redis_state_epoch(rs, epoch, true, &err))
+        log_warn("marking the rebuild in redis: %s", err.msg);
     log_warn("redis lost the state of prefix '%s' (%s: FLUSHDB, an empty replica, or a restart "
              "without persistence?): every assigned partition is re-read from its fences, "
              "devices and profiles included; flushes wait until they are back where they stood",
@@ -470,7 +472,7 @@ static int flush_step(const run_config *rc, pipeline *pipe, kafka_source *src, r
     if (adv < 0)
         log_warn("advancing fences: %s", err->msg);
     else if (adv == PIPELINE_STATE_LOST)
-        rebuild_state(rs, "a fence went back");
+        rebuild_state(rs, "a fence went back", epoch);
     seek_and_free(src, reseek);
     reseek = NULL;
     if (pipeline_rebuilding(pipe)) {
@@ -486,7 +488,7 @@ static int flush_step(const run_config *rc, pipeline *pipe, kafka_source *src, r
     if (fr == FLUSH_STATE_MISSING) {
         if (pipeline_resync(pipe, &reseek, true, err))
             log_warn("resyncing: %s", err->msg);
-        rebuild_state(rs, err->msg);
+        rebuild_state(rs, err->msg, epoch);
         seek_and_free(src, reseek);
     }
     return fr;
@@ -502,7 +504,10 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     uint64_t last_records = 0;
     int status = 0;
     bool had_assignment = false, redis_down = false, rebuilding = false;
-    int64_t epoch = -1; /* -1 until first read */
+    /* Read before the first assignment: a change after it concerns us. */
+    int64_t epoch = -1;
+    if (redis_state_epoch(rs, &epoch, false, &err))
+        log_warn("reading the epoch: %s", err.msg);
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
     while (!stop_requested) {
         /* Up to a batch of messages, waiting only for the first. */
@@ -558,7 +563,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 continue;
             }
             if (present == 0)
-                rebuild_state(rs, "the layout marker is gone after reconnecting");
+                rebuild_state(rs, "the layout marker is gone after reconnecting", &epoch);
             log_info("redis is back; resuming consumption from the fences");
             kafka_source_pause(src, false);
             redis_down = false;
@@ -575,7 +580,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             continue;
         }
         if (applied == PIPELINE_STATE_LOST)
-            rebuild_state(rs, "a fence went back");
+            rebuild_state(rs, "a fence went back", &epoch);
         seek_and_free(src, reseek);
         reseek = NULL;
         kafka_source_store_positions(src, pipe);
@@ -640,7 +645,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         if (adv < 0)
             log_warn("advancing fences: %s", err.msg);
         else if (adv == PIPELINE_STATE_LOST)
-            rebuild_state(rs, "a fence went back");
+            rebuild_state(rs, "a fence went back", &epoch);
         if (reseek)
             rd_kafka_topic_partition_list_destroy(reseek);
         int fr = 0;
@@ -651,7 +656,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         else
             fr = do_flush(rc, rs, pg, &fc, true, &err);
         if (fr == FLUSH_STATE_MISSING) {
-            rebuild_state(rs, err.msg);
+            rebuild_state(rs, err.msg, &epoch);
             log_warn("no final flush: the next run rebuilds the state from the fences");
         } else if (fr) {
             log_error("final flush failed: %s", err.msg);
