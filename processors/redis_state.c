@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define LAYOUT_VERSION "1"
 
@@ -479,15 +481,13 @@ int redis_state_drop_all(redis_state *rs, errbuf *err)
     return 0;
 }
 
-int redis_state_check_layout(redis_state *rs, bool *created, errbuf *err)
+int redis_state_check_layout(redis_state *rs, errbuf *err)
 {
     char key[256];
     snprintf(key, sizeof key, "%s:meta", rs->prefix);
     redisReply *r = command(rs, err, "HSETNX %s layout %s", key, LAYOUT_VERSION);
     if (!r)
         return -1;
-    if (created)
-        *created = r->integer == 1;
     freeReplyObject(r);
     if (!(r = command(rs, err, "HSETNX %s key_groups %d", key, KEY_GROUPS)))
         return -1;
@@ -969,12 +969,21 @@ int redis_state_pg_token(redis_state *rs, int64_t *token, errbuf *err)
 
 int redis_state_epoch(redis_state *rs, int64_t *epoch, bool bump, errbuf *err)
 {
-    redisReply *r = command(rs, err, bump ? "INCR %s:epoch" : "GET %s:epoch", rs->prefix);
+    redisReply *r;
+    if (bump) {
+        /* A new value unlike any before, not a counter: a wipe of Redis
+         * would restart a counter at values instances have seen. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *epoch = ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000) * 1000 + getpid() % 1000;
+        r = command(rs, err, "SET %s:epoch %lld", rs->prefix, (long long)*epoch);
+    } else {
+        r = command(rs, err, "GET %s:epoch", rs->prefix);
+        if (r)
+            *epoch = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
+    }
     if (!r)
         return -1;
-    *epoch = r->type == REDIS_REPLY_INTEGER  ? r->integer
-             : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
-                                             : 0;
     freeReplyObject(r);
     return 0;
 }

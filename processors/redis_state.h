@@ -18,7 +18,7 @@
  *                               the member "D" while :dimflushing exists
  *   <p>:flushgen                counter handing out flush tokens
  *   <p>:pgtoken                 newest flush token PostgreSQL committed
- *   <p>:epoch                   bumped when fences were reset for everyone
+ *   <p>:epoch                   changed when every instance must resync
  * This module is the only one that knows key names.
  */
 #ifndef ACTIVITY_REDIS_STATE_H
@@ -61,9 +61,8 @@ int redis_state_drop_all(redis_state *rs, errbuf *err);
 #define REDIS_DEFAULT_EXACT_LIMIT 10000
 void redis_state_set_exact_limit(redis_state *rs, long limit);
 
-/* Records the layout on first use and refuses state written with another;
- * *created (may be NULL) tells whether the marker was missing. */
-int redis_state_check_layout(redis_state *rs, bool *created, errbuf *err);
+/* Records the layout on first use and refuses state written with another. */
+int redis_state_check_layout(redis_state *rs, errbuf *err);
 /* 1 when the layout marker <p>:meta exists, 0 when it is gone (the state of
  * the prefix was wiped: FLUSHDB, an empty replica, a restart without
  * persistence), -1 on error. */
@@ -128,9 +127,10 @@ int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, er
 /* Deletes the fences of every partition of topic in every key group: its
  * owners find them gone and re-read the topic from the start. */
 int redis_state_forget_fences(redis_state *rs, const char *topic, errbuf *err);
-/* A counter every instance reads at each flush; bump it after changing
- * fences behind their owners' backs (redis_state_forget_fences), so that
- * every instance resyncs its partitions, quiet ones included. */
+/* A value every instance reads at each flush (0 when unset); bump (a new
+ * value, returned) after fences changed behind their owners' backs
+ * (redis_state_forget_fences, lost state), so that every instance
+ * resyncs its partitions, quiet ones included. */
 int redis_state_epoch(redis_state *rs, int64_t *epoch, bool bump, errbuf *err);
 /* A new flush token: larger than every token handed out before. */
 int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err);

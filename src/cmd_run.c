@@ -395,8 +395,9 @@ static void sleep_seconds(double s)
  * state stays in Redis meanwhile, so nothing is lost. Returns 0 when
  * flushed, 1 when it should be retried later (only if !must_succeed),
  * FLUSH_STATE_MISSING when Redis lost state (nothing written), -1 on an
- * error retrying cannot fix. A second SIGINT/SIGTERM stops retrying a
- * final flush. */
+ * error retrying cannot fix. When PostgreSQL went back in time, the flush
+ * that marked everything dirty is followed at once by one that writes it.
+ * A second SIGINT/SIGTERM stops retrying a final flush. */
 static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_control *fc,
                     bool must_succeed, errbuf *err)
 {
@@ -472,14 +473,16 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
  * layout marker is gone, or a flush found dirty entities without state):
  * every assigned partition has been resynced from its fences, which
  * rebuilds the state from the topics, devices and profiles included. The
- * marker is written again; flushes wait until the rebuild is back where
- * the partitions stood (pipeline_rebuilding), so a partial rebuild never
- * overwrites good rows. */
-static void rebuild_state(redis_state *rs, const char *why)
+ * marker is written again, and the epoch changed so that every other
+ * instance resyncs too (a quiet partition would not notice, and the marker
+ * is back); flushes wait until the rebuild is back where the partitions
+ * stood (pipeline_rebuilding), so a partial rebuild never overwrites good
+ * rows. */
+static void rebuild_state(redis_state *rs, const char *why, int64_t *epoch)
 {
     errbuf err = {{0}};
-    if (redis_state_check_layout(rs, NULL, &err))
-        log_warn("writing the layout marker again: %s", err.msg);
+    if (redis_state_check_layout(rs, &err) || redis_state_epoch(rs, epoch, true, &err))
+        log_warn("marking the rebuild in redis: %s", err.msg);
     log_warn("redis lost the state of prefix '%s' (%s: FLUSHDB, an empty replica, or a restart "
              "without persistence?): every assigned partition is re-read from its fences, "
              "devices and profiles included; flushes wait until they are back where they stood",
@@ -497,6 +500,55 @@ static void seek_and_free(kafka_source *src, rd_kafka_topic_partition_list_t *re
     rd_kafka_topic_partition_list_destroy(reseek);
 }
 
+/* The flush of the loop, with what must come first: the eviction check
+ * (REDIS_REFUSED stops the processor), the epoch (fences reset for every
+ * instance: every partition re-read, flushes wait as after lost state),
+ * the fence advance (which finds fences that went back), and no flush
+ * while a rebuild is under way. Returns do_flush's result, 1 when the
+ * flush waited. */
+static int flush_step(const run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
+                      pg_sink *pg, flush_control *fc, int64_t *epoch, bool *rebuilding, errbuf *err)
+{
+    if (redis_state_check_eviction(rs, err) == REDIS_REFUSED)
+        return REDIS_REFUSED;
+    rd_kafka_topic_partition_list_t *reseek = NULL;
+    int64_t ep;
+    if (redis_state_epoch(rs, &ep, false, err) == 0 && ep != *epoch) {
+        if (*epoch >= 0) {
+            log_warn("fences were reset for every instance (epoch %lld); re-reading every "
+                     "assigned partition from its fences",
+                     (long long)ep);
+            if (pipeline_resync(pipe, &reseek, true, err))
+                log_warn("resyncing: %s", err->msg);
+        }
+        *epoch = ep;
+    }
+    int adv = reseek ? 0 : pipeline_advance_fences(pipe, &reseek, err);
+    if (adv < 0)
+        log_warn("advancing fences: %s", err->msg);
+    else if (adv == PIPELINE_STATE_LOST)
+        rebuild_state(rs, "a fence went back", epoch);
+    seek_and_free(src, reseek);
+    reseek = NULL;
+    if (pipeline_rebuilding(pipe)) {
+        if (!*rebuilding)
+            log_info("flushes wait for the rebuild of redis state");
+        *rebuilding = true;
+        return 1;
+    }
+    if (*rebuilding)
+        log_info("the rebuild of redis state is back where it stood; flushing again");
+    *rebuilding = false;
+    int fr = do_flush(rc, rs, pg, fc, false, err);
+    if (fr == FLUSH_STATE_MISSING) {
+        if (pipeline_resync(pipe, &reseek, true, err))
+            log_warn("resyncing: %s", err->msg);
+        rebuild_state(rs, err->msg, epoch);
+        seek_and_free(src, reseek);
+    }
+    return fr;
+}
+
 static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
                     redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
@@ -507,7 +559,10 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     uint64_t last_records = 0;
     int status = 0;
     bool had_assignment = false, redis_down = false, rebuilding = false;
-    int64_t epoch = -1; /* -1 until first read */
+    /* Read before the first assignment: a change after it concerns us. */
+    int64_t epoch = -1;
+    if (redis_state_epoch(rs, &epoch, false, &err))
+        log_warn("reading the epoch: %s", err.msg);
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0, recheck_at = 0;
     bool rechecked = false;
     while (!stop_requested) {
@@ -570,7 +625,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 continue;
             }
             if (present == 0)
-                rebuild_state(rs, "the layout marker is gone after reconnecting");
+                rebuild_state(rs, "the layout marker is gone after reconnecting", &epoch);
             log_info("redis is back; resuming consumption from the fences");
             kafka_source_pause(src, false);
             redis_down = false;
@@ -587,7 +642,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             continue;
         }
         if (applied == PIPELINE_STATE_LOST)
-            rebuild_state(rs, "a fence went back");
+            rebuild_state(rs, "a fence went back", &epoch);
         seek_and_free(src, reseek);
         reseek = NULL;
         kafka_source_store_positions(src, pipe);
@@ -616,53 +671,13 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             caught_up(cu, pipe, rs, &next_catch_up_check) && !pipeline_rebuilding(pipe))
             break;
         if (now >= next_flush && now >= fc.next_attempt) {
-            /* Checked at every flush: an evicting policy set while running
-             * stops the processor before it writes what eviction may have
-             * left. */
-            if (redis_state_check_eviction(rs, &err) == REDIS_REFUSED) {
+            int fr = flush_step(rc, pipe, src, rs, pg, &fc, &epoch, &rebuilding, &err);
+            if (fr == REDIS_REFUSED) {
                 log_error("%s", err.msg);
                 status = 1;
                 break;
             }
-            /* Fences reset for every instance (a quiet partition would not
-             * notice by itself): re-read every partition, and let a flush
-             * wait for them as after lost state. */
-            int64_t ep;
-            if (redis_state_epoch(rs, &ep, false, &err) == 0 && ep != epoch) {
-                if (epoch >= 0) {
-                    log_warn("fences were reset for every instance (epoch %lld); re-reading every "
-                             "assigned partition from its fences",
-                             (long long)ep);
-                    if (pipeline_resync(pipe, &reseek, true, &err))
-                        log_warn("resyncing: %s", err.msg);
-                }
-                epoch = ep;
-            }
-            int adv = reseek ? 0 : pipeline_advance_fences(pipe, &reseek, &err);
-            if (adv < 0)
-                log_warn("advancing fences: %s", err.msg);
-            else if (adv == PIPELINE_STATE_LOST)
-                rebuild_state(rs, "a fence went back");
-            seek_and_free(src, reseek);
-            reseek = NULL;
-            int fr = 1;
-            if (!pipeline_rebuilding(pipe)) {
-                if (rebuilding) {
-                    log_info("the rebuild of redis state is back where it stood; flushing again");
-                    rebuilding = false;
-                }
-                fr = do_flush(rc, rs, pg, &fc, false, &err);
-            } else if (!rebuilding) {
-                log_info("flushes wait for the rebuild of redis state");
-                rebuilding = true;
-            }
-            if (fr == FLUSH_STATE_MISSING) {
-                if (pipeline_resync(pipe, &reseek, true, &err))
-                    log_warn("resyncing: %s", err.msg);
-                rebuild_state(rs, err.msg);
-                seek_and_free(src, reseek);
-                reseek = NULL;
-            } else if (fr < 0) {
+            if (fr < 0) {
                 log_error("flush failed and retrying cannot fix it: %s", err.msg);
                 status = 1;
                 break;
@@ -723,7 +738,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         if (adv < 0)
             log_warn("advancing fences: %s", err.msg);
         else if (adv == PIPELINE_STATE_LOST)
-            rebuild_state(rs, "a fence went back");
+            rebuild_state(rs, "a fence went back", &epoch);
         if (reseek)
             rd_kafka_topic_partition_list_destroy(reseek);
         int fr = 0;
@@ -734,7 +749,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         else
             fr = do_flush(rc, rs, pg, &fc, true, &err);
         if (fr == FLUSH_STATE_MISSING) {
-            rebuild_state(rs, err.msg);
+            rebuild_state(rs, err.msg, &epoch);
             log_warn("no final flush: the next run rebuilds the state from the fences");
         } else if (fr) {
             log_error("final flush failed: %s", err.msg);
@@ -835,7 +850,7 @@ int cmd_run(int argc, char **argv)
         log_info("schema ids are resolved in the registry at %s", rc.registry.url);
     }
     if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
-        redis_state_check_layout(rs, NULL, &err) ||
+        redis_state_check_layout(rs, &err) ||
         !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
@@ -868,7 +883,7 @@ int cmd_run(int argc, char **argv)
         log_warn("--reset: deleting all Redis state under '%s:' and the rows of the sink tables",
                  rc.common.redis_prefix);
         if (redis_state_drop_all(rs, &err) || pg_sink_reset(pg, rc.common.redis_prefix, &err) ||
-            redis_state_check_layout(rs, NULL, &err))
+            redis_state_check_layout(rs, &err))
             goto out;
     }
     if (pg_sink_fence_token(pg, rc.common.redis_prefix, &newest_flush, &err) ||
