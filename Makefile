@@ -11,7 +11,7 @@
 #   make format     clang-format every C file
 
 CC       ?= cc
-PKGS     := rdkafka avro-c libpq hiredis jansson libcurl
+PKGS     := rdkafka avro-c libpq hiredis jansson libcurl libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror

@@ -13,6 +13,8 @@
 #include "sinks/flusher.h"
 #include "src/commands.h"
 #include "src/config.h"
+#include "src/metrics_http.h"
+#include "src/run_metrics.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +38,13 @@ static const char help[] =
     "                          from the topics (stop other instances first)\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
+    "\n"
+    "Operations (see README: Metrics and health):\n"
+    "  --metrics-addr HOST:PORT serve GET /metrics (Prometheus), /healthz and /readyz\n"
+    "                          there (default: off); also sets statistics.interval.ms=5000\n"
+    "                          for the consumer lag unless -X gives it\n"
+    "  --ready-flush-failure SEC /readyz turns unready once flushes have failed for this\n"
+    "                          long (default: 60)\n"
     "\n"
     "SCD2 dimensions (see README: Dimensions (SCD2)):\n"
     "  --dim-devices-track LIST  dim_devices attributes that start a new version when\n"
@@ -78,6 +87,8 @@ enum {
     OPT_RESET,
     OPT_DIM_DEVICES,
     OPT_DIM_USERS,
+    OPT_METRICS_ADDR,
+    OPT_READY_FLUSH,
 };
 
 typedef struct {
@@ -93,6 +104,8 @@ typedef struct {
     const char *writer_schemas[16];
     int n_writer_schemas;
     scd2_config scd2;
+    const char *metrics_addr; /* NULL: no metrics endpoint */
+    double ready_flush_failure;
 } run_config;
 
 static volatile sig_atomic_t stop_requested;
@@ -131,11 +144,14 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"writer-schema", required_argument, 0, OPT_WRITER_SCHEMA},
         {"dim-devices-track", required_argument, 0, OPT_DIM_DEVICES},
         {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
+        {"metrics-addr", required_argument, 0, OPT_METRICS_ADDR},
+        {"ready-flush-failure", required_argument, 0, OPT_READY_FLUSH},
         {0, 0, 0, 0}};
     config_defaults(&rc->common);
     rc->source.group = "activity";
     rc->flush_interval = 10;
     rc->batch_size = 500000;
+    rc->ready_flush_failure = 60;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
@@ -163,6 +179,23 @@ static int parse_args(int argc, char **argv, run_config *rc)
             break;
         case OPT_RESET:
             rc->reset = true;
+            break;
+        case OPT_METRICS_ADDR: {
+            char host[256];
+            int port;
+            if (metrics_parse_addr(optarg, host, &port, &err)) {
+                fprintf(stderr, "activity run: %s\n", err.msg);
+                return -1;
+            }
+            rc->metrics_addr = optarg;
+            break;
+        }
+        case OPT_READY_FLUSH:
+            rc->ready_flush_failure = strtod(optarg, &end);
+            if (*end || rc->ready_flush_failure <= 0) {
+                fprintf(stderr, "activity run: --ready-flush-failure takes seconds > 0\n");
+                return -1;
+            }
             break;
         case OPT_UNTIL:
             rc->until_caught_up = true;
@@ -377,6 +410,8 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
         bool pg_failed;
         int r = flush_once(rs, pg, &st, &pg_failed, err);
         if (r == 0) {
+            run_metrics_flush_ok(st.seconds, st.host_rows, st.user_rows, st.dim_device_changes,
+                                 st.dim_user_changes);
             if (fc->failing)
                 log_info("flush recovered");
             fc->failing = false;
@@ -393,6 +428,7 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
             /* Another instance committed a newer flush first: try again
              * soon; what this one took is still pending. */
             log_debug("flush superseded by another instance's; retrying");
+            run_metrics_flush_superseded();
             if (!must_succeed)
                 return 1;
             sleep_seconds(0.2);
@@ -400,6 +436,7 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
         }
         if (pg_failed && !pg_sink_error_is_transient(pg))
             return -1;
+        run_metrics_flush_failed(pg_failed);
         if (!fc->failing)
             log_warn("flush failed, will retry with backoff (state is kept in Redis): %s",
                      err->msg);
@@ -423,6 +460,21 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
     }
 }
 
+/* pipeline_apply_end, timed for the metrics: from sending the batches
+ * (*sent_at, 0 if nothing was in flight) and the wait for the replies. */
+static int apply_end_timed(pipeline *pipe, rd_kafka_topic_partition_list_t **reseek,
+                           double *sent_at, errbuf *err)
+{
+    double start = now_seconds();
+    int r = pipeline_apply_end(pipe, reseek, err);
+    if (*sent_at && r >= 0) {
+        double end = now_seconds();
+        run_metrics_apply_latency(end - *sent_at, end - start);
+    }
+    *sent_at = 0;
+    return r;
+}
+
 static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
                     redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
@@ -433,8 +485,9 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     uint64_t last_records = 0;
     int status = 0;
     bool had_assignment = false, redis_down = false;
-    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
+    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0, apply_sent_at = 0;
     while (!stop_requested) {
+        run_metrics_heartbeat();
         /* Up to a batch of messages, waiting only for the first. */
         for (size_t i = 0; i < rc->batch_size && status == 0; i++) {
             /* While Redis applies a batch, the replies are what to wait
@@ -455,12 +508,14 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                     log_debug("kafka: %s", rd_kafka_message_errstr(m));
                 else
                     log_warn("kafka: %s", rd_kafka_message_errstr(m));
-            } else if (status == 0 && pipeline_handle(pipe, m, &err)) {
+            } else if (run_metrics_consumed(rd_kafka_topic_name(m->rkt)),
+                       status == 0 && pipeline_handle(pipe, m, &err)) {
                 log_error("%s", err.msg);
                 status = 1;
             }
             rd_kafka_message_destroy(m);
         }
+        run_metrics_commit();
         if (kafka_source_fatal(src)) {
             log_error("kafka: fatal: %s", kafka_source_fatal(src));
             status = 1;
@@ -475,6 +530,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
              * unknown, so every partition restarts from its fences. */
             if (now_seconds() < redis_retry_at)
                 continue;
+            run_metrics_redis_retry();
             if (redis_state_reconnect(rs, &err) || redis_state_reconnect(apply_rs, &err) ||
                 pipeline_resync(pipe, &reseek, &err)) {
                 redis_retry_at = now_seconds() + 1;
@@ -483,13 +539,15 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                 continue;
             }
             log_info("redis is back; resuming consumption from the fences");
+            run_metrics_redis_up(true);
             kafka_source_pause(src, false);
             redis_down = false;
-        } else if (pipeline_apply_end(pipe, &reseek, &err) < 0) {
+        } else if (apply_end_timed(pipe, &reseek, &apply_sent_at, &err) < 0) {
             /* Redis is unreachable: fetching pauses, polling goes on so
              * the group membership stays alive, and every second the
              * connection is retried. */
             log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            run_metrics_redis_up(false);
             kafka_source_pause(src, true);
             redis_down = true;
             redis_retry_at = now_seconds() + 1;
@@ -503,8 +561,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             rd_kafka_topic_partition_list_destroy(reseek);
         }
         kafka_source_store_positions(src, pipe);
+        size_t n_assigned = 0;
         for (size_t i = 0; i < pipe->n_parts; i++)
-            had_assignment |= pipe->parts[i]->assigned;
+            n_assigned += pipe->parts[i]->assigned;
+        had_assignment |= n_assigned > 0;
+        run_metrics_assigned(n_assigned);
 
         double now = now_seconds();
         if (rc->until_caught_up && (had_assignment || cu->n == 0) &&
@@ -527,10 +588,12 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
          * round is polled and folded. */
         if (!redis_down && pipeline_apply_begin(pipe, &err)) {
             log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            run_metrics_redis_up(false);
             kafka_source_pause(src, true);
             redis_down = true;
             redis_retry_at = now_seconds() + 1;
         }
+        apply_sent_at = pipeline_in_flight(pipe) ? now_seconds() : 0;
         if (now - last_report >= 30) {
             log_info("processed %llu records (%.0f/s), %llu dead letters",
                      (unsigned long long)pipe->stats.records,
@@ -540,6 +603,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             last_records = pipe->stats.records;
         }
     }
+    run_metrics_stopping();
     if (status == 0 && !redis_down) {
         /* Whatever is in flight or folded gets applied before the final
          * flush; a batch that cannot be is simply replayed by the next run. */
@@ -610,6 +674,16 @@ static int add_writer_schemas(const run_config *rc, avro_codec *codec, errbuf *e
     return 0;
 }
 
+/* With metrics on, librdkafka's statistics feed the consumer lag: every
+ * 5 s unless -X statistics.interval.ms says otherwise. */
+static int with_stats_interval(common_config *c, errbuf *err)
+{
+    for (int i = 0; i < c->n_kafka; i++)
+        if (strcmp(c->kafka_keys[i], "statistics.interval.ms") == 0)
+            return 0;
+    return config_common_option(c, 'X', "statistics.interval.ms=5000", err) < 0 ? -1 : 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_config rc;
@@ -630,6 +704,18 @@ int cmd_run(int argc, char **argv)
     pipeline pipe;
     bool pipe_ready = false;
     catch_up cu = {0};
+
+    metrics_http *http = NULL;
+    if (run_metrics_init(rc.ready_flush_failure)) {
+        err_set(&err, "out of memory");
+        goto out;
+    }
+    if (rc.metrics_addr) {
+        if (!(http = metrics_http_start(rc.metrics_addr, run_metrics_probe, &err)) ||
+            with_stats_interval(&rc.common, &err))
+            goto out;
+        log_info("serving /metrics, /healthz and /readyz on http://%s", rc.metrics_addr);
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -717,6 +803,7 @@ out:
     if (status && err.msg[0])
         log_error("%s", err.msg);
     catch_up_free(&cu);
+    metrics_http_stop(http);
     kafka_source_free(src);
     if (pipe_ready)
         pipeline_free(&pipe);

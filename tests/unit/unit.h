@@ -18,5 +18,6 @@ Suite *suite_dims(void);
 Suite *suite_scd2(void);
 Suite *suite_schema_registry(void);
 Suite *suite_validate(void);
+Suite *suite_metrics(void);
 
 #endif
