@@ -139,6 +139,11 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     argv++;
     int opt;
     char *end;
+    errbuf err = {{0}};
+    if (config_sources(&a->cfg, "dlq", opts, &argc, &argv, &err)) {
+        fprintf(stderr, "activity dlq: %s\n", err.msg);
+        return -1;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (opt) {
         case 'h':

@@ -622,6 +622,11 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
     errbuf err = {{0}};
     int opt;
     *status = 0;
+    if (config_sources(&L->cfg, "load", opts, &argc, &argv, &err)) {
+        fprintf(stderr, "activity load: %s\n", err.msg);
+        *status = 2;
+        return 1;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         int bad = 0;
         switch (opt) {

@@ -53,6 +53,12 @@ int cmd_report(int argc, char **argv)
     const char *month = NULL;
     char limit[16] = "10";
     int opt;
+    errbuf err = {{0}};
+    if (config_sources(&cfg, "report", opts, &argc, &argv, &err)) {
+        fprintf(stderr, "activity report: %s\n", err.msg);
+        config_free(&cfg);
+        return 2;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         if (opt == 'h') {
             fputs(help, stdout);

@@ -159,6 +159,10 @@ static int parse_args(int argc, char **argv, run_config *rc)
     int opt;
     errbuf err = {{0}};
     char *end;
+    if (config_sources(&rc->common, "run", opts, &argc, &argv, &err)) {
+        fprintf(stderr, "activity run: %s\n", err.msg);
+        return -1;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (opt) {
         case 'h':

@@ -3,22 +3,22 @@
  */
 #include "src/config.h"
 
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
+extern char **environ;
 
 void config_defaults(common_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->brokers = env_or("ACTIVITY_KAFKA_BROKERS", "127.0.0.1:19092");
-    c->redis_url = env_or("ACTIVITY_REDIS_URL", "redis://127.0.0.1:16379/0");
-    c->pg_dsn = env_or("ACTIVITY_PG_DSN", "postgresql://postgres@127.0.0.1:15432/activity");
+    c->brokers = "127.0.0.1:19092";
+    c->redis_url = "redis://127.0.0.1:16379/0";
+    c->pg_dsn = "postgresql://postgres@127.0.0.1:15432/activity";
     c->redis_prefix = "act";
     c->events_topic = "activity.web_events";
     c->devices_topic = "activity.devices";
@@ -31,6 +31,205 @@ void config_free(common_config *c)
     for (int i = 0; i < c->n_kafka; i++)
         free(c->kafka_storage[i]);
     c->n_kafka = 0;
+    for (int i = 0; i < c->n_args; i++)
+        free(c->args[i]);
+    free(c->args);
+    c->args = NULL;
+    c->n_args = 0;
+}
+
+/* Appends a formatted argument to c->args (kept NULL-terminated). */
+static int push_arg(common_config *c, errbuf *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int push_arg(common_config *c, errbuf *err, const char *fmt, ...)
+{
+    char **na = realloc(c->args, (size_t)(c->n_args + 2) * sizeof *na);
+    if (!na) {
+        err_set(err, "out of memory");
+        return -1;
+    }
+    c->args = na;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&na[c->n_args], fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        na[c->n_args] = NULL;
+        err_set(err, "out of memory");
+        return -1;
+    }
+    na[++c->n_args] = NULL;
+    return 0;
+}
+
+static const struct option *find_option(const struct option *opts, const char *name)
+{
+    for (; opts->name; opts++)
+        if (strcmp(opts->name, name) == 0)
+            return opts;
+    return NULL;
+}
+
+/* One option's value from the environment or the file, as an argument:
+ * "--name=value", or "--name" for a flag given a true value. */
+static int push_option(common_config *c, const struct option *o, const char *value,
+                       const char *where, errbuf *err)
+{
+    if (o->has_arg != no_argument)
+        return push_arg(c, err, "--%s=%s", o->name, value);
+    if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes") ||
+        !strcasecmp(value, "on"))
+        return push_arg(c, err, "--%s", o->name);
+    if (!*value || !strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+        !strcasecmp(value, "off"))
+        return 0;
+    err_set(err, "%s: --%s is a flag: give it true or false, not '%s'", where, o->name, value);
+    return -1;
+}
+
+/* Not settable from the environment or a file. */
+static bool source_only_flag(const char *name)
+{
+    return !strcmp(name, "help") || !strcmp(name, "config");
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Whether librdkafka knows the property (whatever the value). */
+static bool kafka_knows(const char *key)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
+    bool known = rd_kafka_conf_set(conf, key, "", errstr, sizeof errstr) != RD_KAFKA_CONF_UNKNOWN;
+    rd_kafka_conf_destroy(conf);
+    return known;
+}
+
+/* The config file: "key=value" lines; blank lines and lines starting with
+ * # or ! are comments. A key is an option of this command (without the
+ * dashes), else a librdkafka property (-X); any other key is ignored with
+ * a warning, since one file may serve several commands. */
+static int push_file(common_config *c, const char *cmd, const struct option *opts, const char *path,
+                     errbuf *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        err_set(err, "--config %s: cannot read it", path);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, rc = 0;
+    while (rc == 0 && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        char *t = trim(line);
+        if (!*t || *t == '#' || *t == '!')
+            continue;
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            err_set(err, "%s:%d: expected key=value", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(t), *value = trim(eq + 1);
+        char where[300];
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        const struct option *o = find_option(opts, key);
+        if (o && !source_only_flag(key))
+            rc = push_option(c, o, value, where, err);
+        else if (*key && kafka_knows(key))
+            rc = push_arg(c, err, "-X%s=%s", key, value);
+        else
+            log_warn("%s: '%s' is neither an option of activity %s nor a librdkafka property; "
+                     "ignored",
+                     where, key, cmd);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* ACTIVITY_ followed by the option's name in capitals, dashes as
+ * underscores. */
+static void env_name(const char *option, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "ACTIVITY_");
+    for (; *option && n + 1 < cap; option++)
+        out[n++] = *option == '-' ? '_' : (char)toupper((unsigned char)*option);
+    out[n] = '\0';
+}
+
+static int push_environment(common_config *c, const struct option *opts, errbuf *err)
+{
+    /* The names of earlier versions, still honoured (before the new ones,
+     * which therefore win). */
+    static const char *const aliases[][2] = {{"brokers", "ACTIVITY_KAFKA_BROKERS"},
+                                             {"schema-registry", "ACTIVITY_SCHEMA_REGISTRY_URL"}};
+    for (const struct option *o = opts; o->name; o++) {
+        if (source_only_flag(o->name))
+            continue;
+        for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++) {
+            const char *v = strcmp(aliases[i][0], o->name) ? NULL : getenv(aliases[i][1]);
+            if (v && *v && push_option(c, o, v, aliases[i][1], err))
+                return -1;
+        }
+        char name[128];
+        env_name(o->name, name, sizeof name);
+        const char *v = getenv(name);
+        if (v && (*v || o->has_arg == no_argument) && push_option(c, o, v, name, err))
+            return -1;
+    }
+    /* ACTIVITY_KAFKA_SASL_PASSWORD=… is -X sasl.password=…, for commands
+     * that take -X. */
+    if (!find_option(opts, "brokers"))
+        return 0;
+    for (char **e = environ; *e; e++) {
+        static const char prefix[] = "ACTIVITY_KAFKA_";
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, prefix, sizeof prefix - 1) || !eq ||
+            !strncmp(*e, "ACTIVITY_KAFKA_BROKERS=", 23) || eq == *e + sizeof prefix - 1)
+            continue;
+        char key[128];
+        size_t n = 0;
+        for (const char *p = *e + sizeof prefix - 1; p < eq && n + 1 < sizeof key; p++)
+            key[n++] = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
+        key[n] = '\0';
+        if (push_arg(c, err, "-X%s=%s", key, eq + 1))
+            return -1;
+    }
+    return 0;
+}
+
+int config_sources(common_config *c, const char *cmd, const struct option *opts, int *argc,
+                   char ***argv, errbuf *err)
+{
+    const char *file = getenv("ACTIVITY_CONFIG");
+    if (file && !*file)
+        file = NULL;
+    for (int i = 1; i < *argc && strcmp((*argv)[i], "--"); i++) {
+        if (!strcmp((*argv)[i], "--config") && i + 1 < *argc)
+            file = (*argv)[++i];
+        else if (!strncmp((*argv)[i], "--config=", 9))
+            file = (*argv)[i] + 9;
+    }
+    if (push_arg(c, err, "%s", (*argv)[0]) || (file && push_file(c, cmd, opts, file, err)) ||
+        push_environment(c, opts, err))
+        return -1;
+    for (int i = 1; i < *argc; i++)
+        if (push_arg(c, err, "%s", (*argv)[i]))
+            return -1;
+    *argc = c->n_args;
+    *argv = c->args;
+    return 0;
 }
 
 int config_common_option(common_config *c, int opt, const char *arg, errbuf *err)
@@ -72,6 +271,8 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
         return 1;
     case OPT_VERBOSE:
         log_set_level(LOG_DEBUG);
+        return 1;
+    case OPT_CONFIG: /* read by config_sources */
         return 1;
     case 'X': {
         const char *eq = strchr(arg, '=');

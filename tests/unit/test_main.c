@@ -17,6 +17,7 @@ int main(void)
     srunner_add_suite(sr, suite_scd2());
     srunner_add_suite(sr, suite_schema_registry());
     srunner_add_suite(sr, suite_metrics());
+    srunner_add_suite(sr, suite_config());
     srunner_add_suite(sr, suite_validate());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
