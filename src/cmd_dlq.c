@@ -132,7 +132,7 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     else if (strcmp(argv[1], "redrive") == 0)
         a->redrive = true;
     else {
-        fprintf(stderr, "activity dlq: unknown action '%s' (list or redrive)\n", argv[1]);
+        log_error("unknown action '%s' (list or redrive)", argv[1]);
         return -1;
     }
     argc--;
@@ -141,7 +141,7 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     char *end;
     errbuf err = {{0}};
     if (config_sources(&a->cfg, "dlq", opts, &argc, &argv, &err)) {
-        fprintf(stderr, "activity dlq: %s\n", err.msg);
+        log_error("%s", err.msg);
         return -1;
     }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
@@ -160,7 +160,7 @@ static int parse_args(int argc, char **argv, dlq_args *a)
         case OPT_LIMIT: {
             long long v = strtoll(optarg, &end, 10);
             if (*end || v < 0) {
-                fprintf(stderr, "activity dlq: expected a count >= 0, got '%s'\n", optarg);
+                log_error("expected a count >= 0, got '%s'", optarg);
                 return -1;
             }
             *(opt == OPT_FROM ? &a->from : opt == OPT_TO ? &a->to : &a->limit) = v;

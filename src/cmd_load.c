@@ -293,9 +293,9 @@ static void reject(loader *L, long line, const char *reason)
     L->rejected++;
     L->file_rejected++;
     if (L->file_rejected <= MAX_SHOWN_REJECTS)
-        fprintf(stderr, "%s:%ld: %s\n", L->name, line, reason);
+        log_warn("%s:%ld: %s", L->name, line, reason);
     else if (L->file_rejected == MAX_SHOWN_REJECTS + 1)
-        fprintf(stderr, "%s: more rejected lines are counted, not shown\n", L->name);
+        log_warn("%s: more rejected lines are counted, not shown", L->name);
 }
 
 /* Hands one encoded record to librdkafka, waiting while its queue is full.
@@ -324,8 +324,7 @@ static int produce(loader *L, long line, const void *val, size_t len, const char
         if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
             /* Counted as undelivered, not rejected: the line is valid, the
              * topic cannot take it, and the run must say so by failing. */
-            fprintf(stderr, "%s:%ld: cannot produce the record: %s\n", L->name, line,
-                    rd_kafka_err2str(e));
+            log_warn("%s:%ld: cannot produce the record: %s", L->name, line, rd_kafka_err2str(e));
             L->refused++;
             return 1;
         }
@@ -606,7 +605,9 @@ static int parse_count(const char *flag, const char *arg, int *out, errbuf *err)
 }
 
 /* Returns 0 to go on, or the exit status (0 for --help, 2 for bad usage). */
-static int parse_args(loader *L, int argc, char **argv, int *status)
+/* *argc, *argv become the vector with the configuration's options (see
+ * config_sources); the input files are at optind of it. */
+static int parse_args(loader *L, int *pargc, char ***pargv, int *status)
 {
     static const struct option opts[] = {
         {"topic", required_argument, 0, OPT_TOPIC},
@@ -622,11 +623,13 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
     errbuf err = {{0}};
     int opt;
     *status = 0;
-    if (config_sources(&L->cfg, "load", opts, &argc, &argv, &err)) {
-        fprintf(stderr, "activity load: %s\n", err.msg);
+    if (config_sources(&L->cfg, "load", opts, pargc, pargv, &err)) {
+        log_error("%s", err.msg);
         *status = 2;
         return 1;
     }
+    int argc = *pargc;
+    char **argv = *pargv;
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         int bad = 0;
         switch (opt) {
@@ -662,9 +665,12 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
             bad = parse_count("--replication-factor", optarg, &L->replication, &err);
             break;
         case OPT_REGISTRY:
+            config_note_secret_in(optarg);
             L->registry.url = optarg;
             break;
         case OPT_REGISTRY_AUTH:
+            if (strchr(optarg, ':'))
+                log_add_secret(strchr(optarg, ':') + 1);
             L->registry.user_info = optarg;
             break;
         default: {
@@ -675,14 +681,13 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
         }
         }
         if (bad) {
-            fprintf(stderr, "activity load: %s\n", err.msg);
+            log_error("%s", err.msg);
             *status = 2;
             return 1;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr,
-                "activity load: no input files (use - for stdin); see activity load --help\n");
+        log_error("no input files (use - for stdin); see activity load --help");
         *status = 2;
         return 1;
     }
@@ -695,7 +700,7 @@ int cmd_load(int argc, char **argv)
     config_defaults(&L.cfg);
     registry_options_defaults(&L.registry);
     int status;
-    if (parse_args(&L, argc, argv, &status)) {
+    if (parse_args(&L, &argc, &argv, &status)) {
         config_free(&L.cfg);
         return status;
     }

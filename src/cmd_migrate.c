@@ -20,7 +20,7 @@ int cmd_migrate(int argc, char **argv)
     errbuf err = {{0}};
     int opt;
     if (config_sources(&cfg, "migrate", opts, &argc, &argv, &err)) {
-        fprintf(stderr, "activity migrate: %s\n", err.msg);
+        log_error("%s", err.msg);
         config_free(&cfg);
         return 2;
     }

@@ -28,7 +28,7 @@ static int print_query(PGconn *conn, const char *title, const char *sql, int npa
 {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "activity report: %s: %s", title, PQerrorMessage(conn));
+        log_error("%s: %s", title, PQerrorMessage(conn));
         PQclear(res);
         return -1;
     }
@@ -55,7 +55,7 @@ int cmd_report(int argc, char **argv)
     int opt;
     errbuf err = {{0}};
     if (config_sources(&cfg, "report", opts, &argc, &argv, &err)) {
-        fprintf(stderr, "activity report: %s\n", err.msg);
+        log_error("%s", err.msg);
         config_free(&cfg);
         return 2;
     }
@@ -68,7 +68,7 @@ int cmd_report(int argc, char **argv)
         if (opt == OPT_MONTH) {
             int y, m;
             if (sscanf(optarg, "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 || strlen(optarg) != 7) {
-                fprintf(stderr, "activity report: --month takes YYYY-MM\n");
+                log_error("--month takes YYYY-MM");
                 config_free(&cfg);
                 return 2;
             }
@@ -79,7 +79,7 @@ int cmd_report(int argc, char **argv)
             char *end;
             long n = strtol(optarg, &end, 10);
             if (*end || n < 1 || n > 10000) {
-                fprintf(stderr, "activity report: --limit takes 1..10000\n");
+                log_error("--limit takes 1..10000");
                 config_free(&cfg);
                 return 2;
             }
@@ -94,7 +94,7 @@ int cmd_report(int argc, char **argv)
     PGconn *conn = PQconnectdb(cfg.pg_dsn);
     int rc = 0;
     if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "activity report: cannot connect to postgres: %s", PQerrorMessage(conn));
+        log_error("cannot connect to postgres: %s", PQerrorMessage(conn));
         rc = 1;
         goto out;
     }

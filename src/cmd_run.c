@@ -160,7 +160,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
     errbuf err = {{0}};
     char *end;
     if (config_sources(&rc->common, "run", opts, &argc, &argv, &err)) {
-        fprintf(stderr, "activity run: %s\n", err.msg);
+        log_error("%s", err.msg);
         return -1;
     }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
@@ -177,7 +177,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_FLUSH:
             rc->flush_interval = strtod(optarg, &end);
             if (*end || rc->flush_interval <= 0) {
-                fprintf(stderr, "activity run: --flush-interval takes seconds > 0\n");
+                log_error("--flush-interval takes seconds > 0");
                 return -1;
             }
             break;
@@ -188,7 +188,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
             char host[256];
             int port;
             if (metrics_parse_addr(optarg, host, &port, &err)) {
-                fprintf(stderr, "activity run: %s\n", err.msg);
+                log_error("%s", err.msg);
                 return -1;
             }
             rc->metrics_addr = optarg;
@@ -197,7 +197,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_READY_FLUSH:
             rc->ready_flush_failure = strtod(optarg, &end);
             if (*end || rc->ready_flush_failure <= 0) {
-                fprintf(stderr, "activity run: --ready-flush-failure takes seconds > 0\n");
+                log_error("--ready-flush-failure takes seconds > 0");
                 return -1;
             }
             break;
@@ -207,27 +207,30 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_BATCH:
             rc->batch_size = strtoul(optarg, &end, 10);
             if (*end || rc->batch_size == 0 || rc->batch_size > 1000000) {
-                fprintf(stderr, "activity run: --batch-size takes 1..1000000\n");
+                log_error("--batch-size takes 1..1000000");
                 return -1;
             }
             break;
         case OPT_EXACT:
             rc->exact_limit = strtol(optarg, &end, 10);
             if (*end || rc->exact_limit < 0) {
-                fprintf(stderr, "activity run: --exact-uniques-limit takes a count >= 0\n");
+                log_error("--exact-uniques-limit takes a count >= 0");
                 return -1;
             }
             break;
         case OPT_REGISTRY:
+            config_note_secret_in(optarg);
             rc->registry.url = optarg;
             break;
         case OPT_REGISTRY_AUTH:
+            if (strchr(optarg, ':'))
+                log_add_secret(strchr(optarg, ':') + 1);
             rc->registry.user_info = optarg;
             break;
         case OPT_REGISTRY_TIMEOUT:
             rc->registry.timeout_ms = strtol(optarg, &end, 10);
             if (*end || rc->registry.timeout_ms <= 0) {
-                fprintf(stderr, "activity run: --schema-registry-timeout takes ms > 0\n");
+                log_error("--schema-registry-timeout takes ms > 0");
                 return -1;
             }
             break;
@@ -235,7 +238,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_MAX_TIME:
             if (validation_parse_time(optarg, opt == OPT_MIN_TIME ? &rc->rules.min_event_time_ms
                                                                   : &rc->rules.max_event_time_ms)) {
-                fprintf(stderr, "activity run: bad time '%s' (YYYY-MM-DD or epoch ms)\n", optarg);
+                log_error("bad time '%s' (YYYY-MM-DD or epoch ms)", optarg);
                 return -1;
             }
             break;
@@ -243,13 +246,13 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_DIM_USERS:
             if (scd2_config_parse(&rc->scd2, opt == OPT_DIM_DEVICES ? DIM_DEVICES : DIM_USERS,
                                   optarg, &err)) {
-                fprintf(stderr, "activity run: %s\n", err.msg);
+                log_error("%s", err.msg);
                 return -1;
             }
             break;
         case OPT_WRITER_SCHEMA:
             if (rc->n_writer_schemas == 16 || !strchr(optarg, '=')) {
-                fprintf(stderr, "activity run: --writer-schema takes ID=FILE (at most 16)\n");
+                log_error("--writer-schema takes ID=FILE (at most 16)");
                 return -1;
             }
             rc->writer_schemas[rc->n_writer_schemas++] = optarg;
@@ -257,7 +260,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_MAX_FIELD:
             rc->rules.max_field_bytes = strtoul(optarg, &end, 10);
             if (*end || rc->rules.max_field_bytes == 0 || rc->rules.max_field_bytes > (1u << 20)) {
-                fprintf(stderr, "activity run: --max-field-bytes takes 1..1048576\n");
+                log_error("--max-field-bytes takes 1..1048576");
                 return -1;
             }
             break;
@@ -265,10 +268,9 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->rules.max_key_bytes = strtoul(optarg, &end, 10);
             if (*end || rc->rules.max_key_bytes == 0 ||
                 rc->rules.max_key_bytes > VALIDATION_KEY_BYTES_CEILING) {
-                fprintf(stderr,
-                        "activity run: --max-key-bytes takes 1..%d (a PostgreSQL btree index "
-                        "entry holds at most 2704 bytes)\n",
-                        VALIDATION_KEY_BYTES_CEILING);
+                log_error("--max-key-bytes takes 1..%d (a PostgreSQL btree index "
+                          "entry holds at most 2704 bytes)",
+                          VALIDATION_KEY_BYTES_CEILING);
                 return -1;
             }
             break;
@@ -280,12 +282,12 @@ static int parse_args(int argc, char **argv, run_config *rc)
     if (config_no_more_args("run", argc, argv, optind))
         return -1;
     if (validation_rules_check(&rc->rules, &err)) {
-        fprintf(stderr, "activity run: %s\n", err.msg);
+        log_error("%s", err.msg);
         return -1;
     }
     if (rc->reset && !rc->until_caught_up) {
-        fprintf(stderr, "activity run: --reset rebuilds from the topics and needs "
-                        "--until-caught-up (or use activity backfill --reset)\n");
+        log_error("--reset rebuilds from the topics and needs "
+                  "--until-caught-up (or use activity backfill --reset)");
         return -1;
     }
     return 0;

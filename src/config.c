@@ -4,6 +4,7 @@
 #include "src/config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <strings.h>
@@ -239,9 +240,11 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
         c->brokers = arg;
         return 1;
     case OPT_REDIS:
+        config_note_secret_in(arg);
         c->redis_url = arg;
         return 1;
     case OPT_PG:
+        config_note_secret_in(arg);
         c->pg_dsn = arg;
         return 1;
     case OPT_REDIS_PREFIX:
@@ -274,6 +277,12 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
         return 1;
     case OPT_CONFIG: /* read by config_sources */
         return 1;
+    case OPT_LOG_FORMAT:
+        if (log_set_format(arg)) {
+            err_set(err, "--log-format takes text or json, got '%s'", arg);
+            return -1;
+        }
+        return 1;
     case 'X': {
         const char *eq = strchr(arg, '=');
         if (!eq || eq == arg) {
@@ -290,6 +299,10 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
             return -1;
         }
         copy[eq - arg] = '\0';
+        size_t klen = (size_t)(eq - arg);
+        if ((klen >= 8 && !strcasecmp(copy + klen - 8, "password")) ||
+            (klen >= 6 && !strcasecmp(copy + klen - 6, "secret")))
+            log_add_secret(eq + 1);
         c->kafka_storage[c->n_kafka] = copy;
         c->kafka_keys[c->n_kafka] = copy;
         c->kafka_values[c->n_kafka] = copy + (eq - arg) + 1;
@@ -311,8 +324,72 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, er
     return 0;
 }
 
+static pthread_mutex_t kafka_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static char kafka_error[512];
+
+/* librdkafka's log lines (syslog levels) through our logger; they would
+ * otherwise go to stderr raw, unredacted, in another format. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 3) {
+        pthread_mutex_lock(&kafka_error_lock);
+        snprintf(kafka_error, sizeof kafka_error, "%s", buf);
+        pthread_mutex_unlock(&kafka_error_lock);
+    }
+    enum log_level l = level <= 3   ? LOG_ERROR
+                       : level == 4 ? LOG_WARN
+                       : level <= 6 ? LOG_INFO
+                                    : LOG_DEBUG;
+    log_msg(l, "kafka %s: %s", fac, buf);
+}
+
+void config_kafka_last_error(char *buf, size_t cap)
+{
+    pthread_mutex_lock(&kafka_error_lock);
+    snprintf(buf, cap, "%s", kafka_error);
+    pthread_mutex_unlock(&kafka_error_lock);
+}
+
+void config_note_secret_in(const char *s)
+{
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", s);
+    char *scheme = strstr(copy, "://");
+    if (scheme) {
+        char *auth = scheme + 3;
+        auth[strcspn(auth, "/?#")] = '\0';
+        char *at = strrchr(auth, '@');
+        char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) {
+            *at = '\0';
+            log_add_secret(colon + 1);
+        }
+        return;
+    }
+    /* conninfo: password=VALUE or password='VALUE' */
+    for (char *p = strstr(copy, "password"); p; p = strstr(p + 1, "password")) {
+        char *v = p + 8;
+        while (*v == ' ')
+            v++;
+        if (*v++ != '=')
+            continue;
+        while (*v == ' ')
+            v++;
+        if (*v == '\'') {
+            v++;
+            v[strcspn(v, "'")] = '\0';
+        } else {
+            v[strcspn(v, " \t")] = '\0';
+        }
+        log_add_secret(v);
+        return;
+    }
+}
+
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err)
 {
+    rd_kafka_conf_set_log_cb(conf, kafka_log);
     if (kafka_conf_set(conf, "bootstrap.servers", c->brokers, err))
         return -1;
     for (int i = 0; i < c->n_kafka; i++)
@@ -328,7 +405,10 @@ int config_common_option_or_complain(common_config *c, const char *cmd, int opt,
     int r = config_common_option(c, opt, arg, &err);
     if (r > 0)
         return 0;
-    fprintf(stderr, "activity %s: %s\n%s", cmd, r < 0 ? err.msg : "bad option", help ? help : "");
+    (void)cmd; /* the logger names the command */
+    log_error("%s", r < 0 ? err.msg : "bad option");
+    if (help)
+        fputs(help, stderr);
     return -1;
 }
 
@@ -336,6 +416,7 @@ int config_no_more_args(const char *cmd, int argc, char **argv, int optind)
 {
     if (optind >= argc)
         return 0;
-    fprintf(stderr, "activity %s: unexpected argument '%s'\n", cmd, argv[optind]);
+    (void)cmd;
+    log_error("unexpected argument '%s'", argv[optind]);
     return -1;
 }

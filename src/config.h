@@ -53,6 +53,7 @@ enum {
     OPT_DLQ_TOPIC,
     OPT_VERBOSE,
     OPT_CONFIG,
+    OPT_LOG_FORMAT,
     OPT_COMMON_LAST,
 };
 
@@ -65,6 +66,7 @@ enum {
         {"profiles-topic", required_argument, 0, OPT_PROFILES_TOPIC},                              \
         {"dlq-topic", required_argument, 0, OPT_DLQ_TOPIC},                                        \
         {"verbose", no_argument, 0, OPT_VERBOSE}, {"config", required_argument, 0, OPT_CONFIG},    \
+        {"log-format", required_argument, 0, OPT_LOG_FORMAT},                                      \
     {                                                                                              \
         "help", no_argument, 0, 'h'                                                                \
     }
@@ -88,6 +90,7 @@ enum {
     "  --profiles-topic T    (default: activity.user_profiles)\n"                                  \
     "  --dlq-topic T         (default: activity.dlq)\n"                                            \
     "  --verbose             debug logging\n"                                                      \
+    "  --log-format F        text (default) or json: one object per line\n"                        \
     "  -h, --help            this help\n"
 
 void config_defaults(common_config *c);
@@ -113,5 +116,11 @@ int config_no_more_args(const char *cmd, int argc, char **argv, int optind);
 /* Sets bootstrap.servers and every -X property on conf. */
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
+/* The most recent error librdkafka logged (e.g. why a broker could not be
+ * reached), "" if none: for messages that must say why. */
+void config_kafka_last_error(char *buf, size_t cap);
+/* Registers the password of a URL (scheme://user:PASSWORD@…) or a libpq
+ * conninfo (password=…) with the logger, which then never writes it. */
+void config_note_secret_in(const char *url_or_dsn);
 
 #endif

@@ -168,6 +168,27 @@ START_TEST(bad_sources)
 }
 END_TEST
 
+START_TEST(redaction)
+{
+    char line[256];
+    strcpy(line, "at redis://user:pw@h:1/0 and http://u:p%40ss@reg:8081/x, http://plain.host/a@b");
+    log_redact(line, sizeof line);
+    ck_assert_str_eq(line, "at redis://user:***@h:1/0 and http://u:***@reg:8081/x, "
+                           "http://plain.host/a@b");
+    /* A value runs to a blank, comma, semicolon, & or ): a password may hold a colon. */
+    strcpy(line, "kafka property sasl.password=s3cr3t: bad; host=x password='a b' "
+                 "sasl.oauthbearer.client.secret=zz");
+    log_redact(line, sizeof line);
+    ck_assert_str_eq(line, "kafka property sasl.password=*** bad; host=x password=*** "
+                           "sasl.oauthbearer.client.secret=***");
+    config_note_secret_in("host=h password=conninfo-pw dbname=d");
+    config_note_secret_in("redis://:url-pw@h:1");
+    strcpy(line, "echo conninfo-pw and url-pw");
+    log_redact(line, sizeof line);
+    ck_assert_str_eq(line, "echo *** and ***");
+}
+END_TEST
+
 Suite *suite_config(void)
 {
     Suite *s = suite_create("config");
@@ -175,6 +196,7 @@ Suite *suite_config(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, precedence);
     tcase_add_test(tc, bad_sources);
+    tcase_add_test(tc, redaction);
     suite_add_tcase(s, tc);
     return s;
 }
