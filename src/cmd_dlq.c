@@ -300,10 +300,12 @@ int cmd_dlq(int argc, char **argv)
     int remaining = 0;
     for (int p = 0; p < parts; p++) {
         int64_t low, hi;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(cons, a.cfg.dlq_topic, p, &low, &hi, 10000);
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(cons, a.cfg.dlq_topic, p, &low,
+                                                                 &hi, config_broker_timeout_ms());
         if (e) {
-            err_set(&err, "watermarks of %s [%d]: %s", a.cfg.dlq_topic, p, rd_kafka_err2str(e));
+            char what[300];
+            snprintf(what, sizeof what, "read the offsets of %s [%d]", a.cfg.dlq_topic, p);
+            config_broker_error(cons, e, what, &err);
             rd_kafka_topic_partition_list_destroy(list);
             goto out;
         }
@@ -318,9 +320,11 @@ int cmd_dlq(int argc, char **argv)
     rd_kafka_topic_partition_list_destroy(list);
     q = rd_kafka_queue_get_consumer(cons);
     while (remaining > 0 && (a.limit < 0 || matched < a.limit)) {
-        rd_kafka_message_t *m = rd_kafka_consume_queue(q, 10000);
+        rd_kafka_message_t *m = rd_kafka_consume_queue(q, config_broker_timeout_ms());
         if (!m) {
-            err_set(&err, "no progress reading %s for 10 s", a.cfg.dlq_topic);
+            char what[300];
+            snprintf(what, sizeof what, "read %s (no progress)", a.cfg.dlq_topic);
+            config_broker_error(cons, RD_KAFKA_RESP_ERR__TIMED_OUT, what, &err);
             goto out;
         }
         if (m->err) {
@@ -368,7 +372,7 @@ int cmd_dlq(int argc, char **argv)
     status = 0;
 out:
     if (status && err.msg[0])
-        log_error("dlq: %s", err.msg);
+        log_error("%s", err.msg);
     if (q)
         rd_kafka_queue_destroy(q);
     free(high);

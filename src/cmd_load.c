@@ -177,12 +177,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 /* librdkafka's own log lines are mostly transient, retried conditions
  * ("coordinator load in progress"); what matters reaches error_cb or a
  * delivery report, so its log is only shown with --verbose. */
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    log_debug("kafka %s (level %d): %s", fac, level, buf);
-}
-
 static rd_kafka_t *producer_new(loader *L, errbuf *err)
 {
     /* Ours first, then bootstrap.servers and -X, so users can override any
@@ -218,7 +212,6 @@ static rd_kafka_t *producer_new(loader *L, errbuf *err)
     rd_kafka_conf_set_opaque(conf, L);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
     char errstr[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
@@ -708,13 +701,13 @@ int cmd_load(int argc, char **argv)
     errbuf err = {{0}};
     L.codec = avro_codec_new(&err);
     if (!L.codec) {
-        log_error("load: %s", err.msg);
+        log_error("%s", err.msg);
         config_free(&L.cfg);
         return 1;
     }
     L.rk = producer_new(&L, &err);
     if (!L.rk) {
-        log_error("load: %s", err.msg);
+        log_error("%s", err.msg);
         avro_codec_free(L.codec);
         config_free(&L.cfg);
         return 1;

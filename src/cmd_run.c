@@ -315,10 +315,12 @@ static int catch_up_init(catch_up *cu, rd_kafka_t *rk, const char *const *topics
             return -1;
         for (int p = 0; p < parts; p++) {
             int64_t low, high;
-            rd_kafka_resp_err_t e =
-                rd_kafka_query_watermark_offsets(rk, topics[i], p, &low, &high, 10000);
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topics[i], p, &low, &high,
+                                                                     config_broker_timeout_ms());
             if (e) {
-                err_set(err, "watermarks of %s [%d]: %s", topics[i], p, rd_kafka_err2str(e));
+                char what[300];
+                snprintf(what, sizeof what, "read the offsets of %s [%d]", topics[i], p);
+                config_broker_error(rk, e, what, err);
                 return -1;
             }
             catch_up_target *nt = realloc(cu->t, (cu->n + 1) * sizeof *nt);

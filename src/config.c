@@ -14,6 +14,8 @@
 
 extern char **environ;
 
+static int broker_timeout_ms = 10000;
+
 void config_defaults(common_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -277,6 +279,16 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
         return 1;
     case OPT_CONFIG: /* read by config_sources */
         return 1;
+    case OPT_BROKER_TIMEOUT: {
+        char *end;
+        double s = strtod(arg, &end);
+        if (*end || !(s > 0) || s > 3600) {
+            err_set(err, "--broker-timeout takes seconds, 0 < s <= 3600, got '%s'", arg);
+            return -1;
+        }
+        broker_timeout_ms = (int)(s * 1000);
+        return 1;
+    }
     case OPT_LOG_FORMAT:
         if (log_set_format(arg)) {
             err_set(err, "--log-format takes text or json, got '%s'", arg);
@@ -324,6 +336,28 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, er
     return 0;
 }
 
+int config_broker_timeout_ms(void)
+{
+    return broker_timeout_ms;
+}
+
+void config_broker_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what, errbuf *err)
+{
+    char brokers[512] = "?";
+    size_t size = sizeof brokers;
+    rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", brokers, &size);
+    char reason[512];
+    config_kafka_last_error(reason, sizeof reason);
+    bool unreachable = e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                       e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN;
+    if (unreachable)
+        err_set(err, "cannot reach the Kafka brokers %s within %.1f s (--broker-timeout) to %s: %s",
+                brokers, broker_timeout_ms / 1000.0, what,
+                reason[0] ? reason : rd_kafka_err2str(e));
+    else
+        err_set(err, "Kafka brokers %s, %s: %s", brokers, what, rd_kafka_err2str(e));
+}
+
 static pthread_mutex_t kafka_error_lock = PTHREAD_MUTEX_INITIALIZER;
 static char kafka_error[512];
 
@@ -332,9 +366,15 @@ static char kafka_error[512];
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    if (level <= 3) {
+    /* The reason to give when brokers cannot be reached: the last error,
+     * unless it only counts the brokers down (a connection's failure says
+     * why), without librdkafka's thread tag. */
+    if (level <= 3 && !strstr(buf, "brokers are down")) {
+        const char *why = buf;
+        if (strncmp(why, "[thrd:", 6) == 0 && strstr(why, "]: "))
+            why = strstr(why, "]: ") + 3;
         pthread_mutex_lock(&kafka_error_lock);
-        snprintf(kafka_error, sizeof kafka_error, "%s", buf);
+        snprintf(kafka_error, sizeof kafka_error, "%s", why);
         pthread_mutex_unlock(&kafka_error_lock);
     }
     enum log_level l = level <= 3   ? LOG_ERROR

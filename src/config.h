@@ -54,6 +54,7 @@ enum {
     OPT_VERBOSE,
     OPT_CONFIG,
     OPT_LOG_FORMAT,
+    OPT_BROKER_TIMEOUT,
     OPT_COMMON_LAST,
 };
 
@@ -67,6 +68,7 @@ enum {
         {"dlq-topic", required_argument, 0, OPT_DLQ_TOPIC},                                        \
         {"verbose", no_argument, 0, OPT_VERBOSE}, {"config", required_argument, 0, OPT_CONFIG},    \
         {"log-format", required_argument, 0, OPT_LOG_FORMAT},                                      \
+        {"broker-timeout", required_argument, 0, OPT_BROKER_TIMEOUT},                              \
     {                                                                                              \
         "help", no_argument, 0, 'h'                                                                \
     }
@@ -81,6 +83,8 @@ enum {
     "$ACTIVITY_KAFKA_BROKERS]\n"                                                                   \
     "  --redis-url URL       redis://[:password@]host:port[/db]\n"                                 \
     "  --pg-dsn DSN          libpq conninfo or URI\n"                                              \
+    "  --broker-timeout SEC how long to wait for the Kafka brokers before failing\n"               \
+    "                        with their names and librdkafka's reason (default: 10)\n"             \
     "  -X key=value          any librdkafka property (repeatable), as kcat does\n"                 \
     "                        [$ACTIVITY_KAFKA_<KEY>, dots as underscores]\n"                       \
     "  --redis-prefix P      prefix of every Redis key (default: act)\n"                           \
@@ -119,6 +123,13 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, er
 /* The most recent error librdkafka logged (e.g. why a broker could not be
  * reached), "" if none: for messages that must say why. */
 void config_kafka_last_error(char *buf, size_t cap);
+/* --broker-timeout in milliseconds: how long a metadata or offset request
+ * waits for the brokers (one process, one setting). */
+int config_broker_timeout_ms(void);
+/* The message for a request that failed for want of a broker: names the
+ * brokers (bootstrap.servers of rk), the timeout and the last reason
+ * librdkafka gave; `what` says what was asked. */
+void config_broker_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what, errbuf *err);
 /* Registers the password of a URL (scheme://user:PASSWORD@…) or a libpq
  * conninfo (password=…) with the logger, which then never writes it. */
 void config_note_secret_in(const char *url_or_dsn);
