@@ -52,7 +52,7 @@ dlq *dlq_new(const common_config *cfg, errbuf *err)
         dlq_free(d);
         return NULL;
     }
-    if (kafka_ensure_topic(d->rk, d->topic, 1, 1, err)) {
+    if (kafka_ensure_topic(d->rk, d->topic, KAFKA_DEFAULT_PARTITIONS, 1, err)) {
         dlq_free(d);
         return NULL;
     }

@@ -757,7 +757,7 @@ static int parse_args(loader *L, int *pargc, char ***pargv, int *status)
 
 int cmd_load(int argc, char **argv)
 {
-    loader L = {.partitions = 6, .replication = 1, .progress_every = 5};
+    loader L = {.partitions = KAFKA_DEFAULT_PARTITIONS, .replication = 1, .progress_every = 5};
     config_defaults(&L.cfg);
     registry_options_defaults(&L.registry);
     int status;
