@@ -87,6 +87,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                    "not found: try /metrics, /healthz or /readyz\n", 45, MHD_RESPMEM_PERSISTENT);
 }
 
+/* libmicrohttpd's own error messages, through our logger. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_warn("metrics http: %s", line);
+}
+
 metrics_http *metrics_http_start(const char *addr, metrics_probe probe, errbuf *err)
 {
     char host[256];
@@ -114,9 +124,9 @@ metrics_http *metrics_http_start(const char *addr, metrics_probe probe, errbuf *
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->daemon =
-        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
-                         ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
+                                 ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->daemon) {
         err_set(err,
