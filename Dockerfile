@@ -2,7 +2,7 @@
 #
 #   build    Debian 12 with the compilers and -dev packages of scripts/deps.sh --build, then
 #            the normal `make`; then the binary and exactly the shared libraries it loads
-#            (ldd, transitively) are gathered under /runtime.
+#            (ldd, transitively; not the C library's) are gathered under /runtime.
 #   runtime  Debian 12 slim plus /runtime and the CA certificates: no compiler, no headers,
 #            no check, no clang. Runs as the unprivileged user `activity` (uid 10001).
 #
@@ -20,10 +20,15 @@ RUN scripts/deps.sh --build && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN make
 
-# The binary and every shared library it loads, at their own paths.
-RUN mkdir -p /runtime/usr/local/bin && cp bin/activity /runtime/usr/local/bin/activity \
-    && ldd bin/activity | awk '/=> \// {print $3} /^\t\/lib/ {print $1}' \
-       | xargs -r -I{} cp --parents -L {} /runtime/
+# The binary and every shared library it loads except the C library's own (the runtime
+# base has the same ones), in a directory of their own that ld.so.conf.d names: copying
+# them to /lib would write through Debian's merged-/usr symlinks.
+RUN mkdir -p /runtime/usr/local/bin /runtime/usr/local/lib/activity /runtime/etc/ld.so.conf.d \
+    && cp bin/activity /runtime/usr/local/bin/activity \
+    && ldd bin/activity | awk '/=> \// {print $3}' \
+       | grep -Ev '/(libc|libm|libdl|librt|libpthread|libresolv)\.so' \
+       | xargs -r -I{} cp -L {} /runtime/usr/local/lib/activity/ \
+    && echo /usr/local/lib/activity >/runtime/etc/ld.so.conf.d/activity.conf
 
 # ---- runtime ---------------------------------------------------------------------------
 FROM debian:12.8-slim AS runtime
