@@ -83,7 +83,7 @@ enum {
     "$ACTIVITY_KAFKA_BROKERS]\n"                                                                   \
     "  --redis-url URL       redis://[:password@]host:port[/db]\n"                                 \
     "  --pg-dsn DSN          libpq conninfo or URI\n"                                              \
-    "  --broker-timeout SEC how long to wait for the Kafka brokers before failing\n"               \
+    "  --broker-timeout S    seconds to wait for the Kafka brokers before failing\n"               \
     "                        with their names and librdkafka's reason (default: 10)\n"             \
     "  -X key=value          any librdkafka property (repeatable), as kcat does\n"                 \
     "                        [$ACTIVITY_KAFKA_<KEY>, dots as underscores]\n"                       \
