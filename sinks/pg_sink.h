@@ -24,6 +24,9 @@ void pg_sink_free(pg_sink *pg);
  * worth retrying later, as opposed to e.g. a permission error. */
 bool pg_sink_error_is_transient(const pg_sink *pg);
 int pg_sink_reconnect(pg_sink *pg, errbuf *err);
+/* A round trip (reconnecting first if the connection is gone): whether
+ * PostgreSQL answers, for readiness when a flush had nothing to write. */
+int pg_sink_ping(pg_sink *pg, errbuf *err);
 
 /* Creates the sink tables (sinks/schema.sql) if missing. */
 int pg_sink_migrate(pg_sink *pg, errbuf *err);

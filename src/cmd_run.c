@@ -395,6 +395,7 @@ typedef struct {
     double next_attempt;
     double backoff;
     bool failing;
+    bool pg_down; /* the last ping failed (see note_postgres) */
     uint64_t rows;
     double seconds;
 } flush_control;
@@ -403,6 +404,23 @@ static void sleep_seconds(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
+}
+
+/* After a successful flush: PostgreSQL is up if the flush wrote to it;
+ * one with nothing to write did not ask it, so a ping does, for /readyz
+ * and activity_postgres_up. The next write reconnects by itself. */
+static void note_postgres(pg_sink *pg, flush_control *fc, bool wrote)
+{
+    errbuf err = {{0}};
+    bool up = wrote || pg_sink_ping(pg, &err) == 0;
+    if (!up)
+        run_metrics_postgres_retry();
+    if (up && fc->pg_down)
+        log_info("postgresql answers again");
+    else if (!up && !fc->pg_down)
+        log_warn("postgresql does not answer (nothing to flush meanwhile): %s", err.msg);
+    fc->pg_down = !up;
+    run_metrics_postgres_up(up);
 }
 
 /* Flushes. Transient failures (PostgreSQL or Redis unreachable) are retried
@@ -420,6 +438,7 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
         if (r == 0) {
             run_metrics_flush_ok(st.seconds, st.host_rows, st.user_rows, st.dim_device_changes,
                                  st.dim_user_changes);
+            note_postgres(pg, fc, st.host_rows || st.user_keys || st.dim_changes);
             if (fc->failing)
                 log_info("flush recovered");
             fc->failing = false;

@@ -100,7 +100,9 @@ int run_metrics_init(double ready_flush_failure)
     redis_up = metrics_family("activity_redis_up", METRIC_GAUGE,
                               "1 when the last Redis operation succeeded.", NULL, NULL, 0);
     pg_up = metrics_family("activity_postgres_up", METRIC_GAUGE,
-                           "1 unless the last flush failed on PostgreSQL.", NULL, NULL, 0);
+                           "1 when PostgreSQL answered the last flush (or ping, when there was "
+                           "nothing to write).",
+                           NULL, NULL, 0);
     redis_retries = metrics_family("activity_redis_retries_total", METRIC_COUNTER,
                                    "Redis reconnection attempts and flushes retried after a "
                                    "Redis failure.",
@@ -203,10 +205,7 @@ void run_metrics_flush_ok(double seconds, size_t host_rows, size_t user_rows, si
      * applies and flushes on one thread. */
     atomic_store(&unflushed_since_ms, 0);
     atomic_store(&flush_failing_since_ms, 0);
-    atomic_store(&redis_ok, 1);
-    atomic_store(&pg_ok, 1);
-    metrics_set(redis_up, NULL, 1);
-    metrics_set(pg_up, NULL, 1);
+    run_metrics_redis_up(true);
     metrics_add(flushes, (const char *[]){"ok"}, 1);
     metrics_observe(flush_seconds, NULL, seconds);
     static const char *tables[] = {"host_activity_reduced", "hosts_cumulated",
@@ -227,8 +226,7 @@ void run_metrics_flush_failed(bool postgres)
     atomic_compare_exchange_strong(&flush_failing_since_ms, &zero, now_ms());
     metrics_add(flushes, (const char *[]){"failed"}, 1);
     if (postgres) {
-        atomic_store(&pg_ok, 0);
-        metrics_set(pg_up, NULL, 0);
+        run_metrics_postgres_up(false);
         metrics_add(pg_retries, NULL, 1);
     } else {
         run_metrics_redis_up(false);
@@ -242,9 +240,20 @@ void run_metrics_redis_up(bool up)
         metrics_set(redis_up, NULL, up ? 1 : 0);
 }
 
+void run_metrics_postgres_up(bool up)
+{
+    if (atomic_exchange(&pg_ok, up ? 1 : 0) != (up ? 1 : 0))
+        metrics_set(pg_up, NULL, up ? 1 : 0);
+}
+
 void run_metrics_redis_retry(void)
 {
     metrics_add(redis_retries, NULL, 1);
+}
+
+void run_metrics_postgres_retry(void)
+{
+    metrics_add(pg_retries, NULL, 1);
 }
 
 void run_metrics_kafka_stats(const char *json, size_t len)

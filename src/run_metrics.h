@@ -42,7 +42,11 @@ void run_metrics_flush_ok(double seconds, size_t host_rows, size_t user_rows, si
 void run_metrics_flush_superseded(void);
 void run_metrics_flush_failed(bool postgres);
 void run_metrics_redis_up(bool up);
+/* PostgreSQL answered (or not) a flush with nothing to write, which does
+ * not ask it: the loop pings it instead. */
+void run_metrics_postgres_up(bool up);
 void run_metrics_redis_retry(void);
+void run_metrics_postgres_retry(void);
 /* librdkafka's statistics JSON (statistics.interval.ms): consumer lag per
  * partition. */
 void run_metrics_kafka_stats(const char *json, size_t len);

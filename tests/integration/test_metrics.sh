@@ -6,7 +6,8 @@
 # produced (by reason), the applied counter equal to the good ones, and the
 # consumer lag of every partition reaching 0 once caught up. Then /readyz
 # must turn unready while Redis is stopped and ready again after, and
-# Prometheus must have seen activity_redis_up drop to 0 meanwhile.
+# Prometheus must have seen activity_redis_up drop to 0 meanwhile; the same
+# for PostgreSQL.
 source "$(dirname "$0")/lib.sh"
 STACK=$ROOT/scripts/stack.sh
 
@@ -115,6 +116,17 @@ ACTIVITY_SKIP_DEPS=1 "$STACK" start-redis >/dev/null 2>&1
 await_ready 200
 await_value "activity_redis_up" 20 1
 say "/readyz back to 200 with Redis"
+
+say "stopping PostgreSQL: /readyz must turn 503"
+ACTIVITY_SKIP_DEPS=1 "$STACK" stop-pg >/dev/null 2>&1
+await_ready 503
+curl -s "http://127.0.0.1:$MPORT/readyz" | grep -q postgresql || fail "/readyz does not name PostgreSQL"
+await_value "activity_postgres_up" 20 0
+ACTIVITY_SKIP_DEPS=1 "$STACK" start-pg >/dev/null 2>&1
+await_ready 200
+await_value "activity_postgres_up" 20 1
+[ "$(query 'sum(activity_postgres_retries_total)')" != 0 ] || fail "no PostgreSQL retries counted"
+say "/readyz back to 200 with PostgreSQL"
 
 kill -TERM "$proc"
 wait "$proc" || {
