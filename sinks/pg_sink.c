@@ -138,6 +138,12 @@ int pg_sink_ping(pg_sink *pg, errbuf *err)
     return exec_ok(pg, "SELECT 1", "ping", err);
 }
 
+const char *pg_sink_server_version(const pg_sink *pg)
+{
+    const char *v = PQparameterStatus(pg->conn, "server_version");
+    return v ? v : "?";
+}
+
 void pg_sink_free(pg_sink *pg)
 {
     if (!pg)

@@ -27,6 +27,8 @@ int pg_sink_reconnect(pg_sink *pg, errbuf *err);
 /* A round trip (reconnecting first if the connection is gone): whether
  * PostgreSQL answers, for readiness when a flush had nothing to write. */
 int pg_sink_ping(pg_sink *pg, errbuf *err);
+/* The server's version (server_version), for the start-up line. */
+const char *pg_sink_server_version(const pg_sink *pg);
 
 /* Creates the sink tables (sinks/schema.sql) if missing. */
 int pg_sink_migrate(pg_sink *pg, errbuf *err);

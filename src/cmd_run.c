@@ -788,6 +788,10 @@ int cmd_run(int argc, char **argv)
         goto out;
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
+    char redis_version[64];
+    redis_state_server_version(rs, redis_version, sizeof redis_version);
+    log_info("activity %s with librdkafka %s; Redis %s, PostgreSQL %s", ACTIVITY_VERSION,
+             rd_kafka_version_str(), redis_version, pg_sink_server_version(pg));
     pipeline_init(&pipe, codec, rs, apply_rs, dead, rc.common.events_topic,
                   rc.common.devices_topic);
     pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);

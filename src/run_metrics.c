@@ -13,10 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef ACTIVITY_VERSION
-#define ACTIVITY_VERSION "dev"
-#endif
-
 /* /healthz fails when the loop has not turned for this long: a poll round
  * takes at most a batch, a flush or a reconnect attempt, all far shorter. */
 #define HEALTH_STALL_SECONDS 120.0

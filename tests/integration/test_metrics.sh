@@ -71,6 +71,14 @@ await_value() {
 
 await_value "sum(activity_records_consumed_total{topic=\"$T_EVENTS\"})" 90 $((GOOD + BAD))
 say "records consumed from the events topic: $((GOOD + BAD))"
+# The start-up line names the versions, the servers' as they report them.
+redis_version=$(redis-cli -u "$ACTIVITY_REDIS_URL" INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
+pg_version=$(psql_test -tAc 'SHOW server_version')
+grep -qF "with librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '')" "$WORK/run.log" &&
+    grep -qF "Redis $redis_version, PostgreSQL $pg_version" "$WORK/run.log" || {
+    grep "with librdkafka" "$WORK/run.log" >&2
+    fail "the start-up line does not give librdkafka's, Redis' ($redis_version) and PostgreSQL's ($pg_version) versions"
+}
 await_value "sum(activity_records_consumed_total{topic=\"$T_DEVICES\"})" 30 "$DEVICE_COUNT"
 await_value "sum(activity_dead_letters_total)" 30 "$BAD"
 await_value "sum(activity_records_applied_total{topic=\"$T_EVENTS\"})" 30 "$GOOD"
