@@ -2,8 +2,8 @@
 #
 #   make            build bin/activity
 #   make demo       install what is missing, start the local stack, load a month, run, show tables
-#   make test       install what is missing, start the stack, run unit (also under ASan/UBSan)
-#                   and integration tests
+#   make test       install what is missing, start the stack, run unit (also under ASan/UBSan),
+#                   the compose/Dockerfile check (tests/test_compose.sh) and integration tests
 #   make bench      throughput / Redis cost figures (prints, never fails on them)
 #   make fuzz       libFuzzer + ASan/UBSan on framing, Avro decode, validation
 #                   (FUZZ_SECONDS, default 60; part of make test)
@@ -11,7 +11,7 @@
 #   make format     clang-format every C file
 
 CC       ?= cc
-PKGS     := rdkafka avro-c libpq hiredis jansson libcurl libcrypto
+PKGS     := rdkafka avro-c libpq hiredis jansson libcurl libcrypto libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror
@@ -77,6 +77,7 @@ test:
 	scripts/deps.sh
 	$(MAKE) all build/unit_tests build/unit_tests_asan
 	$(MAKE) unit unit-asan
+	tests/test_compose.sh
 	$(MAKE) fuzz
 	tests/integration/run_all.sh
 

@@ -3,8 +3,10 @@
  */
 #include "consumers/kafka_admin.h"
 
+#include "src/config.h"
 #include "src/grow.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,10 +15,12 @@ int kafka_partition_count(rd_kafka_t *rk, const char *topic, errbuf *err)
 {
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 10000);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, config_broker_timeout_ms());
     rd_kafka_topic_destroy(t);
     if (e) {
-        err_set(err, "metadata for topic %s: %s", topic, rd_kafka_err2str(e));
+        char what[300];
+        snprintf(what, sizeof what, "look up topic %s", topic);
+        config_broker_error(rk, e, what, err);
         return -1;
     }
     int n = 0;

@@ -10,6 +10,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+/* Partitions of the topics load and run create (events, devices, profiles,
+ * dead letters), the same as docker-compose.yml's kafka-init and
+ * scripts/stack.sh's num.partitions (tests/test_compose.sh checks). */
+#define KAFKA_DEFAULT_PARTITIONS 6
+
 /* Creates the topic unless it exists. Returns 0 if it exists afterwards. */
 int kafka_ensure_topic(rd_kafka_t *rk, const char *topic, int partitions, int replication,
                        errbuf *err);

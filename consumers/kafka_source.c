@@ -2,6 +2,7 @@
  * kafka_source.c — consumer-group member (see kafka_source.h).
  */
 #include "consumers/kafka_source.h"
+#include "src/run_metrics.h"
 
 #include "src/deployment.h"
 
@@ -67,6 +68,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
+    run_metrics_rebalance(e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS);
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assign_partitions(src, parts);
         char what[1024];
@@ -112,6 +114,16 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         log_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
+/* librdkafka's statistics (-X statistics.interval.ms, or --metrics-addr):
+ * consumer lag for the metrics. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    run_metrics_kafka_stats(json, len);
+    return 0; /* librdkafka frees json */
+}
+
 kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt, pipeline *pipe,
                                errbuf *err)
 {
@@ -150,6 +162,7 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_opaque(conf, src);
     char errstr[512];
     src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);

@@ -30,11 +30,9 @@ struct schema_registry {
 
 void registry_options_defaults(registry_options *o)
 {
+    /* The URL and credentials come from the options, which also read
+     * them from the environment (src/config.h). */
     memset(o, 0, sizeof *o);
-    const char *u = getenv("ACTIVITY_SCHEMA_REGISTRY_URL");
-    o->url = u && *u ? u : NULL;
-    const char *a = getenv("ACTIVITY_SCHEMA_REGISTRY_USER_INFO");
-    o->user_info = a && *a ? a : NULL;
     o->timeout_ms = 5000;
     o->retries = 4;
 }

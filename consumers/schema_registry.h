@@ -30,8 +30,10 @@ typedef struct {
     int retries;           /* further attempts after a failure (default 4) */
 } registry_options;
 
-/* Fills defaults from the environment: ACTIVITY_SCHEMA_REGISTRY_URL,
- * ACTIVITY_SCHEMA_REGISTRY_USER_INFO. url stays NULL when neither is set. */
+/* Fills the defaults: no registry (url NULL), 5 s timeout, 4 retries. The
+ * URL and credentials come from the options, which also read
+ * ACTIVITY_SCHEMA_REGISTRY[_URL] and ACTIVITY_SCHEMA_REGISTRY_USER_INFO
+ * (src/config.h). */
 void registry_options_defaults(registry_options *o);
 
 schema_registry *schema_registry_new(const registry_options *o, errbuf *err);

@@ -4,6 +4,7 @@
 #include "processors/pipeline.h"
 
 #include "src/grow.h"
+#include "src/run_metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,10 @@ static int dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *rea
         return -1;
     p->dlq_pending = true;
     p->stats.dead_letters++;
+    run_metrics_dead_letter(rd_kafka_topic_name(m->rkt), reason);
+    partition_state *ps = pipeline_find(p, rd_kafka_topic_name(m->rkt), m->partition);
+    if (ps)
+        ps->n_dead++;
     return 0;
 }
 
@@ -197,6 +202,7 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
     if (!ps->pending) {
         ps->first_offset = m->offset;
         ps->n_records = 0;
+        ps->n_dead = 0;
         ps->fence_max = highest_fence(ps->fences);
     }
     ps->n_records++;
@@ -304,6 +310,8 @@ int pipeline_apply_begin(pipeline *p, errbuf *err)
         ps->inflight_records = ps->n_records;
         ps->inflight_generation = ps->generation;
         ps->pending = false;
+        ps->inflight_dead = ps->n_dead;
+        run_metrics_batch(ps->topic, ps->inflight_records);
     }
     return 0;
 }
@@ -376,6 +384,7 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
                       (long long)ps->inflight_position - 1,
                       (unsigned long long)ps->inflight_records, ps->ticket.n);
             ps->applied = ps->inflight_position;
+            run_metrics_applied(ps->topic, ps->inflight_records - ps->inflight_dead);
         }
     }
     return after_conflicts(p, conflict, reseek, err);

@@ -45,6 +45,8 @@ typedef struct {
      * fence lookups, which is every record once a partition is under way. */
     int64_t fence_max;
     uint64_t n_records, inflight_records;
+    /* Of those, dead letters (for the applied-records metric). */
+    uint64_t n_dead, inflight_dead;
     uint32_t inflight_generation;
     /* After Redis lost state: where this partition stood then. Until it
      * has applied that far again, Redis holds a partial rebuild and

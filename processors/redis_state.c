@@ -463,6 +463,17 @@ uint64_t redis_state_commands(const redis_state *rs)
     return rs->commands;
 }
 
+void redis_state_server_version(redis_state *rs, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "?");
+    redisReply *r = redisCommand(rs->ctx, "INFO server");
+    const char *v = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "redis_version:") : NULL;
+    if (v)
+        snprintf(buf, cap, "%.*s", (int)strcspn(v + 14, "\r\n"), v + 14);
+    if (r)
+        freeReplyObject(r);
+}
+
 int redis_state_drop_all(redis_state *rs, errbuf *err)
 {
     char pattern[300];

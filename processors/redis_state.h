@@ -70,6 +70,9 @@ int redis_state_layout_present(redis_state *rs, errbuf *err);
 
 /* Commands sent over the network (a script call counts once). */
 uint64_t redis_state_commands(const redis_state *rs);
+/* The server's redis_version (INFO server), for the start-up line; "?"
+ * when it does not say. */
+void redis_state_server_version(redis_state *rs, char *buf, size_t cap);
 
 /* Reads the fences of one source partition for every group; -1 = none. */
 int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partition,

@@ -42,8 +42,9 @@ PACKAGES=(
 )
 if [ "$build_only" -eq 0 ]; then
     # The local stack (scripts/stack.sh): the servers and their clients, kcat for Kafka
-    # probes, procps for pgrep; runuser comes from util-linux, which is essential.
-    PACKAGES+=(redis-server redis-tools postgresql postgresql-client kcat procps)
+    # probes, procps for pgrep, prometheus for the metrics test (which starts its own on
+    # loopback); runuser comes from util-linux, which is essential.
+    PACKAGES+=(redis-server redis-tools postgresql postgresql-client kcat procps prometheus)
     # Kafka runs on the JVM and its jars are fetched with Maven; any java/mvn already on
     # PATH (e.g. a newer JDK) is good enough, so only add Debian's when there is none.
     command -v java >/dev/null 2>&1 || PACKAGES+=(default-jre-headless)

@@ -87,7 +87,7 @@ static long long topic_limit(rd_kafka_conf_t *conf, const char *topic, errbuf *e
         return -1;
     }
     long long limit = -1;
-    if (kafka_ensure_topic(probe, topic, 1, 1, err) == 0) {
+    if (kafka_ensure_topic(probe, topic, KAFKA_DEFAULT_PARTITIONS, 1, err) == 0) {
         errbuf why = {{0}};
         limit = kafka_topic_config_number(probe, topic, "max.message.bytes", &why);
         if (limit < 0) {

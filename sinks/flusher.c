@@ -630,6 +630,8 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
     stats->user_keys = p.n_user_keys;
     stats->user_rows = p.n_users;
     stats->dim_changes = p.n_dims[DIM_DEVICES] + p.n_dims[DIM_USERS];
+    stats->dim_device_changes = p.n_dims[DIM_DEVICES];
+    stats->dim_user_changes = p.n_dims[DIM_USERS];
     rc = 0;
 out:
     if (rc < 0 && !err->msg[0])

@@ -172,6 +172,19 @@ int pg_sink_reconnect(pg_sink *pg, errbuf *err)
     return open_conn(pg, err);
 }
 
+int pg_sink_ping(pg_sink *pg, errbuf *err)
+{
+    if (PQstatus(pg->conn) != CONNECTION_OK && open_conn(pg, err))
+        return -1;
+    return exec_ok(pg, "SELECT 1", "ping", err);
+}
+
+const char *pg_sink_server_version(const pg_sink *pg)
+{
+    const char *v = PQparameterStatus(pg->conn, "server_version");
+    return v ? v : "?";
+}
+
 void pg_sink_free(pg_sink *pg)
 {
     if (!pg)

@@ -30,6 +30,11 @@ int pg_sink_reconnect(pg_sink *pg, errbuf *err);
  * backoff, rather than stalling the processor (and its SIGTERM) for as
  * long as the lock is held. */
 int pg_sink_set_timeouts(pg_sink *pg, long lock_timeout_ms, long statement_timeout_ms, errbuf *err);
+/* A round trip (reconnecting first if the connection is gone): whether
+ * PostgreSQL answers, for readiness when a flush had nothing to write. */
+int pg_sink_ping(pg_sink *pg, errbuf *err);
+/* The server's version (server_version), for the start-up line. */
+const char *pg_sink_server_version(const pg_sink *pg);
 
 /* Creates the sink tables (sinks/schema.sql) if missing. */
 int pg_sink_migrate(pg_sink *pg, errbuf *err);

@@ -7,6 +7,7 @@
  * fences make records already applied a no-op.
  */
 #include "src/commands.h"
+#include "src/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ int cmd_backfill(int argc, char **argv)
         }
     char **args = calloc((size_t)argc + 2, sizeof *args);
     if (!args) {
-        fprintf(stderr, "activity backfill: out of memory\n");
+        log_error("out of memory");
         return 1;
     }
     args[0] = "run";

@@ -139,13 +139,18 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     else if (strcmp(argv[1], "redrive") == 0)
         a->redrive = true;
     else {
-        fprintf(stderr, "activity dlq: unknown action '%s' (list or redrive)\n", argv[1]);
+        log_error("unknown action '%s' (list or redrive)", argv[1]);
         return -1;
     }
     argc--;
     argv++;
     int opt;
     char *end;
+    errbuf err = {{0}};
+    if (config_sources(&a->cfg, "dlq", opts, &argc, &argv, &err)) {
+        log_error("%s", err.msg);
+        return -1;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -162,7 +167,7 @@ static int parse_args(int argc, char **argv, dlq_args *a)
         case OPT_LIMIT: {
             long long v = strtoll(optarg, &end, 10);
             if (*end || v < 0) {
-                fprintf(stderr, "activity dlq: expected a count >= 0, got '%s'\n", optarg);
+                log_error("expected a count >= 0, got '%s'", optarg);
                 return -1;
             }
             *(opt == OPT_FROM ? &a->from : opt == OPT_TO ? &a->to : &a->limit) = v;
@@ -316,10 +321,12 @@ int cmd_dlq(int argc, char **argv)
     int remaining = 0;
     for (int p = 0; p < parts; p++) {
         int64_t low, hi;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(cons, a.cfg.dlq_topic, p, &low, &hi, 10000);
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(cons, a.cfg.dlq_topic, p, &low,
+                                                                 &hi, config_broker_timeout_ms());
         if (e) {
-            err_set(&err, "watermarks of %s [%d]: %s", a.cfg.dlq_topic, p, rd_kafka_err2str(e));
+            char what[300];
+            snprintf(what, sizeof what, "read the offsets of %s [%d]", a.cfg.dlq_topic, p);
+            config_broker_error(cons, e, what, &err);
             rd_kafka_topic_partition_list_destroy(list);
             goto out;
         }
@@ -334,9 +341,11 @@ int cmd_dlq(int argc, char **argv)
     rd_kafka_topic_partition_list_destroy(list);
     q = rd_kafka_queue_get_consumer(cons);
     while (remaining > 0 && (a.limit < 0 || matched < a.limit)) {
-        rd_kafka_message_t *m = rd_kafka_consume_queue(q, 10000);
+        rd_kafka_message_t *m = rd_kafka_consume_queue(q, config_broker_timeout_ms());
         if (!m) {
-            err_set(&err, "no progress reading %s for 10 s", a.cfg.dlq_topic);
+            char what[300];
+            snprintf(what, sizeof what, "read %s (no progress)", a.cfg.dlq_topic);
+            config_broker_error(cons, RD_KAFKA_RESP_ERR__TIMED_OUT, what, &err);
             goto out;
         }
         if (m->err) {
@@ -384,7 +393,7 @@ int cmd_dlq(int argc, char **argv)
     status = 0;
 out:
     if (status && err.msg[0])
-        log_error("dlq: %s", err.msg);
+        log_error("%s", err.msg);
     if (q)
         rd_kafka_queue_destroy(q);
     free(high);

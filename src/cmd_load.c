@@ -57,6 +57,14 @@ static const char help[] =
     "                           and frame records with the id it gives\n"
     "                           [$ACTIVITY_SCHEMA_REGISTRY_URL]\n"
     "  --schema-registry-user-info USER:PASS  [$ACTIVITY_SCHEMA_REGISTRY_USER_INFO]\n"
+    "  --max-rejects N          exit 3 when more than N lines were rejected (default: 0,\n"
+    "                           so any rejected line does; the valid lines are loaded\n"
+    "                           either way)\n"
+    "  --dry-run                read, validate and encode everything, produce nothing (no\n"
+    "                           Kafka, no registry); the summary and exit status say what\n"
+    "                           a real load would have rejected\n"
+    "  --progress SEC           report progress on stderr every SEC seconds (default: 5;\n"
+    "                           0: never), so only inputs that take longer show it\n"
     "\n"
     "Event CSV header: url,referrer,user_id,device_id,host,event_time (any order, extra\n"
     "columns ignored); device CSV header: device_id,browser_type,os_type,device_type\n"
@@ -65,8 +73,9 @@ static const char help[] =
     "(JSON: user_id, name {first,last,title}, address {street,city,state,country,zip},\n"
     "contact {type,value}, updated_at, deleted). A record with deleted=true is produced\n"
     "as a tombstone: a null value for its key, its updated_at in the header\n"
-    "activity.updated_at. Exit status: 0 when every accepted record was delivered, 1 on\n"
-    "delivery, connection or file errors, 2 on usage errors.\n"
+    "activity.updated_at. Exit status: 0 when every accepted record was delivered and\n"
+    "at most --max-rejects lines were rejected, 1 on delivery, connection or file\n"
+    "errors, 2 on usage errors, 3 when more lines were rejected than --max-rejects.\n"
     "\n" COMMON_OPTIONS_HELP;
 
 enum {
@@ -77,6 +86,9 @@ enum {
     OPT_REPLICATION,
     OPT_REGISTRY,
     OPT_REGISTRY_AUTH,
+    OPT_MAX_REJECTS,
+    OPT_DRY_RUN,
+    OPT_PROGRESS,
 };
 
 enum input_format { FORMAT_AUTO, FORMAT_CSV, FORMAT_JSONL };
@@ -95,6 +107,11 @@ typedef struct {
     int partitions;
     int replication;
     registry_options registry;
+    long max_rejects;
+    bool dry_run;
+    double progress_every; /* seconds; 0: no progress lines */
+    double next_progress;
+    long validated; /* --dry-run: records that would have been produced */
 
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt; /* set once the topic exists */
@@ -177,12 +194,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 /* librdkafka's own log lines are mostly transient, retried conditions
  * ("coordinator load in progress"); what matters reaches error_cb or a
  * delivery report, so its log is only shown with --verbose. */
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    log_debug("kafka %s (level %d): %s", fac, level, buf);
-}
-
 static rd_kafka_t *producer_new(loader *L, errbuf *err)
 {
     /* Ours first, then bootstrap.servers and -X, so users can override any
@@ -218,7 +229,6 @@ static rd_kafka_t *producer_new(loader *L, errbuf *err)
     rd_kafka_conf_set_opaque(conf, L);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
     char errstr[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
@@ -261,7 +271,7 @@ static int register_schema(loader *L, errbuf *err)
  * tells what it holds. */
 static int set_kind(loader *L, enum record_kind kind, errbuf *err)
 {
-    if (L->rkt) {
+    if (L->rkt || (L->dry_run && L->topic)) {
         if (kind != L->kind) {
             err_set(err,
                     "holds %s records, but earlier input held %s records (load them "
@@ -276,6 +286,8 @@ static int set_kind(loader *L, enum record_kind kind, errbuf *err)
                : kind == RECORD_WEB_EVENT    ? L->cfg.events_topic
                : kind == RECORD_USER_PROFILE ? L->cfg.profiles_topic
                                              : L->cfg.devices_topic;
+    if (L->dry_run)
+        return 0;
     if (kafka_ensure_topic(L->rk, L->topic, L->partitions, L->replication, err))
         return -1;
     if (L->registry.url && register_schema(L, err))
@@ -293,9 +305,27 @@ static void reject(loader *L, long line, const char *reason)
     L->rejected++;
     L->file_rejected++;
     if (L->file_rejected <= MAX_SHOWN_REJECTS)
-        fprintf(stderr, "%s:%ld: %s\n", L->name, line, reason);
+        log_warn("%s:%ld: %s", L->name, line, reason);
     else if (L->file_rejected == MAX_SHOWN_REJECTS + 1)
-        fprintf(stderr, "%s: more rejected lines are counted, not shown\n", L->name);
+        log_warn("%s: more rejected lines are counted, not shown", L->name);
+}
+
+/* Every --progress seconds, where loading stands (checked every 4096
+ * records: a clock read per record would cost more than the rest). */
+static void report_progress(loader *L, long line)
+{
+    if (!L->progress_every || ((L->produced + L->validated) & 4095) != 4095)
+        return;
+    double now = now_s();
+    if (now < L->next_progress)
+        return;
+    L->next_progress = now + L->progress_every;
+    if (L->dry_run)
+        log_info("%s: at line %ld, %ld records valid, %ld lines rejected", L->name, line,
+                 L->validated, L->rejected);
+    else
+        log_info("%s: at line %ld, %ld records produced, %ld delivered, %ld lines rejected",
+                 L->name, line, L->produced, L->delivered, L->rejected);
 }
 
 /* Hands one encoded record to librdkafka, waiting while its queue is full.
@@ -304,6 +334,13 @@ static void reject(loader *L, long line, const char *reason)
 static int produce(loader *L, long line, const void *val, size_t len, const char *key,
                    size_t keylen, rd_kafka_headers_t *headers, errbuf *err)
 {
+    report_progress(L, line);
+    if (L->dry_run) {
+        if (headers)
+            rd_kafka_headers_destroy(headers);
+        L->validated++;
+        return 0;
+    }
     for (;;) {
         /* On success librdkafka owns the headers; on failure we still do. */
         rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -324,8 +361,7 @@ static int produce(loader *L, long line, const void *val, size_t len, const char
         if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
             /* Counted as undelivered, not rejected: the line is valid, the
              * topic cannot take it, and the run must say so by failing. */
-            fprintf(stderr, "%s:%ld: cannot produce the record: %s\n", L->name, line,
-                    rd_kafka_err2str(e));
+            log_warn("%s:%ld: cannot produce the record: %s", L->name, line, rd_kafka_err2str(e));
             L->refused++;
             return 1;
         }
@@ -606,7 +642,9 @@ static int parse_count(const char *flag, const char *arg, int *out, errbuf *err)
 }
 
 /* Returns 0 to go on, or the exit status (0 for --help, 2 for bad usage). */
-static int parse_args(loader *L, int argc, char **argv, int *status)
+/* *argc, *argv become the vector with the configuration's options (see
+ * config_sources); the input files are at optind of it. */
+static int parse_args(loader *L, int *pargc, char ***pargv, int *status)
 {
     static const struct option opts[] = {
         {"topic", required_argument, 0, OPT_TOPIC},
@@ -616,12 +654,22 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
         {"replication-factor", required_argument, 0, OPT_REPLICATION},
         {"schema-registry", required_argument, 0, OPT_REGISTRY},
         {"schema-registry-user-info", required_argument, 0, OPT_REGISTRY_AUTH},
+        {"max-rejects", required_argument, 0, OPT_MAX_REJECTS},
+        {"dry-run", no_argument, 0, OPT_DRY_RUN},
+        {"progress", required_argument, 0, OPT_PROGRESS},
         COMMON_LONG_OPTIONS,
         {0, 0, 0, 0},
     };
     errbuf err = {{0}};
     int opt;
     *status = 0;
+    if (config_sources(&L->cfg, "load", opts, pargc, pargv, &err)) {
+        log_error("%s", err.msg);
+        *status = 2;
+        return 1;
+    }
+    int argc = *pargc;
+    char **argv = *pargv;
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         int bad = 0;
         switch (opt) {
@@ -657,11 +705,35 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
             bad = parse_count("--replication-factor", optarg, &L->replication, &err);
             break;
         case OPT_REGISTRY:
+            config_note_secret_in(optarg);
             L->registry.url = optarg;
             break;
         case OPT_REGISTRY_AUTH:
+            if (strchr(optarg, ':'))
+                log_add_secret(strchr(optarg, ':') + 1);
             L->registry.user_info = optarg;
             break;
+        case OPT_MAX_REJECTS: {
+            int64_t v;
+            if (!text_parse_int64(optarg, strlen(optarg), &v) || v < 0) {
+                err_set(&err, "--max-rejects takes a count >= 0, got '%s'", optarg);
+                bad = 1;
+            }
+            L->max_rejects = (long)v;
+            break;
+        }
+        case OPT_DRY_RUN:
+            L->dry_run = true;
+            break;
+        case OPT_PROGRESS: {
+            char *end;
+            L->progress_every = strtod(optarg, &end);
+            if (*end || !(L->progress_every >= 0)) {
+                err_set(&err, "--progress takes seconds >= 0, got '%s'", optarg);
+                bad = 1;
+            }
+            break;
+        }
         default: {
             int r = config_common_option(&L->cfg, opt, optarg, &err);
             if (r == 0)
@@ -670,14 +742,13 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
         }
         }
         if (bad) {
-            fprintf(stderr, "activity load: %s\n", err.msg);
+            log_error("%s", err.msg);
             *status = 2;
             return 1;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr,
-                "activity load: no input files (use - for stdin); see activity load --help\n");
+        log_error("no input files (use - for stdin); see activity load --help");
         *status = 2;
         return 1;
     }
@@ -686,11 +757,11 @@ static int parse_args(loader *L, int argc, char **argv, int *status)
 
 int cmd_load(int argc, char **argv)
 {
-    loader L = {.partitions = 6, .replication = 1};
+    loader L = {.partitions = KAFKA_DEFAULT_PARTITIONS, .replication = 1, .progress_every = 5};
     config_defaults(&L.cfg);
     registry_options_defaults(&L.registry);
     int status;
-    if (parse_args(&L, argc, argv, &status)) {
+    if (parse_args(&L, &argc, &argv, &status)) {
         config_free(&L.cfg);
         return status;
     }
@@ -698,13 +769,13 @@ int cmd_load(int argc, char **argv)
     errbuf err = {{0}};
     L.codec = avro_codec_new(&err);
     if (!L.codec) {
-        log_error("load: %s", err.msg);
+        log_error("%s", err.msg);
         config_free(&L.cfg);
         return 1;
     }
-    L.rk = producer_new(&L, &err);
-    if (!L.rk) {
-        log_error("load: %s", err.msg);
+    L.rk = L.dry_run ? NULL : producer_new(&L, &err);
+    if (!L.rk && !L.dry_run) {
+        log_error("%s", err.msg);
         avro_codec_free(L.codec);
         config_free(&L.cfg);
         return 1;
@@ -723,7 +794,8 @@ int cmd_load(int argc, char **argv)
         FILE *f = fopen(argv[i], "r");
         if (!f) {
             log_error("%s: cannot open: %s", argv[i], strerror(errno));
-            rd_kafka_destroy(L.rk);
+            if (L.rk)
+                rd_kafka_destroy(L.rk);
             avro_codec_free(L.codec);
             config_free(&L.cfg);
             return 1;
@@ -733,6 +805,7 @@ int cmd_load(int argc, char **argv)
 
     L.paths = argv;
     double t0 = now_s();
+    L.next_progress = t0 + L.progress_every;
     int rc = 0;
     for (int i = optind; i < argc && !stop_reading(&L); i++) {
         if (load_file(&L, i, &err)) {
@@ -745,7 +818,8 @@ int cmd_load(int argc, char **argv)
         log_error("interrupted: stopped reading, delivering what was produced");
         rc = 1;
     }
-    finish_deliveries(&L);
+    if (L.rk)
+        finish_deliveries(&L);
     double secs = now_s() - t0;
 
     if (L.fatal)
@@ -756,15 +830,25 @@ int cmd_load(int argc, char **argv)
                   L.topic ? L.topic : "the topic");
         rc = 1;
     }
-    log_info("loaded %ld records (rejected %ld) to %s in %.1f s (%.0f records/s)", L.delivered,
-             L.rejected, L.topic ? L.topic : "no topic", secs,
-             secs > 0 ? (double)L.delivered / secs : 0.0);
+    if (L.dry_run)
+        log_info("dry run: %ld records valid (rejected %ld) for %s in %.1f s; nothing produced",
+                 L.validated, L.rejected, L.topic ? L.topic : "no topic", secs);
+    else
+        log_info("loaded %ld records (rejected %ld) to %s in %.1f s (%.0f records/s)", L.delivered,
+                 L.rejected, L.topic ? L.topic : "no topic", secs,
+                 secs > 0 ? (double)L.delivered / secs : 0.0);
+    if (rc == 0 && L.rejected > L.max_rejects) {
+        log_error("%ld lines were rejected, more than --max-rejects %ld (the valid ones %s)",
+                  L.rejected, L.max_rejects, L.dry_run ? "would be loaded" : "are loaded");
+        rc = 3;
+    }
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (L.rkt)
         rd_kafka_topic_destroy(L.rkt);
-    rd_kafka_destroy(L.rk);
+    if (L.rk)
+        rd_kafka_destroy(L.rk);
     avro_codec_free(L.codec);
     config_free(&L.cfg);
     return rc;

@@ -19,6 +19,11 @@ int cmd_migrate(int argc, char **argv)
     static const struct option opts[] = {COMMON_LONG_OPTIONS, {0, 0, 0, 0}};
     errbuf err = {{0}};
     int opt;
+    if (config_sources(&cfg, "migrate", opts, &argc, &argv, &err)) {
+        log_error("%s", err.msg);
+        config_free(&cfg);
+        return 2;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         if (opt == 'h') {
             fputs(help, stdout);

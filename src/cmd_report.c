@@ -28,7 +28,7 @@ static int print_query(PGconn *conn, const char *title, const char *sql, int npa
 {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "activity report: %s: %s", title, PQerrorMessage(conn));
+        log_error("%s: %s", title, PQerrorMessage(conn));
         PQclear(res);
         return -1;
     }
@@ -53,6 +53,12 @@ int cmd_report(int argc, char **argv)
     const char *month = NULL;
     char limit[16] = "10";
     int opt;
+    errbuf err = {{0}};
+    if (config_sources(&cfg, "report", opts, &argc, &argv, &err)) {
+        log_error("%s", err.msg);
+        config_free(&cfg);
+        return 2;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         if (opt == 'h') {
             fputs(help, stdout);
@@ -62,7 +68,7 @@ int cmd_report(int argc, char **argv)
         if (opt == OPT_MONTH) {
             int y, m;
             if (sscanf(optarg, "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 || strlen(optarg) != 7) {
-                fprintf(stderr, "activity report: --month takes YYYY-MM\n");
+                log_error("--month takes YYYY-MM");
                 config_free(&cfg);
                 return 2;
             }
@@ -73,7 +79,7 @@ int cmd_report(int argc, char **argv)
             char *end;
             long n = strtol(optarg, &end, 10);
             if (*end || n < 1 || n > 10000) {
-                fprintf(stderr, "activity report: --limit takes 1..10000\n");
+                log_error("--limit takes 1..10000");
                 config_free(&cfg);
                 return 2;
             }
@@ -88,7 +94,7 @@ int cmd_report(int argc, char **argv)
     PGconn *conn = PQconnectdb(cfg.pg_dsn);
     int rc = 0;
     if (PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "activity report: cannot connect to postgres: %s", PQerrorMessage(conn));
+        log_error("cannot connect to postgres: %s", PQerrorMessage(conn));
         rc = 1;
         goto out;
     }

@@ -14,6 +14,8 @@
 #include "src/commands.h"
 #include "src/config.h"
 #include "src/deployment.h"
+#include "src/metrics_http.h"
+#include "src/run_metrics.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +44,13 @@ static const char help[] =
     "                          fails and is retried with backoff; also how long a\n"
     "                          signalled shutdown retries its final flush (default: 5)\n"
     "  --pg-statement-timeout SEC  the same for any flush statement (default: 60)\n"
+    "\n"
+    "Operations (see README: Metrics and health):\n"
+    "  --metrics-addr HOST:PORT serve GET /metrics (Prometheus), /healthz and /readyz\n"
+    "                          there (default: off); also sets statistics.interval.ms=5000\n"
+    "                          for the consumer lag unless -X gives it\n"
+    "  --ready-flush-failure SEC /readyz turns unready once flushes have failed for this\n"
+    "                          long (default: 60)\n"
     "\n"
     "SCD2 dimensions (see README: Dimensions (SCD2)):\n"
     "  --dim-devices-track LIST  dim_devices attributes that start a new version when\n"
@@ -86,6 +95,8 @@ enum {
     OPT_DIM_USERS,
     OPT_PG_LOCK_TIMEOUT,
     OPT_PG_STATEMENT_TIMEOUT,
+    OPT_METRICS_ADDR,
+    OPT_READY_FLUSH,
 };
 
 typedef struct {
@@ -102,6 +113,8 @@ typedef struct {
     int n_writer_schemas;
     scd2_config scd2;
     double pg_lock_timeout, pg_statement_timeout; /* seconds */
+    const char *metrics_addr; /* NULL: no metrics endpoint */
+    double ready_flush_failure;
 } run_config;
 
 static volatile sig_atomic_t stop_requested;
@@ -142,6 +155,8 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"dim-users-track", required_argument, 0, OPT_DIM_USERS},
         {"pg-lock-timeout", required_argument, 0, OPT_PG_LOCK_TIMEOUT},
         {"pg-statement-timeout", required_argument, 0, OPT_PG_STATEMENT_TIMEOUT},
+        {"metrics-addr", required_argument, 0, OPT_METRICS_ADDR},
+        {"ready-flush-failure", required_argument, 0, OPT_READY_FLUSH},
         {0, 0, 0, 0}};
     config_defaults(&rc->common);
     rc->source.group = "activity";
@@ -149,6 +164,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
     rc->batch_size = 500000;
     rc->pg_lock_timeout = 5;
     rc->pg_statement_timeout = 60;
+    rc->ready_flush_failure = 60;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
@@ -156,6 +172,10 @@ static int parse_args(int argc, char **argv, run_config *rc)
     int opt;
     errbuf err = {{0}};
     char *end;
+    if (config_sources(&rc->common, "run", opts, &argc, &argv, &err)) {
+        log_error("%s", err.msg);
+        return -1;
+    }
     while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (opt) {
         case 'h':
@@ -170,7 +190,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_FLUSH:
             rc->flush_interval = strtod(optarg, &end);
             if (*end || rc->flush_interval <= 0) {
-                fprintf(stderr, "activity run: --flush-interval takes seconds > 0\n");
+                log_error("--flush-interval takes seconds > 0");
                 return -1;
             }
             break;
@@ -181,40 +201,60 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_PG_STATEMENT_TIMEOUT: {
             double v = strtod(optarg, &end);
             if (*end || v < 0.001 || v > 86400) {
-                fprintf(stderr, "activity run: --%s takes seconds in 0.001..86400\n",
-                        opt == OPT_PG_LOCK_TIMEOUT ? "pg-lock-timeout" : "pg-statement-timeout");
+                log_error("--%s takes seconds in 0.001..86400",
+                          opt == OPT_PG_LOCK_TIMEOUT ? "pg-lock-timeout" : "pg-statement-timeout");
                 return -1;
             }
             *(opt == OPT_PG_LOCK_TIMEOUT ? &rc->pg_lock_timeout : &rc->pg_statement_timeout) = v;
             break;
         }
+        case OPT_METRICS_ADDR: {
+            char host[256];
+            int port;
+            if (metrics_parse_addr(optarg, host, &port, &err)) {
+                log_error("%s", err.msg);
+                return -1;
+            }
+            rc->metrics_addr = optarg;
+            break;
+        }
+        case OPT_READY_FLUSH:
+            rc->ready_flush_failure = strtod(optarg, &end);
+            if (*end || rc->ready_flush_failure <= 0) {
+                log_error("--ready-flush-failure takes seconds > 0");
+                return -1;
+            }
+            break;
         case OPT_UNTIL:
             rc->until_caught_up = true;
             break;
         case OPT_BATCH:
             rc->batch_size = strtoul(optarg, &end, 10);
             if (*end || rc->batch_size == 0 || rc->batch_size > 1000000) {
-                fprintf(stderr, "activity run: --batch-size takes 1..1000000\n");
+                log_error("--batch-size takes 1..1000000");
                 return -1;
             }
             break;
         case OPT_EXACT:
             rc->exact_limit = strtol(optarg, &end, 10);
             if (*end || rc->exact_limit < 0) {
-                fprintf(stderr, "activity run: --exact-uniques-limit takes a count >= 0\n");
+                log_error("--exact-uniques-limit takes a count >= 0");
                 return -1;
             }
             break;
         case OPT_REGISTRY:
+            config_note_secret_in(optarg);
             rc->registry.url = optarg;
             break;
         case OPT_REGISTRY_AUTH:
+            if (strchr(optarg, ':'))
+                log_add_secret(strchr(optarg, ':') + 1);
             rc->registry.user_info = optarg;
             break;
         case OPT_REGISTRY_TIMEOUT:
             rc->registry.timeout_ms = strtol(optarg, &end, 10);
             if (*end || rc->registry.timeout_ms <= 0) {
-                fprintf(stderr, "activity run: --schema-registry-timeout takes ms > 0\n");
+                log_error("--schema-registry-timeout takes ms > 0");
                 return -1;
             }
             break;
@@ -222,7 +262,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_MAX_TIME:
             if (validation_parse_time(optarg, opt == OPT_MIN_TIME ? &rc->rules.min_event_time_ms
                                                                   : &rc->rules.max_event_time_ms)) {
-                fprintf(stderr, "activity run: bad time '%s' (YYYY-MM-DD or epoch ms)\n", optarg);
+                log_error("bad time '%s' (YYYY-MM-DD or epoch ms)", optarg);
                 return -1;
             }
             break;
@@ -230,13 +270,13 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_DIM_USERS:
             if (scd2_config_parse(&rc->scd2, opt == OPT_DIM_DEVICES ? DIM_DEVICES : DIM_USERS,
                                   optarg, &err)) {
-                fprintf(stderr, "activity run: %s\n", err.msg);
+                log_error("%s", err.msg);
                 return -1;
             }
             break;
         case OPT_WRITER_SCHEMA:
             if (rc->n_writer_schemas == 16 || !strchr(optarg, '=')) {
-                fprintf(stderr, "activity run: --writer-schema takes ID=FILE (at most 16)\n");
+                log_error("--writer-schema takes ID=FILE (at most 16)");
                 return -1;
             }
             rc->writer_schemas[rc->n_writer_schemas++] = optarg;
@@ -244,7 +284,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         case OPT_MAX_FIELD:
             rc->rules.max_field_bytes = strtoul(optarg, &end, 10);
             if (*end || rc->rules.max_field_bytes == 0 || rc->rules.max_field_bytes > (1u << 20)) {
-                fprintf(stderr, "activity run: --max-field-bytes takes 1..1048576\n");
+                log_error("--max-field-bytes takes 1..1048576");
                 return -1;
             }
             break;
@@ -252,10 +292,9 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->rules.max_key_bytes = strtoul(optarg, &end, 10);
             if (*end || rc->rules.max_key_bytes == 0 ||
                 rc->rules.max_key_bytes > VALIDATION_KEY_BYTES_CEILING) {
-                fprintf(stderr,
-                        "activity run: --max-key-bytes takes 1..%d (a PostgreSQL btree index "
-                        "entry holds at most 2704 bytes)\n",
-                        VALIDATION_KEY_BYTES_CEILING);
+                log_error("--max-key-bytes takes 1..%d (a PostgreSQL btree index "
+                          "entry holds at most 2704 bytes)",
+                          VALIDATION_KEY_BYTES_CEILING);
                 return -1;
             }
             break;
@@ -267,12 +306,12 @@ static int parse_args(int argc, char **argv, run_config *rc)
     if (config_no_more_args("run", argc, argv, optind))
         return -1;
     if (validation_rules_check(&rc->rules, &err)) {
-        fprintf(stderr, "activity run: %s\n", err.msg);
+        log_error("%s", err.msg);
         return -1;
     }
     if (rc->reset && !rc->until_caught_up) {
-        fprintf(stderr, "activity run: --reset rebuilds from the topics and needs "
-                        "--until-caught-up (or use activity backfill --reset)\n");
+        log_error("--reset rebuilds from the topics and needs "
+                  "--until-caught-up (or use activity backfill --reset)");
         return -1;
     }
     return 0;
@@ -300,10 +339,12 @@ static int catch_up_init(catch_up *cu, rd_kafka_t *rk, const char *const *topics
             return -1;
         for (int p = 0; p < parts; p++) {
             int64_t low, high;
-            rd_kafka_resp_err_t e =
-                rd_kafka_query_watermark_offsets(rk, topics[i], p, &low, &high, 10000);
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topics[i], p, &low, &high,
+                                                                     config_broker_timeout_ms());
             if (e) {
-                err_set(err, "watermarks of %s [%d]: %s", topics[i], p, rd_kafka_err2str(e));
+                char what[300];
+                snprintf(what, sizeof what, "read the offsets of %s [%d]", topics[i], p);
+                config_broker_error(rk, e, what, err);
                 return -1;
             }
             catch_up_target *nt = realloc(cu->t, (cu->n + 1) * sizeof *nt);
@@ -378,6 +419,7 @@ typedef struct {
     double next_attempt;
     double backoff;
     bool failing;
+    bool pg_down; /* the last ping failed (see note_postgres) */
     uint64_t rows;
     double seconds;
     /* After a signal: when a failing final flush stops being retried. */
@@ -388,6 +430,23 @@ static void sleep_seconds(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
+}
+
+/* After a successful flush: PostgreSQL is up if the flush wrote to it;
+ * one with nothing to write did not ask it, so a ping does, for /readyz
+ * and activity_postgres_up. The next write reconnects by itself. */
+static void note_postgres(pg_sink *pg, flush_control *fc, bool wrote)
+{
+    errbuf err = {{0}};
+    bool up = wrote || pg_sink_ping(pg, &err) == 0;
+    if (!up)
+        run_metrics_postgres_retry();
+    if (up && fc->pg_down)
+        log_info("postgresql answers again");
+    else if (!up && !fc->pg_down)
+        log_warn("postgresql does not answer (nothing to flush meanwhile): %s", err.msg);
+    fc->pg_down = !up;
+    run_metrics_postgres_up(up);
 }
 
 /* Flushes. Transient failures (PostgreSQL or Redis unreachable) are retried
@@ -419,6 +478,9 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
         const char *const replay[3] = {rc->common.devices_topic, rc->common.profiles_topic, NULL};
         int r = flush_once(rs, pg, replay, &st, &pg_failed, err);
         if (r == 0) {
+            run_metrics_flush_ok(st.seconds, st.host_rows, st.user_rows, st.dim_device_changes,
+                                 st.dim_user_changes);
+            note_postgres(pg, fc, st.host_rows || st.user_keys || st.dim_changes);
             if (fc->failing)
                 log_info("flush recovered");
             fc->failing = false;
@@ -439,6 +501,7 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
             /* Another instance committed a newer flush first: try again
              * soon; what this one took is still pending. */
             log_debug("flush superseded by another instance's; retrying");
+            run_metrics_flush_superseded();
             if (!must_succeed)
                 return 1;
             sleep_seconds(0.2);
@@ -446,6 +509,7 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
         }
         if (pg_failed && !pg_sink_error_is_transient(pg))
             return -1;
+        run_metrics_flush_failed(pg_failed);
         if (!fc->failing)
             log_warn("flush failed, will retry with backoff (state is kept in Redis): %s",
                      err->msg);
@@ -549,6 +613,21 @@ static int flush_step(const run_config *rc, pipeline *pipe, kafka_source *src, r
     return fr;
 }
 
+/* pipeline_apply_end, timed for the metrics: from sending the batches
+ * (*sent_at, 0 if nothing was in flight) and the wait for the replies. */
+static int apply_end_timed(pipeline *pipe, rd_kafka_topic_partition_list_t **reseek,
+                           double *sent_at, errbuf *err)
+{
+    double start = now_seconds();
+    int r = pipeline_apply_end(pipe, reseek, err);
+    if (*sent_at && r >= 0) {
+        double end = now_seconds();
+        run_metrics_apply_latency(end - *sent_at, end - start);
+    }
+    *sent_at = 0;
+    return r;
+}
+
 static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
                     redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
@@ -564,8 +643,10 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     if (redis_state_epoch(rs, &epoch, false, &err))
         log_warn("reading the epoch: %s", err.msg);
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0, recheck_at = 0;
+    double apply_sent_at = 0;
     bool rechecked = false;
     while (!stop_requested) {
+        run_metrics_heartbeat();
         /* Up to a batch of messages, waiting only for the first. */
         for (size_t i = 0; i < rc->batch_size && status == 0; i++) {
             /* While Redis applies a batch, the replies are what to wait
@@ -586,12 +667,14 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                     log_debug("kafka: %s", rd_kafka_message_errstr(m));
                 else
                     log_warn("kafka: %s", rd_kafka_message_errstr(m));
-            } else if (status == 0 && pipeline_handle(pipe, m, &err)) {
+            } else if (run_metrics_consumed(rd_kafka_topic_name(m->rkt)),
+                       status == 0 && pipeline_handle(pipe, m, &err)) {
                 log_error("%s", err.msg);
                 status = 1;
             }
             rd_kafka_message_destroy(m);
         }
+        run_metrics_commit();
         if (kafka_source_fatal(src)) {
             log_error("kafka: fatal: %s", kafka_source_fatal(src));
             status = 1;
@@ -607,6 +690,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
              * unknown, so every partition restarts from its fences. */
             if (now_seconds() < redis_retry_at)
                 continue;
+            run_metrics_redis_retry();
             int rr = redis_state_reconnect(rs, &err);
             if (rr == 0)
                 rr = redis_state_reconnect(apply_rs, &err);
@@ -627,13 +711,15 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             if (present == 0)
                 rebuild_state(rs, "the layout marker is gone after reconnecting", &epoch);
             log_info("redis is back; resuming consumption from the fences");
+            run_metrics_redis_up(true);
             kafka_source_pause(src, false);
             redis_down = false;
-        } else if ((applied = pipeline_apply_end(pipe, &reseek, &err)) < 0) {
+        } else if ((applied = apply_end_timed(pipe, &reseek, &apply_sent_at, &err)) < 0) {
             /* Redis is unreachable: fetching pauses, polling goes on so
              * the group membership stays alive, and every second the
              * connection is retried. */
             log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            run_metrics_redis_up(false);
             kafka_source_pause(src, true);
             redis_down = true;
             redis_retry_at = now_seconds() + 1;
@@ -646,8 +732,11 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         seek_and_free(src, reseek);
         reseek = NULL;
         kafka_source_store_positions(src, pipe);
+        size_t n_assigned = 0;
         for (size_t i = 0; i < pipe->n_parts; i++)
-            had_assignment |= pipe->parts[i]->assigned;
+            n_assigned += pipe->parts[i]->assigned;
+        had_assignment |= n_assigned > 0;
+        run_metrics_assigned(n_assigned);
         /* The ownership checks once more, 3 s after joining: an instance
          * that started at the same instant was not a member yet when the
          * start-up check ran (src/deployment.h). */
@@ -697,10 +786,12 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         }
         if (begun) {
             log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            run_metrics_redis_up(false);
             kafka_source_pause(src, true);
             redis_down = true;
             redis_retry_at = now_seconds() + 1;
         }
+        apply_sent_at = pipeline_in_flight(pipe) ? now_seconds() : 0;
         if (now - last_report >= 30) {
             log_info("processed %llu records (%.0f/s), %llu dead letters",
                      (unsigned long long)pipe->stats.records,
@@ -710,6 +801,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             last_records = pipe->stats.records;
         }
     }
+    run_metrics_stopping();
     if (status == 0 && !redis_down) {
         /* Whatever is in flight or folded gets applied before the final
          * flush; a batch that cannot be is simply replayed by the next run. */
@@ -808,6 +900,16 @@ static int add_writer_schemas(const run_config *rc, avro_codec *codec, errbuf *e
     return 0;
 }
 
+/* With metrics on, librdkafka's statistics feed the consumer lag: every
+ * 5 s unless -X statistics.interval.ms says otherwise. */
+static int with_stats_interval(common_config *c, errbuf *err)
+{
+    for (int i = 0; i < c->n_kafka; i++)
+        if (strcmp(c->kafka_keys[i], "statistics.interval.ms") == 0)
+            return 0;
+    return config_common_option(c, 'X', "statistics.interval.ms=5000", err) < 0 ? -1 : 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_config rc;
@@ -828,6 +930,18 @@ int cmd_run(int argc, char **argv)
     pipeline pipe;
     bool pipe_ready = false;
     catch_up cu = {0};
+
+    metrics_http *http = NULL;
+    if (run_metrics_init(rc.ready_flush_failure)) {
+        err_set(&err, "out of memory");
+        goto out;
+    }
+    if (rc.metrics_addr) {
+        if (!(http = metrics_http_start(rc.metrics_addr, run_metrics_probe, &err)) ||
+            with_stats_interval(&rc.common, &err))
+            goto out;
+        log_info("serving /metrics, /healthz and /readyz on http://%s", rc.metrics_addr);
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -862,6 +976,10 @@ int cmd_run(int argc, char **argv)
         goto out;
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
+    char redis_version[64];
+    redis_state_server_version(rs, redis_version, sizeof redis_version);
+    log_info("activity %s with librdkafka %s; Redis %s, PostgreSQL %s", ACTIVITY_VERSION,
+             rd_kafka_version_str(), redis_version, pg_sink_server_version(pg));
     pipeline_init(&pipe, codec, rs, apply_rs, dead, rc.common.events_topic,
                   rc.common.devices_topic);
     pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
@@ -926,6 +1044,7 @@ out:
     if (status && err.msg[0])
         log_error("%s", err.msg);
     catch_up_free(&cu);
+    metrics_http_stop(http);
     kafka_source_free(src);
     if (pipe_ready)
         pipeline_free(&pipe);

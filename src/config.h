@@ -2,10 +2,15 @@
  * config.h — settings shared by the subcommands: connections, topics,
  * librdkafka pass-through properties.
  *
- * Precedence: command-line flag, else environment variable
- * (ACTIVITY_KAFKA_BROKERS, ACTIVITY_REDIS_URL, ACTIVITY_PG_DSN), else the
- * local stack's default. Subcommands add their own options and call
- * config_common_option() for the shared ones.
+ * Every option of every subcommand can come from three places besides its
+ * default: the command line, the environment (ACTIVITY_<OPTION>, e.g.
+ * ACTIVITY_REDIS_PREFIX for --redis-prefix) and a config file (--config
+ * FILE or $ACTIVITY_CONFIG: key=value lines as in librdkafka .properties
+ * files, where keys that are not options are librdkafka properties).
+ * Precedence: flag > environment > file > default. config_sources() gets
+ * it by building the argument vector file options first, then environment,
+ * then the command line: getopt's last value wins. Subcommands add their
+ * own options and call config_common_option() for the shared ones.
  */
 #ifndef ACTIVITY_CONFIG_H
 #define ACTIVITY_CONFIG_H
@@ -31,6 +36,9 @@ typedef struct {
     const char *kafka_values[MAX_KAFKA_PROPS];
     char *kafka_storage[MAX_KAFKA_PROPS];
     int n_kafka;
+    /* The argument vector config_sources built (strings owned). */
+    char **args;
+    int n_args;
 } common_config;
 
 /* Long options every subcommand accepts; values >= 1000 are ours. */
@@ -44,6 +52,9 @@ enum {
     OPT_PROFILES_TOPIC,
     OPT_DLQ_TOPIC,
     OPT_VERBOSE,
+    OPT_CONFIG,
+    OPT_LOG_FORMAT,
+    OPT_BROKER_TIMEOUT,
     OPT_COMMON_LAST,
 };
 
@@ -55,17 +66,27 @@ enum {
         {"devices-topic", required_argument, 0, OPT_DEVICES_TOPIC},                                \
         {"profiles-topic", required_argument, 0, OPT_PROFILES_TOPIC},                              \
         {"dlq-topic", required_argument, 0, OPT_DLQ_TOPIC},                                        \
-        {"verbose", no_argument, 0, OPT_VERBOSE},                                                  \
+        {"verbose", no_argument, 0, OPT_VERBOSE}, {"config", required_argument, 0, OPT_CONFIG},    \
+        {"log-format", required_argument, 0, OPT_LOG_FORMAT},                                      \
+        {"broker-timeout", required_argument, 0, OPT_BROKER_TIMEOUT},                              \
     {                                                                                              \
         "help", no_argument, 0, 'h'                                                                \
     }
 
 #define COMMON_OPTIONS_HELP                                                                        \
-    "Connections (flag, else environment, else the local stack's default):\n"                      \
-    "  --brokers LIST        Kafka bootstrap servers   [$ACTIVITY_KAFKA_BROKERS]\n"                \
-    "  --redis-url URL       redis://[:password@]host:port[/db]   [$ACTIVITY_REDIS_URL]\n"         \
-    "  --pg-dsn DSN          libpq conninfo or URI     [$ACTIVITY_PG_DSN]\n"                       \
+    "Every option also comes from $ACTIVITY_<OPTION> (--redis-prefix: ACTIVITY_REDIS_PREFIX)\n"    \
+    "or a --config file; flag > environment > file > default (README: Configuration).\n"           \
+    "  --config FILE         key=value lines: options without --, librdkafka properties\n"         \
+    "                        [$ACTIVITY_CONFIG]\n"                                                 \
+    "Connections (default: the local stack's):\n"                                                  \
+    "  --brokers LIST        Kafka bootstrap servers   [$ACTIVITY_BROKERS, "                       \
+    "$ACTIVITY_KAFKA_BROKERS]\n"                                                                   \
+    "  --redis-url URL       redis://[:password@]host:port[/db]\n"                                 \
+    "  --pg-dsn DSN          libpq conninfo or URI\n"                                              \
+    "  --broker-timeout S    seconds to wait for the Kafka brokers before failing\n"               \
+    "                        with their names and librdkafka's reason (default: 10)\n"             \
     "  -X key=value          any librdkafka property (repeatable), as kcat does\n"                 \
+    "                        [$ACTIVITY_KAFKA_<KEY>, dots as underscores]\n"                       \
     "  --redis-prefix P      prefix of every Redis key (default: act)\n"                           \
     "Topics:\n"                                                                                    \
     "  --events-topic T      (default: activity.web_events)\n"                                     \
@@ -73,9 +94,17 @@ enum {
     "  --profiles-topic T    (default: activity.user_profiles)\n"                                  \
     "  --dlq-topic T         (default: activity.dlq)\n"                                            \
     "  --verbose             debug logging\n"                                                      \
+    "  --log-format F        text (default) or json: one object per line\n"                        \
     "  -h, --help            this help\n"
 
 void config_defaults(common_config *c);
+/* Replaces (*argc, *argv) with argv[0], the options of the config file,
+ * those of the environment, then the rest of argv (see above), for a
+ * command whose getopt table is opts. The strings live in c until
+ * config_free. -1 with err set on an unreadable file, a bad line or a bad
+ * boolean. */
+int config_sources(common_config *c, const char *cmd, const struct option *opts, int *argc,
+                   char ***argv, errbuf *err);
 void config_free(common_config *c);
 /* Handles a shared option (including -X); returns 1 if handled, 0 if not
  * ours, -1 on a bad value (err set). */
@@ -91,5 +120,18 @@ int config_no_more_args(const char *cmd, int argc, char **argv, int optind);
 /* Sets bootstrap.servers and every -X property on conf. */
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
+/* The most recent error librdkafka logged (e.g. why a broker could not be
+ * reached), "" if none: for messages that must say why. */
+void config_kafka_last_error(char *buf, size_t cap);
+/* --broker-timeout in milliseconds: how long a metadata or offset request
+ * waits for the brokers (one process, one setting). */
+int config_broker_timeout_ms(void);
+/* The message for a request that failed for want of a broker: names the
+ * brokers (bootstrap.servers of rk), the timeout and the last reason
+ * librdkafka gave; `what` says what was asked. */
+void config_broker_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what, errbuf *err);
+/* Registers the password of a URL (scheme://user:PASSWORD@…) or a libpq
+ * conninfo (password=…) with the logger, which then never writes it. */
+void config_note_secret_in(const char *url_or_dsn);
 
 #endif

@@ -3,6 +3,7 @@
  * to exit; subcommands return their status.
  */
 #include "src/commands.h"
+#include "src/log.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    log_set_command(cmd);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "load") == 0)

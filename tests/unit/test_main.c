@@ -16,6 +16,8 @@ int main(void)
     srunner_add_suite(sr, suite_dims());
     srunner_add_suite(sr, suite_scd2());
     srunner_add_suite(sr, suite_schema_registry());
+    srunner_add_suite(sr, suite_metrics());
+    srunner_add_suite(sr, suite_config());
     srunner_add_suite(sr, suite_validate());
     srunner_add_suite(sr, suite_dlq());
     srunner_run_all(sr, CK_NORMAL);

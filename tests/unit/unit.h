@@ -19,5 +19,7 @@ Suite *suite_scd2(void);
 Suite *suite_schema_registry(void);
 Suite *suite_validate(void);
 Suite *suite_dlq(void);
+Suite *suite_metrics(void);
+Suite *suite_config(void);
 
 #endif
