@@ -113,7 +113,7 @@ typedef struct {
     int n_writer_schemas;
     scd2_config scd2;
     double pg_lock_timeout, pg_statement_timeout; /* seconds */
-    const char *metrics_addr; /* NULL: no metrics endpoint */
+    const char *metrics_addr;                     /* NULL: no metrics endpoint */
     double ready_flush_failure;
 } run_config;
 
