@@ -582,13 +582,15 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
     int present = redis_state_layout_present(rs, err);
     if (present < 0)
         goto out;
-    if (!present || w.missing_hosts || w.missing_users) {
-        if (!present)
-            err_set(err, "the layout marker %s:meta is gone", redis_state_prefix(rs));
-        else
-            err_set(err, "%zu host months and %zu user months are dirty but have no state",
-                    w.missing_hosts, w.missing_users);
+    if (!present) {
+        err_set(err, "the layout marker %s:meta is gone", redis_state_prefix(rs));
         rc = FLUSH_STATE_MISSING;
+        goto out;
+    }
+    if (w.missing_hosts || w.missing_users) {
+        err_set(err, "%zu host months and %zu user months are dirty but have no state",
+                w.missing_hosts, w.missing_users);
+        rc = FLUSH_STATE_PARTIAL;
         goto out;
     }
     int written = pg_sink_write(pg, &p, redis_state_prefix(rs), token, committed, &held, err);

@@ -29,13 +29,16 @@ typedef struct {
 
 /* Returns 0 on success (stats filled); 1 when a concurrent flush of
  * another instance committed newer state first (retry later);
- * FLUSH_STATE_MISSING, writing nothing, when Redis lacks state the flush
- * expected (the layout marker, or any dirty host or user month): Redis
- * lost state and must be rebuilt, never written as deletions; -1 with err
- * set on failure. Whatever happens nothing is lost: the flushing sets stay
+ * FLUSH_STATE_MISSING or FLUSH_STATE_PARTIAL, writing nothing, when Redis
+ * lacks state the flush expected (the layout marker; any dirty host or
+ * user month): Redis lost state and must be rebuilt, never written as
+ * deletions; -1 with err set on failure. Whatever happens nothing is lost: the flushing sets stay
  * for the next attempt. pg_failed tells whether the failure was
  * PostgreSQL's (see pg_sink_error_is_transient). */
 #define FLUSH_STATE_MISSING 2
+/* The layout marker is there, but dirty host or user months have no state
+ * (a wipe racing the flush, or keys deleted one by one): nothing written. */
+#define FLUSH_STATE_PARTIAL 4
 /* PostgreSQL went back in time (its flush fence is older than a token
  * that committed): nothing written, everything Redis holds was marked
  * dirty for the next flush, and the fences of replay_topics (NULL-ended;

@@ -420,6 +420,9 @@ typedef struct {
     double backoff;
     bool failing;
     bool pg_down; /* the last ping failed (see note_postgres) */
+    /* The last flush found dirty entities without state and a rebuild
+     * followed: a second time means the rebuild cannot help. */
+    bool partial_rebuilt;
     uint64_t rows;
     double seconds;
     /* After a signal: when a failing final flush stops being retried. */
@@ -493,7 +496,7 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
                          st.host_rows, st.user_keys, st.user_rows, st.dim_changes, st.seconds);
             return 0;
         }
-        if (r == FLUSH_STATE_MISSING)
+        if (r == FLUSH_STATE_MISSING || r == FLUSH_STATE_PARTIAL)
             return r; /* nothing written; the caller rebuilds */
         if (r == FLUSH_POSTGRES_BEHIND)
             continue; /* everything is marked dirty now: flush it */
@@ -604,7 +607,22 @@ static int flush_step(const run_config *rc, pipeline *pipe, kafka_source *src, r
         log_info("the rebuild of redis state is back where it stood; flushing again");
     *rebuilding = false;
     int fr = do_flush(rc, rs, pg, fc, false, err);
-    if (fr == FLUSH_STATE_MISSING) {
+    if (fr == FLUSH_STATE_PARTIAL && fc->partial_rebuilt) {
+        /* Re-reading from the fences did not bring the state back: keys
+         * went one by one (deleted, evicted) while the fences stayed, so
+         * the topics will not be re-read for them. */
+        char what[sizeof err->msg];
+        snprintf(what, sizeof what, "%s", err->msg);
+        err_set(err,
+                "redis lacks the state of dirty entities (%s) although its fences and layout "
+                "marker are intact, even after re-reading every partition: keys of prefix '%s' "
+                "were deleted or evicted; stop every instance and rebuild with activity "
+                "backfill --reset",
+                what, redis_state_prefix(rs));
+        return -1;
+    }
+    fc->partial_rebuilt = fr == FLUSH_STATE_PARTIAL;
+    if (fr == FLUSH_STATE_MISSING || fr == FLUSH_STATE_PARTIAL) {
         if (pipeline_resync(pipe, &reseek, true, err))
             log_warn("resyncing: %s", err->msg);
         rebuild_state(rs, err->msg, epoch);
@@ -840,7 +858,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
                      "rebuild from the fences");
         else
             fr = do_flush(rc, rs, pg, &fc, true, &err);
-        if (fr == FLUSH_STATE_MISSING) {
+        if (fr == FLUSH_STATE_MISSING || fr == FLUSH_STATE_PARTIAL) {
             rebuild_state(rs, err.msg, &epoch);
             log_warn("no final flush: the next run rebuilds the state from the fences");
         } else if (fr) {

@@ -217,3 +217,21 @@ wait_for_log() {
     done
     fail "'$pattern' did not appear in $(basename "$file") within $secs s"
 }
+
+# expect_stop PID LOG PATTERN: the processor PID must exit within 30 s,
+# non-zero, with a line matching PATTERN (grep) in LOG; sets STOP_RC.
+expect_stop() {
+    local pid=$1 log=$2 pattern=$3
+    for _ in $(seq 1 60); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then fail "the processor still runs 30 s after the fault"; fi
+    STOP_RC=0
+    wait "$pid" || STOP_RC=$?
+    [ "$STOP_RC" != 0 ] || fail "the processor stopped with exit 0"
+    grep -q "$pattern" "$log" || {
+        tail -20 "$log" >&2
+        fail "the stop does not say: $pattern"
+    }
+}
