@@ -16,6 +16,14 @@
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 
+/* Built against the pinned librdkafka that scripts/librdkafka.sh builds, never Debian's
+ * 2.0.2: group.protocol=consumer (KIP-848) needs 2.12, and main() checks the library
+ * loaded at run time the same way. */
+#define ACTIVITY_MIN_RDKAFKA 0x020c0000
+#if RD_KAFKA_VERSION < ACTIVITY_MIN_RDKAFKA
+#error "librdkafka headers older than 2.12: build with make (scripts/librdkafka.sh)"
+#endif
+
 #define MAX_KAFKA_PROPS 64
 
 typedef struct {
