@@ -119,9 +119,16 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
         return NULL;
     }
     src->pipe = pipe;
+    /* The group protocol is librdkafka's default (classic) unless -X group.protocol=consumer
+     * asks for KIP-848's. There the broker assigns partitions (always incrementally) and owns
+     * the session timeout and heartbeat interval, and librdkafka refuses a client-side
+     * assignor, so the cooperative-sticky one is named for classic groups only. */
+    const char *protocol = config_kafka_value(cfg, "group.protocol");
+    bool classic = !protocol || strcmp(protocol, "classic") == 0;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (kafka_conf_set(conf, "group.id", opt->group, err) ||
-        kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) ||
+        (classic &&
+         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err)) ||
         kafka_conf_set(conf, "auto.offset.reset", "earliest", err) ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||
         kafka_conf_set(conf, "enable.auto.commit", "true", err) ||

@@ -104,6 +104,15 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, er
     return 0;
 }
 
+const char *config_kafka_value(const common_config *c, const char *key)
+{
+    /* The last -X wins, as it does when they are applied in order. */
+    for (int i = c->n_kafka - 1; i >= 0; i--)
+        if (strcmp(c->kafka_keys[i], key) == 0)
+            return c->kafka_values[i];
+    return NULL;
+}
+
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err)
 {
     if (kafka_conf_set(conf, "bootstrap.servers", c->brokers, err))

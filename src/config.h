@@ -98,6 +98,8 @@ int config_common_option_or_complain(common_config *c, const char *cmd, int opt,
 int config_no_more_args(const char *cmd, int argc, char **argv, int optind);
 /* Sets bootstrap.servers and every -X property on conf. */
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
+/* The value given for librdkafka property KEY with -X (the last one), or NULL. */
+const char *config_kafka_value(const common_config *c, const char *key);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
 
 #endif
