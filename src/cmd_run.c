@@ -403,9 +403,13 @@ static int do_flush(redis_state *rs, pg_sink *pg, flush_control *fc, bool must_s
     }
 }
 
+/* Messages taken from librdkafka per call (a batch takes several calls). */
+#define POLL_CHUNK 4096
+
 static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
                     redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
+    rd_kafka_message_t *msgs[POLL_CHUNK];
     errbuf err = {{0}};
     flush_control fc = {0};
     double next_flush = now_seconds() + rc->flush_interval;
@@ -416,24 +420,29 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0;
     while (!stop_requested) {
         /* Up to a batch of messages, waiting only for the first. */
-        for (size_t i = 0; i < rc->batch_size && status == 0; i++) {
+        for (size_t got = 0; got < rc->batch_size && status == 0;) {
+            size_t want = rc->batch_size - got < POLL_CHUNK ? rc->batch_size - got : POLL_CHUNK;
             /* While Redis applies a batch, the replies are what to wait
              * for, not more records. */
-            rd_kafka_message_t *m =
-                kafka_source_poll(src, i == 0 && !pipeline_in_flight(pipe) ? 200 : 0);
-            if (!m)
-                break;
-            if (m->err) {
-                if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                    m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
-                    log_debug("kafka: %s", rd_kafka_message_errstr(m));
-                else
-                    log_warn("kafka: %s", rd_kafka_message_errstr(m));
-            } else if (status == 0 && pipeline_handle(pipe, m, &err)) {
-                log_error("%s", err.msg);
-                status = 1;
+            size_t n =
+                kafka_source_poll(src, msgs, want, got == 0 && !pipeline_in_flight(pipe) ? 200 : 0);
+            for (size_t i = 0; i < n; i++) {
+                rd_kafka_message_t *m = msgs[i];
+                if (m->err) {
+                    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                        m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+                        log_debug("kafka: %s", rd_kafka_message_errstr(m));
+                    else
+                        log_warn("kafka: %s", rd_kafka_message_errstr(m));
+                } else if (status == 0 && pipeline_handle(pipe, m, &err)) {
+                    log_error("%s", err.msg);
+                    status = 1;
+                }
+                rd_kafka_message_destroy(m);
             }
-            rd_kafka_message_destroy(m);
+            got += n;
+            if (n < want)
+                break;
         }
         if (kafka_source_fatal(src)) {
             log_error("kafka: fatal: %s", kafka_source_fatal(src));
