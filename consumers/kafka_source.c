@@ -163,6 +163,20 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
      * assignor, so the cooperative-sticky one is named for classic groups only. */
     const char *protocol = config_kafka_value(cfg, "group.protocol");
     bool classic = !protocol || strcmp(protocol, "classic") == 0;
+    /* The prefetch queue's share of the memory budget (--max-memory), P. librdkafka
+     * bounds it by record count and by payload bytes, both counted over the whole consumer
+     * queue. Each queued record also costs ~500 bytes of librdkafka's bookkeeping (measured
+     * with heaptrack), so for our ~100-byte events the count bound (P / 1024) is the one
+     * that holds, and the byte bound (P / 2) the one for large records. A fetch response
+     * may land on top of a full queue: fetch.max.bytes is P / 8 (compressed), at least
+     * librdkafka's 1 MB message.max.bytes. */
+    size_t p = opt->prefetch_bytes;
+    size_t fetch_bytes = p / 8 > 1048576 ? p / 8 : 1048576;
+    char prefetch_kb[32], prefetch_msgs[32], fetch_max[32], part_max[32];
+    snprintf(prefetch_kb, sizeof prefetch_kb, "%zu", p / 2 / 1024);
+    snprintf(prefetch_msgs, sizeof prefetch_msgs, "%zu", p / 1024);
+    snprintf(fetch_max, sizeof fetch_max, "%zu", fetch_bytes);
+    snprintf(part_max, sizeof part_max, "%zu", fetch_bytes / 2);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (kafka_conf_set(conf, "group.id", opt->group, err) ||
         (classic &&
@@ -171,12 +185,14 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
         kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||
         kafka_conf_set(conf, "enable.auto.commit", "true", err) ||
         kafka_conf_set(conf, "enable.partition.eof", "false", err) ||
-        kafka_conf_set(conf, "fetch.max.bytes", "104857600", err) ||
-        kafka_conf_set(conf, "max.partition.fetch.bytes", "10485760", err) ||
-        /* Prefetch deep enough that fetching never waits for the main
-         * thread: with the default (100,000 per partition) polls stall. */
-        kafka_conf_set(conf, "queued.min.messages", "500000", err) ||
-        kafka_conf_set(conf, "queued.max.messages.kbytes", "131072", err) ||
+        kafka_conf_set(conf, "queued.max.messages.kbytes", prefetch_kb, err) ||
+        kafka_conf_set(conf, "queued.min.messages", prefetch_msgs, err) ||
+        kafka_conf_set(conf, "fetch.max.bytes", fetch_max, err) ||
+        kafka_conf_set(conf, "max.partition.fetch.bytes", part_max, err) ||
+        /* A small queue reaches its bounds often; librdkafka's default waits 1 s before
+         * fetching again after that, which stalled the processor more than the budget
+         * bounds it. */
+        kafka_conf_set(conf, "fetch.queue.backoff.ms", "10", err) ||
         (opt->instance_id && kafka_conf_set(conf, "group.instance.id", opt->instance_id, err)) ||
         config_apply_kafka(cfg, conf, err)) {
         rd_kafka_conf_destroy(conf);

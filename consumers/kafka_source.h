@@ -19,6 +19,7 @@
 typedef struct {
     const char *group;
     const char *instance_id; /* NULL: dynamic membership */
+    size_t prefetch_bytes;   /* librdkafka's fetched-but-unread queue, at most */
 } source_options;
 
 typedef struct kafka_source kafka_source;

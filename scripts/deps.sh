@@ -50,6 +50,8 @@ if [ "$build_only" -eq 0 ]; then
     # probes (it brings Debian's librdkafka1 for itself; bin/activity never links it),
     # procps for pgrep; runuser comes from util-linux, which is essential.
     PACKAGES+=(redis-server redis-tools postgresql postgresql-client kcat procps)
+    # GNU time: `make bench` reports the processor's maximum RSS with it.
+    PACKAGES+=(time)
     # Kafka runs on the JVM and its jars are fetched with Maven; any java/mvn already on
     # PATH (e.g. a newer JDK) is good enough, so only add Debian's when there is none.
     command -v java >/dev/null 2>&1 || PACKAGES+=(default-jre-headless)
