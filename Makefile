@@ -4,7 +4,7 @@
 #   make demo       install what is missing, start the local stack, load a month, run, show tables
 #   make test       install what is missing, start the stack, run unit (also under ASan/UBSan)
 #                   and integration tests
-#   make bench      throughput / Redis cost figures (prints, never fails on them)
+#   make bench      throughput / Redis cost / max RSS figures (prints, never fails on them)
 #   make fuzz       libFuzzer + ASan/UBSan on framing, Avro decode, validation
 #                   (FUZZ_SECONDS, default 60; part of make test)
 #   make format     clang-format every C file

@@ -62,8 +62,8 @@ load_start=$(date +%s.%N)
 load_end=$(date +%s.%N)
 
 echo "bench: ceiling (consume + decode only)" >&2
-# Four raw loops: librdkafka's defaults or our prefetch settings, one
-# message per call (as the processor reads) or the batch call. The ceiling
+# Four raw loops: librdkafka's defaults or a deep prefetch, one message per
+# call or the batch call (as the processor reads). The ceiling
 # is the fastest of them.
 ceilings=()
 for variant in "" "tuned" "batch" "tuned batch"; do
@@ -127,8 +127,8 @@ python3 - "$N" "${ceilings[0]}" "$done_line" "$cmds_before" "$cmds_after" "$mem_
 import re, sys
 n = int(sys.argv[1])
 rates = [float(re.search(r"rate=(\d+)", sys.argv[i]).group(1)) for i in (2, 13, 14, 15)]
-names = ["librdkafka defaults, consumer_poll", "our prefetch, consumer_poll",
-         "librdkafka defaults, batch call", "our prefetch, batch call"]
+names = ["librdkafka defaults, consumer_poll", "deep prefetch, consumer_poll",
+         "librdkafka defaults, batch call", "deep prefetch, batch call"]
 ceiling = max(rates)
 d = sys.argv[3]
 m = re.search(r"done: (\d+) records .* in ([\d.]+) s, (\d+) records/s; (\d+) redis commands; (\d+) rows flushed in ([\d.]+) s", d)
