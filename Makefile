@@ -4,20 +4,30 @@
 #   make demo       install what is missing, start the local stack, load a month, run, show tables
 #   make test       install what is missing, start the stack, run unit (also under ASan/UBSan),
 #                   the compose/Dockerfile check (tests/test_compose.sh) and integration tests
-#   make bench      throughput / Redis cost figures (prints, never fails on them)
+#   make bench      throughput / Redis cost / max RSS figures (prints, never fails on them)
 #   make fuzz       libFuzzer + ASan/UBSan on framing, Avro decode, validation
 #                   (FUZZ_SECONDS, default 60; part of make test)
 #   make soak       the skew differential test over SEEDS random seeds (default 50)
 #   make format     clang-format every C file
+#   make clean      remove build output but the librdkafka build; distclean: everything
 
 CC       ?= cc
+# librdkafka is not Debian's (2.0.2) but the pinned 2.12 that scripts/librdkafka.sh builds
+# into build/librdkafka: its pkg-config file comes first on PKG_CONFIG_PATH, its headers
+# first on the include path, and binaries find its shared library through an rpath. The
+# flags are expanded when a recipe runs (=, not :=), i.e. after $(RDKAFKA) was built.
+RDKAFKA_PREFIX := $(CURDIR)/build/librdkafka
+RDKAFKA  := $(RDKAFKA_PREFIX)/.pinned
+PKG_CONFIG_RDK := PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) pkg-config
 PKGS     := rdkafka avro-c libpq hiredis jansson libcurl libcrypto libmicrohttpd
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# -isystem: still ahead of /usr/include (Debian's librdkafka-dev may be installed for kcat),
+# and rdkafka.h's own -Wextra warnings are not ours to fail on.
+PKG_CFLAGS = $(subst -I$(RDKAFKA_PREFIX)/include,-isystem $(RDKAFKA_PREFIX)/include,$(shell $(PKG_CONFIG_RDK) --cflags $(PKGS)))
+PKG_LIBS   = $(shell $(PKG_CONFIG_RDK) --libs $(PKGS)) -Wl,-rpath,$(RDKAFKA_PREFIX)/lib
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -Ibuild/gen $(PKG_CFLAGS)
-LDLIBS   := $(PKG_LIBS) -lm
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -Ibuild/gen $(PKG_CFLAGS)
+LDLIBS   = $(PKG_LIBS) -lm
 
 LIB_SRC  := $(wildcard consumers/*.c processors/*.c sinks/*.c) $(filter-out src/main.c,$(wildcard src/*.c))
 EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/schema.sql sinks/scd2.sql
@@ -33,19 +43,23 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 # The schema registry tests serve HTTP in-process (tests/unit/test_schema_registry.c).
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
-.PHONY: all deps demo test unit unit-asan integration bench format clean stack-up stack-down fuzz soak
+.PHONY: all deps demo test unit unit-asan integration bench format clean distclean stack-up stack-down fuzz soak
 
 all: bin/activity
+
+# Built once, then cached: the script exits at once while the pin is unchanged.
+$(RDKAFKA): scripts/librdkafka.sh
+	scripts/librdkafka.sh
 
 $(GEN): scripts/embed.sh $(EMBED)
 	@mkdir -p $(dir $@)
 	scripts/embed.sh $@ $(EMBED)
 
-build/obj/%.o: %.c $(HEADERS) | $(GEN)
+build/obj/%.o: %.c $(HEADERS) | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-build/asan/%.o: %.c $(HEADERS) | $(GEN)
+build/asan/%.o: %.c $(HEADERS) | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
@@ -108,7 +122,11 @@ stack-down:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+# Keeps the librdkafka build (a minute to redo); distclean removes it too.
 clean:
+	rm -rf bin $$(find build -mindepth 1 -maxdepth 1 ! -name librdkafka ! -name .librdkafka.lock 2>/dev/null)
+
+distclean:
 	rm -rf build bin
 
 build/consume_decode: tests/bench/consume_decode.c $(OBJ)
@@ -117,11 +135,11 @@ build/consume_decode: tests/bench/consume_decode.c $(OBJ)
 # Fuzzing (libFuzzer needs clang): the library objects built with ASan/UBSan
 # and fuzzer coverage, the target linked with libFuzzer's main.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -I. -Ibuild/gen $(PKG_CFLAGS) -O1 -g \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -I. -Ibuild/gen $(PKG_CFLAGS) -O1 -g \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_OBJ := $(patsubst %.c,build/fuzz/%.o,$(LIB_SRC) $(GEN))
 
-build/fuzz/%.o: %.c $(HEADERS) | $(GEN)
+build/fuzz/%.o: %.c $(HEADERS) | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 

@@ -13,8 +13,17 @@
 
 struct kafka_source {
     rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer queue: messages and, forwarded, callbacks */
     pipeline *pipe;
     char fatal[512];
+    /* Static membership on the consumer protocol: a copy of the configuration and the
+     * subscription, to start a new consumer while a killed predecessor still holds our
+     * instance id (see kafka_source_poll). */
+    rd_kafka_conf_t *conf;
+    rd_kafka_topic_partition_list_t *subscription;
+    bool ever_assigned;
+    bool restart; /* the broker refused our instance id before any assignment */
+    int restarts;
 };
 
 static void assign_partitions(kafka_source *src, rd_kafka_topic_partition_list_t *parts)
@@ -70,6 +79,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     run_metrics_rebalance(e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS);
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        src->ever_assigned = true;
         assign_partitions(src, parts);
         char what[1024];
         describe(parts, what, sizeof what);
@@ -98,13 +108,26 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     }
 }
 
+/* A fatal error ends this consumer instance. On the consumer protocol (KIP-848) a static
+ * member restarted after a kill -9 is refused with UNRELEASED_INSTANCE_ID until the broker
+ * times its predecessor's session out (the classic protocol replaces the old member at
+ * once); before we ever had an assignment that is worth waiting out with a new instance,
+ * not an exit. Anything else is fatal for the processor too. */
+static void note_fatal(kafka_source *src, rd_kafka_t *rk)
+{
+    char buf[256];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+    if (orig == RD_KAFKA_RESP_ERR_UNRELEASED_INSTANCE_ID && !src->ever_assigned && src->conf)
+        src->restart = true;
+    else if (!src->fatal[0])
+        snprintf(src->fatal, sizeof src->fatal, "%s", buf);
+}
+
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kafka_source *src = opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char buf[256];
-        rd_kafka_fatal_error(rk, buf, sizeof buf);
-        snprintf(src->fatal, sizeof src->fatal, "%s", buf);
+        note_fatal(src, rk);
         return;
     }
     /* Broker restarts and the like: librdkafka retries by itself. */
@@ -124,6 +147,21 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0; /* librdkafka frees json */
 }
 
+/* A consumer instance from CONF (which it takes, also on failure). */
+static int start_consumer(kafka_source *src, rd_kafka_conf_t *conf, errbuf *err)
+{
+    char errstr[512];
+    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!src->rk) {
+        err_set(err, "kafka consumer: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(src->rk);
+    src->queue = rd_kafka_queue_get_consumer(src->rk);
+    return 0;
+}
+
 kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt, pipeline *pipe,
                                errbuf *err)
 {
@@ -133,6 +171,26 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
         return NULL;
     }
     src->pipe = pipe;
+    /* The group protocol is librdkafka's default (classic) unless -X group.protocol=consumer
+     * asks for KIP-848's. There the broker assigns partitions (always incrementally) and owns
+     * the session timeout and heartbeat interval, and librdkafka refuses a client-side
+     * assignor, so the cooperative-sticky one is named for classic groups only. */
+    const char *protocol = config_kafka_value(cfg, "group.protocol");
+    bool classic = !protocol || strcmp(protocol, "classic") == 0;
+    /* The prefetch queue's share of the memory budget (--max-memory), P. librdkafka
+     * bounds it by record count and by payload bytes, both counted over the whole consumer
+     * queue. Each queued record also costs ~500 bytes of librdkafka's bookkeeping (measured
+     * with heaptrack), so for our ~100-byte events the count bound (P / 1024) is the one
+     * that holds, and the byte bound (P / 2) the one for large records. A fetch response
+     * may land on top of a full queue: fetch.max.bytes is P / 8 (compressed), at least
+     * librdkafka's 1 MB message.max.bytes. */
+    size_t p = opt->prefetch_bytes;
+    size_t fetch_bytes = p / 8 > 1048576 ? p / 8 : 1048576;
+    char prefetch_kb[32], prefetch_msgs[32], fetch_max[32], part_max[32];
+    snprintf(prefetch_kb, sizeof prefetch_kb, "%zu", p / 2 / 1024);
+    snprintf(prefetch_msgs, sizeof prefetch_msgs, "%zu", p / 1024);
+    snprintf(fetch_max, sizeof fetch_max, "%zu", fetch_bytes);
+    snprintf(part_max, sizeof part_max, "%zu", fetch_bytes / 2);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* The prefix in the client.id tells the ownership check which prefix
      * each live member serves (src/deployment.h). */
@@ -140,17 +198,20 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     snprintf(client_id, sizeof client_id, "%s%s", DEPLOYMENT_CLIENT_ID, cfg->redis_prefix);
     if (kafka_conf_set(conf, "client.id", client_id, err) ||
         kafka_conf_set(conf, "group.id", opt->group, err) ||
-        kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) ||
+        (classic &&
+         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err)) ||
         kafka_conf_set(conf, "auto.offset.reset", "earliest", err) ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||
         kafka_conf_set(conf, "enable.auto.commit", "true", err) ||
         kafka_conf_set(conf, "enable.partition.eof", "false", err) ||
-        kafka_conf_set(conf, "fetch.max.bytes", "104857600", err) ||
-        kafka_conf_set(conf, "max.partition.fetch.bytes", "10485760", err) ||
-        /* Prefetch deep enough that fetching never waits for the main
-         * thread: with the default (100,000 per partition) polls stall. */
-        kafka_conf_set(conf, "queued.min.messages", "500000", err) ||
-        kafka_conf_set(conf, "queued.max.messages.kbytes", "131072", err) ||
+        kafka_conf_set(conf, "queued.max.messages.kbytes", prefetch_kb, err) ||
+        kafka_conf_set(conf, "queued.min.messages", prefetch_msgs, err) ||
+        kafka_conf_set(conf, "fetch.max.bytes", fetch_max, err) ||
+        kafka_conf_set(conf, "max.partition.fetch.bytes", part_max, err) ||
+        /* A small queue reaches its bounds often; librdkafka's default waits 1 s before
+         * fetching again after that, which stalled the processor more than the budget
+         * bounds it. */
+        kafka_conf_set(conf, "fetch.queue.backoff.ms", "10", err) ||
         /* Partitions added to a topic are noticed at the next metadata
          * refresh: 10 s rather than librdkafka's 5 minutes (-X overrides). */
         kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", err) ||
@@ -164,15 +225,12 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
     rd_kafka_conf_set_opaque(conf, src);
-    char errstr[512];
-    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!src->rk) {
-        err_set(err, "kafka consumer: %s", errstr);
-        rd_kafka_conf_destroy(conf);
-        free(src);
+    if (opt->instance_id && !classic)
+        src->conf = rd_kafka_conf_dup(conf);
+    if (start_consumer(src, conf, err)) {
+        kafka_source_free(src);
         return NULL;
     }
-    rd_kafka_poll_set_consumer(src->rk);
     return src;
 }
 
@@ -180,8 +238,14 @@ void kafka_source_free(kafka_source *src)
 {
     if (!src)
         return;
+    if (src->queue)
+        rd_kafka_queue_destroy(src->queue);
     if (src->rk)
         rd_kafka_destroy(src->rk);
+    if (src->conf)
+        rd_kafka_conf_destroy(src->conf);
+    if (src->subscription)
+        rd_kafka_topic_partition_list_destroy(src->subscription);
     free(src);
 }
 
@@ -191,7 +255,9 @@ int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, 
     for (int i = 0; i < n; i++)
         rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(src->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
+    if (src->subscription)
+        rd_kafka_topic_partition_list_destroy(src->subscription);
+    src->subscription = list;
     if (e) {
         err_set(err, "subscribe: %s", rd_kafka_err2str(e));
         return -1;
@@ -199,9 +265,51 @@ int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, 
     return 0;
 }
 
-rd_kafka_message_t *kafka_source_poll(kafka_source *src, int timeout_ms)
+/* The consumer was refused our static instance id (note_fatal): a new instance joins
+ * again a second later. Nothing was assigned yet, so the pipeline has nothing to drop. */
+static void restart_consumer(kafka_source *src)
 {
-    return rd_kafka_consumer_poll(src->rk, timeout_ms);
+    if (src->restarts++ % 10 == 0)
+        log_warn("kafka: instance id still held by a previous member of the group (killed "
+                 "before it left?); joining again every second until the broker times its "
+                 "session out");
+    rd_kafka_queue_destroy(src->queue);
+    src->queue = NULL;
+    rd_kafka_destroy(src->rk);
+    src->rk = NULL;
+    src->restart = false;
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    errbuf err = {{0}};
+    rd_kafka_resp_err_t e;
+    if (start_consumer(src, rd_kafka_conf_dup(src->conf), &err))
+        snprintf(src->fatal, sizeof src->fatal, "restarting the consumer: %.400s", err.msg);
+    else if ((e = rd_kafka_subscribe(src->rk, src->subscription)))
+        snprintf(src->fatal, sizeof src->fatal, "subscribe: %s", rd_kafka_err2str(e));
+}
+
+size_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max, int timeout_ms)
+{
+    if (src->restart)
+        restart_consumer(src);
+    if (src->fatal[0])
+        return 0;
+    /* The batch call waits until it has `max` messages or the timeout passed: ask for
+     * what is there, and only if that is nothing, wait for one. */
+    ssize_t got = rd_kafka_consume_batch_queue(src->queue, 0, msgs, max);
+    if (got == 0 && timeout_ms > 0)
+        got = rd_kafka_consume_batch_queue(src->queue, timeout_ms, msgs, 1);
+    /* A fatal error also arrives as an error message: keep it out of the batch. */
+    size_t n = 0;
+    for (ssize_t i = 0; i < got; i++) {
+        if (msgs[i]->err == RD_KAFKA_RESP_ERR__FATAL) {
+            note_fatal(src, src->rk);
+            rd_kafka_message_destroy(msgs[i]);
+        } else {
+            msgs[n++] = msgs[i];
+        }
+    }
+    return n;
 }
 
 void kafka_source_store_positions(kafka_source *src, const pipeline *pipe)
@@ -267,6 +375,8 @@ const char *kafka_source_fatal(kafka_source *src)
 
 void kafka_source_close(kafka_source *src)
 {
+    if (!src->rk) /* a failed restart left none */
+        return;
     rd_kafka_consumer_close(src->rk);
 }
 

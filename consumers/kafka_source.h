@@ -1,8 +1,9 @@
 /*
  * kafka_source.h — the consumer-group member that feeds the pipeline.
  *
- * It owns the librdkafka consumer: cooperative-sticky assignment, optional
- * static membership, and a rebalance callback that asks the pipeline where
+ * It owns the librdkafka consumer: cooperative-sticky assignment on the
+ * classic group protocol (the broker assigns on KIP-848's consumer protocol),
+ * optional static membership, and a rebalance callback that asks the pipeline where
  * each newly assigned partition starts (its Redis fences) and tells it which
  * partitions were revoked. Kafka's committed offsets are only for lag
  * monitoring; positions come from the fences.
@@ -18,6 +19,7 @@
 typedef struct {
     const char *group;
     const char *instance_id; /* NULL: dynamic membership */
+    size_t prefetch_bytes;   /* librdkafka's fetched-but-unread queue, at most */
 } source_options;
 
 typedef struct kafka_source kafka_source;
@@ -28,14 +30,16 @@ void kafka_source_free(kafka_source *src);
 
 int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, errbuf *err);
 
-/* The next message (NULL after timeout_ms without one). Rebalance
- * callbacks run inside this call, so each message is handled before the
- * next assignment change: a message fetched under an old assignment never
- * reaches the pipeline after the new one reset its positions. (The batch
- * call, rd_kafka_consume_batch_queue, intermittently skips offsets around
- * rebalances and pause/resume in librdkafka 2.0.x, Debian 12's version:
- * the consumer-group test lost whole runs of records with it.) */
-rd_kafka_message_t *kafka_source_poll(kafka_source *src, int timeout_ms);
+/* Up to `max` messages into msgs (the caller destroys them), waiting up to
+ * timeout_ms only when none is ready; 0 after the timeout. One
+ * rd_kafka_consume_batch_queue call for many messages instead of one
+ * rd_kafka_consumer_poll each. Rebalance callbacks run inside the call;
+ * librdkafka (2.1 and newer) purges from the batch the messages of a
+ * partition whose assignment or position changed meanwhile, and the
+ * pipeline drops those of partitions no longer assigned. In 2.0.x (Debian
+ * 12's) the batch call skipped offsets around rebalances: the
+ * consumer-group test lost whole runs of records with it. */
+size_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max, int timeout_ms);
 
 /* Stores applied positions for the periodic commit (lag monitoring). */
 void kafka_source_store_positions(kafka_source *src, const pipeline *pipe);

@@ -13,10 +13,18 @@
 # ceiling); their ratio; Redis commands per 1,000 events (sent by the
 # processor, and as counted by the server, which includes the commands our
 # Lua scripts run); Redis memory per tracked (user, device, month) entry;
-# flush rows/s.
+# flush rows/s; the maximum RSS of `activity run` (GNU time's %M).
+#
+#   BENCH_ACTIVITY, BENCH_UNFENCED, BENCH_CONSUME_DECODE  other builds of
+#                                    bin/activity, build/activity-unfenced and
+#                                    build/consume_decode to measure (e.g. an
+#                                    older commit's, for before/after figures)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 N=${BENCH_EVENTS:-2000000}
+ACTIVITY=${BENCH_ACTIVITY:-$ROOT/bin/activity}
+CONSUME_DECODE=${BENCH_CONSUME_DECODE:-$ROOT/build/consume_decode}
+UNFENCED=${BENCH_UNFENCED:-$ROOT/build/activity-unfenced}
 ACTIVITY_SKIP_DEPS=1 "$ROOT/scripts/stack.sh" up >/dev/null
 eval "$("$ROOT/scripts/stack.sh" env)"
 ID=$(date +%s)
@@ -48,25 +56,25 @@ PG=${ACTIVITY_PG_DSN%/*}/$DB
 FLAGS=(--events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" --dlq-topic "bench.$ID.dlq" --redis-prefix "$PREFIX" --pg-dsn "$PG")
 
 echo "bench: loading $N events" >&2
-"$ROOT/bin/activity" load "${FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
+"$ACTIVITY" load "${FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
 load_start=$(date +%s.%N)
-"$ROOT/bin/activity" load "${FLAGS[@]}" --topic "$T_EVENTS" "$CSV" 2>"$CACHE/load.log"
+"$ACTIVITY" load "${FLAGS[@]}" --topic "$T_EVENTS" "$CSV" 2>"$CACHE/load.log"
 load_end=$(date +%s.%N)
 
 echo "bench: ceiling (consume + decode only)" >&2
-# Four raw loops: librdkafka's defaults or our prefetch settings, one
-# message per call (as the processor reads) or the batch call. The ceiling
+# Four raw loops: librdkafka's defaults or a deep prefetch, one message per
+# call or the batch call (as the processor reads). The ceiling
 # is the fastest of them.
 ceilings=()
 for variant in "" "tuned" "batch" "tuned batch"; do
     # shellcheck disable=SC2086
-    ceilings+=("$("$ROOT/build/consume_decode" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS" $variant)")
+    ceilings+=("$("$CONSUME_DECODE" "$ACTIVITY_KAFKA_BROKERS" "$T_EVENTS" $variant)")
 done
 
 echo "bench: the same without fencing (build/activity-unfenced)" >&2
 psql -X -q -v ON_ERROR_STOP=1 "$ACTIVITY_PG_DSN" -c "CREATE DATABASE ${DB}u" >/dev/null
 # shellcheck disable=SC2086 # BENCH_RUN_FLAGS is a list of flags
-"$ROOT/build/activity-unfenced" run --events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" \
+"$UNFENCED" run --events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" \
     --dlq-topic "bench.$ID.dlq" --redis-prefix "${PREFIX}u" --pg-dsn "${ACTIVITY_PG_DSN%/*}/${DB}u" \
     --group "bench${ID}u" --until-caught-up ${BENCH_RUN_FLAGS:-} 2>"$CACHE/run-unfenced.log" || {
     cat "$CACHE/run-unfenced.log" >&2
@@ -85,8 +93,10 @@ cmds_before=$(info stats total_commands_processed)
 mem_before=$(info memory used_memory)
 redis_cpu_before=$(redis_cpu)
 times >"$CACHE/times.before"
+# GNU time writes the run's maximum resident set size (KB) to run.rss.
 # shellcheck disable=SC2086 # BENCH_RUN_FLAGS is a list of flags
-"$ROOT/bin/activity" run "${FLAGS[@]}" --group "bench$ID" --until-caught-up ${BENCH_RUN_FLAGS:-} \
+/usr/bin/time -f %M -o "$CACHE/run.rss" \
+    "$ACTIVITY" run "${FLAGS[@]}" --group "bench$ID" --until-caught-up ${BENCH_RUN_FLAGS:-} \
     2>"$CACHE/run.log" || {
     cat "$CACHE/run.log" >&2
     exit 1
@@ -113,12 +123,12 @@ done < <(rcli --scan --pattern "$PREFIX:{*}:u:*")
 python3 - "$N" "${ceilings[0]}" "$done_line" "$cmds_before" "$cmds_after" "$mem_before" "$mem_after" \
     "$ud_bytes" "$ud_entries" "$load_start" "$load_end" "$unfenced_line" "${ceilings[1]}" \
     "${ceilings[2]}" "${ceilings[3]}" "$run_cpu_before" "$run_cpu_after" \
-    "$redis_cpu_before" "$redis_cpu_after" <<'PY'
+    "$redis_cpu_before" "$redis_cpu_after" "$(cat "$CACHE/run.rss")" <<'PY'
 import re, sys
 n = int(sys.argv[1])
 rates = [float(re.search(r"rate=(\d+)", sys.argv[i]).group(1)) for i in (2, 13, 14, 15)]
-names = ["librdkafka defaults, consumer_poll", "our prefetch, consumer_poll",
-         "librdkafka defaults, batch call", "our prefetch, batch call"]
+names = ["librdkafka defaults, consumer_poll", "deep prefetch, consumer_poll",
+         "librdkafka defaults, batch call", "deep prefetch, batch call"]
 ceiling = max(rates)
 d = sys.argv[3]
 m = re.search(r"done: (\d+) records .* in ([\d.]+) s, (\d+) records/s; (\d+) redis commands; (\d+) rows flushed in ([\d.]+) s", d)
@@ -145,4 +155,5 @@ print(f"redis memory                    {mem / 1e6:.1f} MB used_memory growth")
 if ud_entries:
     print(f"memory per (user,device,month)  {ud_bytes / ud_entries:.1f} B ({ud_entries} entries in {ud_bytes / 1e6:.2f} MB of user hashes)")
 print(f"flush                           {rows} rows in {fsecs:.2f} s = {rows / fsecs if fsecs else 0:,.0f} rows/s")
+print(f"max RSS of activity run         {int(sys.argv[20]) / 1024:.1f} MB")
 PY

@@ -30,21 +30,29 @@ for arg in "$@"; do
     esac
 done
 
-# Build toolchain, C libraries and the test framework.
+# Build toolchain, C libraries and the test framework. No librdkafka-dev: Debian's is 2.0.2;
+# scripts/librdkafka.sh builds the pinned 2.12 from source (called by the Makefile), which
+# needs the TLS, zlib and zstd headers below and npm to fetch the source with.
 PACKAGES=(
     build-essential pkg-config
-    librdkafka-dev libavro-dev libpq-dev libhiredis-dev libjansson-dev
-    libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
+    libavro-dev libpq-dev libhiredis-dev libjansson-dev
+    libcurl4-openssl-dev libmicrohttpd-dev
+    libssl-dev zlib1g-dev libzstd-dev
     check
     clang clang-format libclang-rt-14-dev
     python3 python3-venv
     ca-certificates
 )
+# Any npm already on PATH (e.g. one that came with a newer Node.js) will do.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 if [ "$build_only" -eq 0 ]; then
     # The local stack (scripts/stack.sh): the servers and their clients, kcat for Kafka
-    # probes, procps for pgrep, prometheus for the metrics test (which starts its own on
-    # loopback); runuser comes from util-linux, which is essential.
+    # probes (it brings Debian's librdkafka1 for itself; bin/activity never links it),
+    # procps for pgrep, prometheus for the metrics test (which starts its own on loopback);
+    # runuser comes from util-linux, which is essential.
     PACKAGES+=(redis-server redis-tools postgresql postgresql-client kcat procps prometheus)
+    # GNU time: `make bench` reports the processor's maximum RSS with it.
+    PACKAGES+=(time)
     # Kafka runs on the JVM and its jars are fetched with Maven; any java/mvn already on
     # PATH (e.g. a newer JDK) is good enough, so only add Debian's when there is none.
     command -v java >/dev/null 2>&1 || PACKAGES+=(default-jre-headless)

@@ -427,6 +427,15 @@ void config_note_secret_in(const char *s)
     }
 }
 
+const char *config_kafka_value(const common_config *c, const char *key)
+{
+    /* The last -X wins, as it does when they are applied in order. */
+    for (int i = c->n_kafka - 1; i >= 0; i--)
+        if (strcmp(c->kafka_keys[i], key) == 0)
+            return c->kafka_values[i];
+    return NULL;
+}
+
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err)
 {
     rd_kafka_conf_set_log_cb(conf, kafka_log);

@@ -21,6 +21,14 @@
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 
+/* Built against the pinned librdkafka that scripts/librdkafka.sh builds, never Debian's
+ * 2.0.2: group.protocol=consumer (KIP-848) needs 2.12, and main() checks the library
+ * loaded at run time the same way. */
+#define ACTIVITY_MIN_RDKAFKA 0x020c0000
+#if RD_KAFKA_VERSION < ACTIVITY_MIN_RDKAFKA
+#error "librdkafka headers older than 2.12: build with make (scripts/librdkafka.sh)"
+#endif
+
 #define MAX_KAFKA_PROPS 64
 
 typedef struct {
@@ -119,6 +127,8 @@ int config_common_option_or_complain(common_config *c, const char *cmd, int opt,
 int config_no_more_args(const char *cmd, int argc, char **argv, int optind);
 /* Sets bootstrap.servers and every -X property on conf. */
 int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
+/* The value given for librdkafka property KEY with -X (the last one), or NULL. */
+const char *config_kafka_value(const common_config *c, const char *key);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
 /* The most recent error librdkafka logged (e.g. why a broker could not be
  * reached), "" if none: for messages that must say why. */

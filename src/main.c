@@ -3,6 +3,8 @@
  * to exit; subcommands return their status.
  */
 #include "src/commands.h"
+#include "src/config.h"
+#include "src/version.h"
 #include "src/log.h"
 
 #include <signal.h>
@@ -23,10 +25,23 @@ static const char usage[] =
     "  migrate   create the PostgreSQL sink tables\n"
     "  dlq       list dead letters, re-drive them to their source topic\n"
     "\n"
-    "`activity <command> --help` describes a command's options.\n";
+    "`activity <command> --help` describes a command's options;\n"
+    "`activity --version` prints the version and the librdkafka in use.\n";
 
 int main(int argc, char **argv)
 {
+    /* The rpath points at the pinned build; LD_LIBRARY_PATH or a stray copy could still
+     * load an older librdkafka, which must not run with our settings. */
+    if (rd_kafka_version() < ACTIVITY_MIN_RDKAFKA) {
+        fprintf(stderr,
+                "activity: librdkafka %s loaded, 2.12 or newer needed (check LD_LIBRARY_PATH)\n",
+                rd_kafka_version_str());
+        return 1;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)) {
+        printf("activity %s (librdkafka %s)\n", ACTIVITY_VERSION, rd_kafka_version_str());
+        return 0;
+    }
     /* A write to a server that just went away must be an error to retry,
      * not a silent death: hiredis writes without MSG_NOSIGNAL. */
     signal(SIGPIPE, SIG_IGN);

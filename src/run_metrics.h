@@ -15,11 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Our version, in activity_build_info and run's start-up line; the build
- * may set it (-DACTIVITY_VERSION=...). */
-#ifndef ACTIVITY_VERSION
-#define ACTIVITY_VERSION "dev"
-#endif
+#include "src/version.h"
 
 /* Registers the families (once; later calls do nothing). Returns -1 when
  * out of memory. ready_flush_failure: seconds a flush may keep failing

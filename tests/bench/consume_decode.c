@@ -10,11 +10,12 @@
  * usage: consume_decode BROKERS TOPIC [tuned] [batch]
  *
  * Plain, it runs with librdkafka's defaults (a raw loop); with "tuned" it
- * gets the processor's prefetch settings, which lets librdkafka fetch far
- * ahead of a loop this cheap. It reads with rd_kafka_consumer_poll, as the
- * processor does; "batch" uses rd_kafka_consume_batch_queue instead, which
- * is faster but which the processor cannot use (it skips offsets around
- * rebalances in librdkafka 2.0.x; see consumers/kafka_source.h).
+ * gets a deep prefetch (the processor's before --max-memory bounded it: 128 MB,
+ * 500,000 records), which lets librdkafka fetch far ahead of a loop this
+ * cheap, so the ceiling is not held down by the processor's memory budget.
+ * It reads with rd_kafka_consumer_poll; "batch" uses
+ * rd_kafka_consume_batch_queue instead, as the processor does since
+ * librdkafka 2.12 (see consumers/kafka_source.h).
  */
 #include "consumers/avro_codec.h"
 #include "consumers/kafka_admin.h"
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
     rd_kafka_conf_set(conf, "group.id", "bench-ceiling", errstr, sizeof errstr);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
     if (tuned) {
-        /* The processor's prefetch settings (consumers/kafka_source.c). */
+        /* A deep prefetch, unbounded by any memory budget. */
         rd_kafka_conf_set(conf, "fetch.max.bytes", "104857600", errstr, sizeof errstr);
         rd_kafka_conf_set(conf, "max.partition.fetch.bytes", "10485760", errstr, sizeof errstr);
         rd_kafka_conf_set(conf, "queued.min.messages", "500000", errstr, sizeof errstr);

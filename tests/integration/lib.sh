@@ -20,6 +20,15 @@ PG_ADMIN_DSN=$ACTIVITY_PG_DSN
 export ACTIVITY_PG_DSN=${ACTIVITY_PG_DSN%/*}/$DB
 TOPIC_FLAGS=(--events-topic "$T_EVENTS" --devices-topic "$T_DEVICES" --profiles-topic "$T_PROFILES"
     --dlq-topic "$T_DLQ" --redis-prefix "$PREFIX")
+# IT_GROUP_PROTOCOL=consumer runs a test's consumers on KIP-848's group protocol (classic,
+# librdkafka's default, otherwise); test_consumer_group_kip848.sh sets it, and any other
+# test can be run under it by hand. Producers ignore the property (with a warning).
+IT_GROUP_PROTOCOL=${IT_GROUP_PROTOCOL:-classic}
+case $IT_GROUP_PROTOCOL in
+classic) ;;
+consumer) TOPIC_FLAGS+=(-X group.protocol=consumer) ;;
+*) echo "IT_GROUP_PROTOCOL must be classic or consumer, not '$IT_GROUP_PROTOCOL'" >&2; exit 2 ;;
+esac
 
 say() { echo "[$(basename "$0" .sh)] $*" >&2; }
 fail() {
