@@ -157,3 +157,13 @@ if ud_entries:
 print(f"flush                           {rows} rows in {fsecs:.2f} s = {rows / fsecs if fsecs else 0:,.0f} rows/s")
 print(f"max RSS of activity run         {int(sys.argv[20]) / 1024:.1f} MB")
 PY
+
+# BENCH_PEERS=1: the same job written as a Python consumer, a Kafka Streams app and a Flink
+# job (../shared/peers, see its README), side by side with the processor over 1,000,000
+# events (BENCH_PEERS_EVENTS), after the figures above. The first run builds the Java peers.
+if [ "${BENCH_PEERS:-0}" = 1 ]; then
+    SBS=$ROOT/../shared/peers/side_by_side.sh
+    [ -x "$SBS" ] || { echo "bench: BENCH_PEERS=1 needs $SBS" >&2; exit 1; }
+    echo "bench: side by side with the peers (${SBS_SYSTEMS:-project python kstreams flink})" >&2
+    SBS_SYSTEMS=${SBS_SYSTEMS:-project python kstreams flink} "$SBS" "$ROOT" "${BENCH_PEERS_EVENTS:-1000000}"
+fi
