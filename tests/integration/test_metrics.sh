@@ -74,7 +74,10 @@ say "records consumed from the events topic: $((GOOD + BAD))"
 # The start-up line names the versions, the servers' as they report them.
 redis_version=$(redis-cli -u "$ACTIVITY_REDIS_URL" INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
 pg_version=$(psql_test -tAc 'SHOW server_version')
-grep -qF "with librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '')" "$WORK/run.log" &&
+# librdkafka as the binary reports it (the pinned build; Debian's may be installed too).
+rdkafka_version=$("$ACTIVITY" --version | sed -n 's/.*(librdkafka \(.*\))$/\1/p')
+[ -n "$rdkafka_version" ] || fail "activity --version does not name librdkafka"
+grep -qF "with librdkafka $rdkafka_version;" "$WORK/run.log" &&
     grep -qF "Redis $redis_version, PostgreSQL $pg_version" "$WORK/run.log" || {
     grep "with librdkafka" "$WORK/run.log" >&2
     fail "the start-up line does not give librdkafka's, Redis' ($redis_version) and PostgreSQL's ($pg_version) versions"
