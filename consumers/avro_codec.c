@@ -16,8 +16,8 @@
 #include "consumers/avro_flatten.h"
 #include "consumers/avro_resolve.h"
 #include "consumers/framing.h"
-#include "processors/dims.h"
-#include "src/embedded.h"
+#include "consumers/dim_tables.h"
+#include "lib/embedded.h"
 
 #include <avro.h>
 #include <stdio.h>

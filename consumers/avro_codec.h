@@ -20,7 +20,7 @@
 
 #include "consumers/records.h"
 #include "consumers/schema_registry.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 

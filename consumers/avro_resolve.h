@@ -31,7 +31,7 @@
 #define ACTIVITY_AVRO_RESOLVE_H
 
 #include "consumers/records.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -2,9 +2,7 @@
  * kafka_source.c — consumer-group member (see kafka_source.h).
  */
 #include "consumers/kafka_source.h"
-#include "src/run_metrics.h"
-
-#include "src/deployment.h"
+#include "lib/run_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +12,7 @@
 struct kafka_source {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* the consumer queue: messages and, forwarded, callbacks */
-    pipeline *pipe;
+    source_callbacks cb;
     char fatal[512];
     /* Static membership on the consumer protocol: a copy of the configuration and the
      * subscription, to start a new consumer while a killed predecessor still holds our
@@ -35,13 +33,14 @@ static void assign_partitions(kafka_source *src, rd_kafka_topic_partition_list_t
         /* Without its fences we cannot know where a partition starts;
          * retry rather than guess (Redis may be restarting). */
         int attempt = 0;
-        while (pipeline_assign(src->pipe, tp->topic, tp->partition, &start, &err)) {
+        while (src->cb.assign(src->cb.ctx, tp->topic, tp->partition, &start, &err)) {
             if (attempt++ % 10 == 0)
                 log_warn("cannot read fences of %s [%d], retrying: %s", tp->topic, tp->partition,
                          err.msg);
             struct timespec ts = {0, 500000000};
             nanosleep(&ts, NULL);
-            redis_state_reconnect(src->pipe->redis, &err);
+            if (src->cb.recover)
+                src->cb.recover(src->cb.ctx, &err);
         }
         tp->offset = start;
         if (start == RD_KAFKA_OFFSET_BEGINNING)
@@ -91,7 +90,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
             ret = rd_kafka_assign(rk, parts);
     } else {
         for (int i = 0; i < parts->cnt; i++)
-            pipeline_revoke(src->pipe, parts->elems[i].topic, parts->elems[i].partition);
+            src->cb.revoke(src->cb.ctx, parts->elems[i].topic, parts->elems[i].partition);
         char what[1024];
         describe(parts, what, sizeof what);
         log_info("revoked %d partition(s): %s", parts->cnt, what);
@@ -162,15 +161,15 @@ static int start_consumer(kafka_source *src, rd_kafka_conf_t *conf, errbuf *err)
     return 0;
 }
 
-kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt, pipeline *pipe,
-                               errbuf *err)
+kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt,
+                               const source_callbacks *cb, errbuf *err)
 {
     kafka_source *src = calloc(1, sizeof *src);
     if (!src) {
         err_set(err, "out of memory");
         return NULL;
     }
-    src->pipe = pipe;
+    src->cb = *cb;
     /* The group protocol is librdkafka's default (classic) unless -X group.protocol=consumer
      * asks for KIP-848's. There the broker assigns partitions (always incrementally) and owns
      * the session timeout and heartbeat interval, and librdkafka refuses a client-side
@@ -193,9 +192,9 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     snprintf(part_max, sizeof part_max, "%zu", fetch_bytes / 2);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* The prefix in the client.id tells the ownership check which prefix
-     * each live member serves (src/deployment.h). */
+     * each live member serves (KAFKA_SOURCE_CLIENT_ID). */
     char client_id[512];
-    snprintf(client_id, sizeof client_id, "%s%s", DEPLOYMENT_CLIENT_ID, cfg->redis_prefix);
+    snprintf(client_id, sizeof client_id, "%s%s", KAFKA_SOURCE_CLIENT_ID, cfg->redis_prefix);
     if (kafka_conf_set(conf, "client.id", client_id, err) ||
         kafka_conf_set(conf, "group.id", opt->group, err) ||
         (classic &&
@@ -312,17 +311,10 @@ size_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t ma
     return n;
 }
 
-void kafka_source_store_positions(kafka_source *src, const pipeline *pipe)
+void kafka_source_store_positions(kafka_source *src, rd_kafka_topic_partition_list_t *positions)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < pipe->n_parts; i++) {
-        const partition_state *ps = pipe->parts[i];
-        if (ps->assigned && ps->applied >= 0)
-            rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->applied;
-    }
-    if (list->cnt)
-        rd_kafka_offsets_store(src->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
+    if (positions->cnt)
+        rd_kafka_offsets_store(src->rk, positions);
 }
 
 int kafka_source_commit(kafka_source *src, bool wait, errbuf *err)

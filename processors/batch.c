@@ -7,8 +7,8 @@
  */
 #include "processors/batch.h"
 
-#include "processors/civil_time.h"
-#include "src/grow.h"
+#include "lib/civil_time.h"
+#include "lib/grow.h"
 
 #include <stdio.h>
 #include <stdlib.h>

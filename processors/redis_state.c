@@ -8,11 +8,11 @@
  */
 #include "processors/redis_state.h"
 
-#include "processors/civil_time.h"
-#include "src/embedded.h"
-#include "src/failpoint.h"
-#include "src/decimal.h"
-#include "src/grow.h"
+#include "lib/civil_time.h"
+#include "lib/embedded.h"
+#include "lib/failpoint.h"
+#include "lib/decimal.h"
+#include "lib/grow.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -25,7 +25,7 @@
 #define ACTIVITY_REDIS_STATE_H
 
 #include "processors/batch.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <hiredis/hiredis.h>
 #include <stdint.h>

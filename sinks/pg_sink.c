@@ -8,9 +8,9 @@
 #include "sinks/pg_sink.h"
 
 #include "sinks/scd2.h"
-#include "src/embedded.h"
-#include "src/failpoint.h"
-#include "src/grow.h"
+#include "lib/embedded.h"
+#include "lib/failpoint.h"
+#include "lib/grow.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -223,9 +223,9 @@ bool pg_sink_error_is_transient(const pg_sink *pg)
 int pg_sink_migrate(pg_sink *pg, errbuf *err)
 {
     size_t len;
-    const char *schema = embedded_file("sinks/schema.sql", &len);
+    const char *schema = embedded_file("sinks/sql/schema.sql", &len);
     if (!schema) {
-        err_set(err, "sinks/schema.sql is not embedded in this build");
+        err_set(err, "sinks/sql/schema.sql is not embedded in this build");
         return -1;
     }
     /* The advisory lock serialises processes that start together; CREATE

@@ -11,7 +11,7 @@
 
 #include "sinks/rows.h"
 #include "sinks/scd2.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,7 +36,7 @@ int pg_sink_ping(pg_sink *pg, errbuf *err);
 /* The server's version (server_version), for the start-up line. */
 const char *pg_sink_server_version(const pg_sink *pg);
 
-/* Creates the sink tables (sinks/schema.sql) if missing. */
+/* Creates the sink tables (sinks/sql/schema.sql) if missing. */
 int pg_sink_migrate(pg_sink *pg, errbuf *err);
 
 /* The attributes the SCD2 dimensions track (default: all); the next write
@@ -76,7 +76,7 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err);
  * Redis state of a reset goes first). */
 int pg_sink_check_sole_owner(pg_sink *pg, const char *fence_name, errbuf *err);
 /* The consumer groups other than group registered for prefix in
- * activity_consumer_groups (src/deployment.c), as a NULL-terminated array
+ * activity_consumer_groups (cmd/deployment.c), as a NULL-terminated array
  * (free with strings_free); returns how many, -1 on error. */
 int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, char ***groups,
                           errbuf *err);

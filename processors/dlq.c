@@ -10,7 +10,7 @@
  * and SHA-256 digests, so the original can still be found and checked in
  * its source topic.
  */
-#include "sinks/dlq.h"
+#include "processors/dlq.h"
 
 #include "consumers/kafka_admin.h"
 

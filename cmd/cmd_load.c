@@ -22,8 +22,8 @@
 #include "consumers/kafka_admin.h"
 #include "consumers/text_records.h"
 #include "processors/dims.h"
-#include "src/commands.h"
-#include "src/config.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -14,8 +14,8 @@
 #ifndef ACTIVITY_DLQ_H
 #define ACTIVITY_DLQ_H
 
-#include "src/config.h"
-#include "src/log.h"
+#include "lib/config.h"
+#include "lib/log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>

@@ -6,7 +6,7 @@
  * the start (plain assign, no consumer group, nothing committed), so they
  * can be run any number of times. A dead letter is the original record
  * (value and key, byte for byte) plus headers written by the processor
- * (sinks/dlq.c): activity.reason, activity.detail, activity.source.topic,
+ * (processors/dlq.c): activity.reason, activity.detail, activity.source.topic,
  * activity.source.partition, activity.source.offset.
  *
  * `redrive` produces the selected records again, unchanged, to their source
@@ -19,8 +19,8 @@
  * record that is still bad simply dead-letters again.
  */
 #include "consumers/kafka_admin.h"
-#include "src/commands.h"
-#include "src/config.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -71,7 +71,7 @@ typedef struct {
 
 typedef struct {
     const char *reason, *detail, *topic, *partition, *offset;
-    /* Set when the processor cut the record to fit the topic (sinks/dlq.c). */
+    /* Set when the processor cut the record to fit the topic (processors/dlq.c). */
     const char *truncated, *original_size, *original_sha256;
     size_t detail_len;
 } dlq_headers;

@@ -10,12 +10,13 @@
  */
 #include "consumers/kafka_admin.h"
 #include "consumers/kafka_source.h"
+#include "processors/pipeline.h"
 #include "sinks/flusher.h"
-#include "src/commands.h"
-#include "src/config.h"
-#include "src/deployment.h"
-#include "src/metrics_http.h"
-#include "src/run_metrics.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
+#include "cmd/deployment.h"
+#include "lib/metrics_http.h"
+#include "lib/run_metrics.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -655,6 +656,32 @@ static int flush_step(const run_config *rc, pipeline *pipe, kafka_source *src, r
 
 /* pipeline_apply_end, timed for the metrics: from sending the batches
  * (*sent_at, 0 if nothing was in flight) and the wait for the replies. */
+/* The pipeline behind the consumer's rebalance callbacks: a partition starts
+ * at its lowest fence; between failed fence reads the state connection is
+ * re-established. */
+static int on_assign(void *ctx, const char *topic, int32_t partition, int64_t *start, errbuf *err)
+{
+    return pipeline_assign(ctx, topic, partition, start, err);
+}
+
+static void on_recover(void *ctx, errbuf *err)
+{
+    pipeline *pipe = ctx;
+    redis_state_reconnect(pipe->redis, err);
+}
+
+static void on_revoke(void *ctx, const char *topic, int32_t partition)
+{
+    pipeline_revoke(ctx, topic, partition);
+}
+
+static void store_positions(kafka_source *src, const pipeline *pipe)
+{
+    rd_kafka_topic_partition_list_t *positions = pipeline_positions(pipe);
+    kafka_source_store_positions(src, positions);
+    rd_kafka_topic_partition_list_destroy(positions);
+}
+
 static int apply_end_timed(pipeline *pipe, rd_kafka_topic_partition_list_t **reseek,
                            double *sent_at, errbuf *err)
 {
@@ -787,7 +814,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             rebuild_state(rs, "a fence went back", &epoch);
         seek_and_free(src, reseek);
         reseek = NULL;
-        kafka_source_store_positions(src, pipe);
+        store_positions(src, pipe);
         size_t n_assigned = 0;
         for (size_t i = 0; i < pipe->n_parts; i++)
             n_assigned += pipe->parts[i]->assigned;
@@ -795,7 +822,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
         run_metrics_assigned(n_assigned);
         /* The ownership checks once more, 3 s after joining: an instance
          * that started at the same instant was not a member yet when the
-         * start-up check ran (src/deployment.h). */
+         * start-up check ran (cmd/deployment.h). */
         if (had_assignment && !recheck_at)
             recheck_at = now_seconds() + 3;
         if (recheck_at && !rechecked && now_seconds() >= recheck_at) {
@@ -903,7 +930,7 @@ static int run_loop(run_config *rc, pipeline *pipe, kafka_source *src, redis_sta
             log_error("final flush failed: %s", err.msg);
             status = 1;
         }
-        kafka_source_store_positions(src, pipe);
+        store_positions(src, pipe);
         if (kafka_source_commit(src, true, &err))
             log_debug("%s", err.msg);
     }
@@ -1041,7 +1068,8 @@ int cmd_run(int argc, char **argv)
     pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
     pipe.rules = rc.rules;
     pipe_ready = true;
-    if (!(src = kafka_source_new(&rc.common, &rc.source, &pipe, &err)) ||
+    source_callbacks callbacks = {on_assign, on_recover, on_revoke, &pipe};
+    if (!(src = kafka_source_new(&rc.common, &rc.source, &callbacks, &err)) ||
         deployment_claim(kafka_source_handle(src), pg, rc.source.group, rc.common.redis_prefix,
                          &err))
         goto out;

@@ -6,7 +6,7 @@
  * split into 400-year eras of exactly 146097 days, and the rest is integer
  * arithmetic with no tables and no loops.
  */
-#include "processors/civil_time.h"
+#include "lib/civil_time.h"
 
 #include <stdio.h>
 

@@ -1,7 +1,7 @@
 /*
  * config.c — shared settings and their sources (see config.h).
  */
-#include "src/config.h"
+#include "lib/config.h"
 
 #include <ctype.h>
 #include <pthread.h>

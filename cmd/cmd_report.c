@@ -6,8 +6,8 @@
  * hits and peak daily unique visitors, the browsers with the most active
  * users, and row counts of every table.
  */
-#include "src/commands.h"
-#include "src/config.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>

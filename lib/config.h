@@ -15,7 +15,7 @@
 #ifndef ACTIVITY_CONFIG_H
 #define ACTIVITY_CONFIG_H
 
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
