@@ -86,11 +86,6 @@ struct avro_codec {
 
 static void drop_ids(avro_codec *c, bool all);
 
-uint32_t avro_codec_schema_id(enum record_kind kind)
-{
-    return (uint32_t)kind;
-}
-
 void avro_codec_set_write_id(avro_codec *c, enum record_kind kind, uint32_t id)
 {
     if (kind == RECORD_WEB_EVENT || kind == RECORD_DEVICE || kind == RECORD_USER_PROFILE)

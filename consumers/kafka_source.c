@@ -330,9 +330,8 @@ int kafka_source_commit(kafka_source *src, bool wait, errbuf *err)
 int kafka_source_seek(kafka_source *src, rd_kafka_topic_partition_list_t *where, errbuf *err)
 {
     /* An infinite timeout: a seek is a local operation that completes at
-     * once, and librdkafka before 2.0.3 waits a thousandth of the timeout
-     * given (10 ms for 10 s), reporting a seek that is merely slow as
-     * timed out with its outcome unknown. */
+     * once; with a finite one, a seek that is merely slow would be reported
+     * as timed out with its outcome unknown. */
     rd_kafka_error_t *e = rd_kafka_seek_partitions(src->rk, where, -1);
     if (e) {
         err_set(err, "seek: %s", rd_kafka_error_string(e));

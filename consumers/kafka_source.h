@@ -52,11 +52,11 @@ int kafka_source_subscribe(kafka_source *src, const char *const *topics, int n, 
  * timeout_ms only when none is ready; 0 after the timeout. One
  * rd_kafka_consume_batch_queue call for many messages instead of one
  * rd_kafka_consumer_poll each. Rebalance callbacks run inside the call;
- * librdkafka (2.1 and newer) purges from the batch the messages of a
- * partition whose assignment or position changed meanwhile, and the
- * pipeline drops those of partitions no longer assigned. In 2.0.x (Debian
- * 12's) the batch call skipped offsets around rebalances: the
- * consumer-group test lost whole runs of records with it. */
+ * librdkafka purges from the batch the messages of a partition whose
+ * assignment or position changed meanwhile, and the pipeline drops those of
+ * partitions no longer assigned. Releases without that purge (before 2.1)
+ * skip offsets around rebalances; ACTIVITY_MIN_RDKAFKA (lib/config.h) keeps
+ * them out of the build. */
 size_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t max, int timeout_ms);
 
 /* Stores applied positions (the offsets in the list; librdkafka sets each

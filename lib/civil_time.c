@@ -8,8 +8,6 @@
  */
 #include "lib/civil_time.h"
 
-#include <stdio.h>
-
 int64_t days_from_civil(int year, int month, int day)
 {
     int64_t y = (int64_t)year - (month <= 2);
@@ -126,9 +124,4 @@ bool parse_utc_timestamp(const char *s, size_t len, int64_t *ms_out)
     int64_t days = days_from_civil(y, mo, d);
     *ms_out = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + ms;
     return true;
-}
-
-void format_iso_date(char *buf, size_t size, civil_date d)
-{
-    snprintf(buf, size, "%04d-%02d-%02d", d.year, d.month, d.day);
 }

@@ -173,8 +173,8 @@ static void env_name(const char *option, char *out, size_t cap)
 
 static int push_environment(common_config *c, const struct option *opts, errbuf *err)
 {
-    /* The names of earlier versions, still honoured (before the new ones,
-     * which therefore win). */
+    /* Alternative environment names, still honoured for deployments that set
+     * them; pushed before the current ones, which therefore win. */
     static const char *const aliases[][2] = {{"brokers", "ACTIVITY_KAFKA_BROKERS"},
                                              {"schema-registry", "ACTIVITY_SCHEMA_REGISTRY_URL"}};
     for (const struct option *o = opts; o->name; o++) {

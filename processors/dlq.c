@@ -30,7 +30,6 @@ struct dlq {
     rd_kafka_t *rk;
     char *topic;
     long long limit; /* most bytes one dead letter may take, framing included */
-    uint64_t sent;
     uint64_t truncated;
     uint64_t failed; /* delivery failures since the last dlq_wait */
     char first_error[400];
@@ -264,7 +263,6 @@ int dlq_send(dlq *d, const rd_kafka_message_t *src, const char *reason, const ch
         }
         rd_kafka_poll(d->rk, 100);
     }
-    d->sent++;
     rd_kafka_poll(d->rk, 0);
     return 0;
 }
@@ -283,11 +281,6 @@ int dlq_wait(dlq *d, errbuf *err)
         return -1;
     }
     return 0;
-}
-
-uint64_t dlq_count(const dlq *d)
-{
-    return d->sent;
 }
 
 uint64_t dlq_truncated(const dlq *d)

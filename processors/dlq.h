@@ -40,7 +40,6 @@ int dlq_wait(dlq *d, errbuf *err);
 int dlq_fit(long long limit, size_t header_bytes, size_t key_len, size_t value_len,
             size_t *key_keep, size_t *value_keep);
 
-uint64_t dlq_count(const dlq *d);
 uint64_t dlq_truncated(const dlq *d);
 
 #endif

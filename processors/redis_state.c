@@ -823,15 +823,6 @@ int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, i
     return recv_apply(rs, b, topic, partition, t, fences, err);
 }
 
-int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
-                      int64_t new_fence, int64_t fences[KEY_GROUPS], errbuf *err)
-{
-    bool want[KEY_GROUPS];
-    for (uint32_t g = 0; g < KEY_GROUPS; g++)
-        want[g] = !batch_group_empty(b, g);
-    return run_apply(rs, b, topic, partition, new_fence, fences, want, err);
-}
-
 int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,
                                int64_t fences[KEY_GROUPS], errbuf *err)
 {

@@ -167,11 +167,6 @@ int pg_sink_set_timeouts(pg_sink *pg, long lock_timeout_ms, long statement_timeo
     return apply_timeouts(pg, err);
 }
 
-int pg_sink_reconnect(pg_sink *pg, errbuf *err)
-{
-    return open_conn(pg, err);
-}
-
 int pg_sink_ping(pg_sink *pg, errbuf *err)
 {
     if (PQstatus(pg->conn) != CONNECTION_OK && open_conn(pg, err))
@@ -350,16 +345,6 @@ int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, b
         return -1;
     PQclear(res);
     return 0;
-}
-
-void flush_payload_reset(flush_payload *p)
-{
-    p->hosts.len = p->user_keys.len = p->users.len = 0;
-    p->n_hosts = p->n_user_keys = p->n_users = 0;
-    for (int k = 0; k < DIM_COUNT; k++) {
-        p->dims[k].len = 0;
-        p->n_dims[k] = 0;
-    }
 }
 
 void flush_payload_free(flush_payload *p)

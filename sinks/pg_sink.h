@@ -23,7 +23,6 @@ void pg_sink_free(pg_sink *pg);
 /* True when the last error was a lost connection or a server going away:
  * worth retrying later, as opposed to e.g. a permission error. */
 bool pg_sink_error_is_transient(const pg_sink *pg);
-int pg_sink_reconnect(pg_sink *pg, errbuf *err);
 /* lock_timeout and statement_timeout of this session and of every
  * reconnection (0: none). A flush blocked by another session's lock, or a
  * statement running too long, then fails as transient and is retried with
@@ -55,7 +54,6 @@ typedef struct {
     size_t n_dims[DIM_COUNT];
 } flush_payload;
 
-void flush_payload_reset(flush_payload *p);
 void flush_payload_free(flush_payload *p);
 
 /* Writes the payload in one transaction, fenced by token: returns 0 when
