@@ -160,21 +160,15 @@ build/fuzz_decode: tests/fuzz/fuzz_decode.c $(FUZZ_OBJ)
 fuzz: build/fuzz_decode
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# The same binary with the fence check and fence update cut out of
-# apply.lua: `make bench` runs both over the same topic to price the fencing.
-build/unfenced/processors/apply.lua: processors/apply.lua
+# The same binary with the fence check and fence update switched off (ACTIVITY_UNFENCED in
+# processors/redis_state.c, which apply.lua obeys): `make bench` runs both over the same
+# topic to price the fencing.
+build/unfenced/processors/redis_state.o: processors/redis_state.c | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
-	sed -e "s/^local cur = redis.call('HGET', fence_key, ARGV\[1\]) or '-1'/local cur = ARGV[2]/" \
-	    -e "s/^redis.call('HSET', fence_key, ARGV\[1\], ARGV\[3\])//" $< >$@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -DACTIVITY_UNFENCED -c $< -o $@
 
-build/unfenced/embedded.c: scripts/embed.sh $(EMBED) build/unfenced/processors/apply.lua
-	cd build/unfenced && cp -r ../../schemas ../../sinks . 2>/dev/null; \
-	    mkdir -p processors && for f in ../../processors/*.lua; do \
-	    [ "$$(basename $$f)" = apply.lua ] || cp $$f processors/; done; \
-	    ../../scripts/embed.sh embedded.c $(EMBED)
-
-build/activity-unfenced: build/obj/cmd/main.o $(filter-out build/obj/build/gen/embedded.o,$(OBJ)) build/unfenced/embedded.c
+build/activity-unfenced: build/obj/cmd/main.o $(filter-out build/obj/processors/redis_state.o,$(OBJ)) build/unfenced/processors/redis_state.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The header dependencies -MMD wrote (none before the first build).
--include $(shell find build/obj build/asan build/fuzz -name '*.d' 2>/dev/null)
+-include $(shell find build/obj build/asan build/fuzz build/unfenced -name '*.d' 2>/dev/null)
