@@ -23,6 +23,7 @@
 #include "lib/config.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +146,6 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     argc--;
     argv++;
     int opt;
-    char *end;
     errbuf err = {{0}};
     if (config_sources(&a->cfg, "dlq", opts, &argc, &argv, &err)) {
         log_error("%s", err.msg);
@@ -165,8 +165,8 @@ static int parse_args(int argc, char **argv, dlq_args *a)
         case OPT_FROM:
         case OPT_TO:
         case OPT_LIMIT: {
-            long long v = strtoll(optarg, &end, 10);
-            if (*end || v < 0) {
+            long long v;
+            if (!option_long(optarg, 0, LLONG_MAX, &v)) {
                 log_error("expected a count >= 0, got '%s'", optarg);
                 return -1;
             }

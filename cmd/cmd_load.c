@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -726,9 +727,7 @@ static int parse_args(loader *L, int *pargc, char ***pargv, int *status)
             L->dry_run = true;
             break;
         case OPT_PROGRESS: {
-            char *end;
-            L->progress_every = strtod(optarg, &end);
-            if (*end || !(L->progress_every >= 0)) {
+            if (!option_double(optarg, 0, INFINITY, &L->progress_every)) {
                 err_set(&err, "--progress takes seconds >= 0, got '%s'", optarg);
                 bad = 1;
             }

@@ -18,6 +18,8 @@
 #include "lib/metrics_http.h"
 #include "lib/run_metrics.h"
 
+#include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,14 +174,13 @@ static int parse_args(int argc, char **argv, run_config *rc)
     rc->pg_lock_timeout = 5;
     rc->pg_statement_timeout = 60;
     rc->ready_flush_failure = 60;
-    long max_memory_mb = 64;
+    long long max_memory_mb = 64, n;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
     scd2_config_defaults(&rc->scd2);
     int opt;
     errbuf err = {{0}};
-    char *end;
     if (config_sources(&rc->common, "run", opts, &argc, &argv, &err)) {
         log_error("%s", err.msg);
         return -1;
@@ -196,8 +197,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->source.instance_id = optarg;
             break;
         case OPT_FLUSH:
-            rc->flush_interval = strtod(optarg, &end);
-            if (*end || rc->flush_interval <= 0) {
+            if (!option_double(optarg, OPTION_ABOVE_ZERO, INFINITY, &rc->flush_interval)) {
                 log_error("--flush-interval takes seconds > 0");
                 return -1;
             }
@@ -207,8 +207,8 @@ static int parse_args(int argc, char **argv, run_config *rc)
             break;
         case OPT_PG_LOCK_TIMEOUT:
         case OPT_PG_STATEMENT_TIMEOUT: {
-            double v = strtod(optarg, &end);
-            if (*end || v < 0.001 || v > 86400) {
+            double v;
+            if (!option_double(optarg, 0.001, 86400, &v)) {
                 log_error("--%s takes seconds in 0.001..86400",
                           opt == OPT_PG_LOCK_TIMEOUT ? "pg-lock-timeout" : "pg-statement-timeout");
                 return -1;
@@ -227,8 +227,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
             break;
         }
         case OPT_READY_FLUSH:
-            rc->ready_flush_failure = strtod(optarg, &end);
-            if (*end || rc->ready_flush_failure <= 0) {
+            if (!option_double(optarg, OPTION_ABOVE_ZERO, INFINITY, &rc->ready_flush_failure)) {
                 log_error("--ready-flush-failure takes seconds > 0");
                 return -1;
             }
@@ -237,25 +236,24 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->until_caught_up = true;
             break;
         case OPT_BATCH:
-            rc->batch_size = strtoul(optarg, &end, 10);
-            if (*end || rc->batch_size == 0 || rc->batch_size > 1000000) {
+            if (!option_long(optarg, 1, 1000000, &n)) {
                 log_error("--batch-size takes 1..1000000");
                 return -1;
             }
+            rc->batch_size = (size_t)n;
             break;
         case OPT_MAX_MEMORY:
-            max_memory_mb = strtol(optarg, &end, 10);
-            if (*end || max_memory_mb < 16 || max_memory_mb > 1048576) {
+            if (!option_long(optarg, 16, 1048576, &max_memory_mb)) {
                 fprintf(stderr, "activity run: --max-memory takes MB, 16..1048576\n");
                 return -1;
             }
             break;
         case OPT_EXACT:
-            rc->exact_limit = strtol(optarg, &end, 10);
-            if (*end || rc->exact_limit < 0) {
+            if (!option_long(optarg, 0, LONG_MAX, &n)) {
                 log_error("--exact-uniques-limit takes a count >= 0");
                 return -1;
             }
+            rc->exact_limit = (long)n;
             break;
         case OPT_REGISTRY:
             config_note_secret_in(optarg);
@@ -267,11 +265,11 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->registry.user_info = optarg;
             break;
         case OPT_REGISTRY_TIMEOUT:
-            rc->registry.timeout_ms = strtol(optarg, &end, 10);
-            if (*end || rc->registry.timeout_ms <= 0) {
+            if (!option_long(optarg, 1, LONG_MAX, &n)) {
                 log_error("--schema-registry-timeout takes ms > 0");
                 return -1;
             }
+            rc->registry.timeout_ms = n;
             break;
         case OPT_MIN_TIME:
         case OPT_MAX_TIME:
@@ -297,21 +295,20 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->writer_schemas[rc->n_writer_schemas++] = optarg;
             break;
         case OPT_MAX_FIELD:
-            rc->rules.max_field_bytes = strtoul(optarg, &end, 10);
-            if (*end || rc->rules.max_field_bytes == 0 || rc->rules.max_field_bytes > (1u << 20)) {
+            if (!option_long(optarg, 1, 1 << 20, &n)) {
                 log_error("--max-field-bytes takes 1..1048576");
                 return -1;
             }
+            rc->rules.max_field_bytes = (size_t)n;
             break;
         case OPT_MAX_KEY:
-            rc->rules.max_key_bytes = strtoul(optarg, &end, 10);
-            if (*end || rc->rules.max_key_bytes == 0 ||
-                rc->rules.max_key_bytes > VALIDATION_KEY_BYTES_CEILING) {
+            if (!option_long(optarg, 1, VALIDATION_KEY_BYTES_CEILING, &n)) {
                 log_error("--max-key-bytes takes 1..%d (a PostgreSQL btree index "
                           "entry holds at most 2704 bytes)",
                           VALIDATION_KEY_BYTES_CEILING);
                 return -1;
             }
+            rc->rules.max_key_bytes = (size_t)n;
             break;
         default:
             if (config_common_option_or_complain(&rc->common, "run", opt, optarg, help))

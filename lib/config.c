@@ -4,6 +4,7 @@
 #include "lib/config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -280,9 +281,8 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
     case OPT_CONFIG: /* read by config_sources */
         return 1;
     case OPT_BROKER_TIMEOUT: {
-        char *end;
-        double s = strtod(arg, &end);
-        if (*end || !(s > 0) || s > 3600) {
+        double s;
+        if (!option_double(arg, OPTION_ABOVE_ZERO, 3600, &s)) {
             err_set(err, "--broker-timeout takes seconds, 0 < s <= 3600, got '%s'", arg);
             return -1;
         }
@@ -468,4 +468,26 @@ int config_no_more_args(const char *cmd, int argc, char **argv, int optind)
     (void)cmd;
     log_error("unexpected argument '%s'", argv[optind]);
     return -1;
+}
+
+bool option_long(const char *arg, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (end == arg || *end || errno == ERANGE || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool option_double(const char *arg, double min, double max, double *out)
+{
+    char *end;
+    double v = strtod(arg, &end);
+    /* NaN fails both comparisons; an overflow is ±HUGE_VAL, checked like any value. */
+    if (end == arg || *end || !(v >= min && v <= max))
+        return false;
+    *out = v;
+    return true;
 }

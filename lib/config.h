@@ -17,6 +17,7 @@
 
 #include "lib/log.h"
 
+#include <float.h>
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
@@ -143,5 +144,13 @@ void config_broker_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what
 /* Registers the password of a URL (scheme://user:PASSWORD@…) or a libpq
  * conninfo (password=…) with the logger, which then never writes it. */
 void config_note_secret_in(const char *url_or_dsn);
+
+/* The numeric option values of every command: the whole of arg as a number
+ * within [min, max], else false (*out untouched; the caller names the
+ * option and its range). Empty text, trailing text and overflow are
+ * refused. OPTION_ABOVE_ZERO as min means "> 0" for a double. */
+#define OPTION_ABOVE_ZERO DBL_TRUE_MIN
+bool option_long(const char *arg, long long min, long long max, long long *out);
+bool option_double(const char *arg, double min, double max, double *out);
 
 #endif
