@@ -1,0 +1,631 @@
+/*
+ * runner.c — the run loop, outage handling and flush backoff (see runner.h).
+ */
+#include "cmd/runner.h"
+#include "cmd/deployment.h"
+#include "consumers/kafka_admin.h"
+#include "lib/run_metrics.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_requested;
+
+void runner_on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = stop_requested + 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int runner_catch_up_init(catch_up *cu, rd_kafka_t *rk, const char *const *topics, int ntopics,
+                         errbuf *err)
+{
+    memset(cu, 0, sizeof *cu);
+    for (int i = 0; i < ntopics; i++) {
+        int parts = kafka_partition_count(rk, topics[i], err);
+        if (parts < 0)
+            return -1;
+        for (int p = 0; p < parts; p++) {
+            int64_t low, high;
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topics[i], p, &low, &high,
+                                                                     config_broker_timeout_ms());
+            if (e) {
+                char what[300];
+                snprintf(what, sizeof what, "read the offsets of %s [%d]", topics[i], p);
+                config_broker_error(rk, e, what, err);
+                return -1;
+            }
+            catch_up_target *nt = realloc(cu->t, (cu->n + 1) * sizeof *nt);
+            if (!nt) {
+                err_set(err, "out of memory");
+                return -1;
+            }
+            cu->t = nt;
+            cu->t[cu->n++] = (catch_up_target){strdup(topics[i]), p, low, high};
+        }
+    }
+    return 0;
+}
+
+void runner_catch_up_free(catch_up *cu)
+{
+    for (size_t i = 0; i < cu->n; i++)
+        free(cu->t[i].topic);
+    free(cu->t);
+}
+
+/* Caught up when every partition that held records at start has been
+ * applied up to where it ended then, by this instance or, for partitions
+ * another group member owns, by whoever: their fences in Redis tell. Our
+ * own partitions are checked locally, every round; other members' fences
+ * are read at most every 0.2 s (*next_remote_check). */
+static bool caught_up(const catch_up *cu, pipeline *pipe, redis_state *rs,
+                      double *next_remote_check)
+{
+    bool need_fences = false;
+    for (size_t i = 0; i < cu->n; i++) {
+        const catch_up_target *t = &cu->t[i];
+        if (t->high <= t->low)
+            continue; /* empty partition */
+        partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
+        if (ps && ps->assigned && (ps->pending || ps->applied < t->high)) {
+            log_debug("not caught up: %s [%d] applied up to %lld of %lld", t->topic, t->partition,
+                      (long long)ps->applied, (long long)t->high);
+            return false;
+        }
+        need_fences |= !ps || !ps->assigned;
+    }
+    if (!need_fences)
+        return true;
+    double now = now_seconds();
+    if (now < *next_remote_check)
+        return false;
+    *next_remote_check = now + 0.2;
+    for (size_t i = 0; i < cu->n; i++) {
+        const catch_up_target *t = &cu->t[i];
+        partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
+        if (t->high <= t->low || (ps && ps->assigned))
+            continue;
+        int64_t fences[KEY_GROUPS];
+        errbuf err = {{0}};
+        if (redis_state_read_fences(rs, t->topic, t->partition, fences, &err))
+            return false;
+        for (int g = 0; g < KEY_GROUPS; g++)
+            if (fences[g] < t->high) {
+                log_debug("not caught up: %s [%d] is another member's; group %d applied up "
+                          "to %lld of %lld",
+                          t->topic, t->partition, g, (long long)fences[g], (long long)t->high);
+                return false;
+            }
+    }
+    return true;
+}
+
+/* Flushes, retrying with capped backoff while the failure is PostgreSQL's
+ * and transient; state stays in Redis meanwhile, so nothing is lost. */
+typedef struct {
+    double next_attempt;
+    double backoff;
+    bool failing;
+    bool pg_down; /* the last ping failed (see note_postgres) */
+    /* The last flush found dirty entities without state and a rebuild
+     * followed: a second time means the rebuild cannot help. */
+    bool partial_rebuilt;
+    uint64_t rows;
+    double seconds;
+    /* After a signal: when a failing final flush stops being retried. */
+    double give_up_at;
+} flush_control;
+
+static void sleep_seconds(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* After a successful flush: PostgreSQL is up if the flush wrote to it;
+ * one with nothing to write did not ask it, so a ping does, for /readyz
+ * and activity_postgres_up. The next write reconnects by itself. */
+static void note_postgres(pg_sink *pg, flush_control *fc, bool wrote)
+{
+    errbuf err = {{0}};
+    bool up = wrote || pg_sink_ping(pg, &err) == 0;
+    if (!up)
+        run_metrics_postgres_retry();
+    if (up && fc->pg_down)
+        log_info("postgresql answers again");
+    else if (!up && !fc->pg_down)
+        log_warn("postgresql does not answer (nothing to flush meanwhile): %s", err.msg);
+    fc->pg_down = !up;
+    run_metrics_postgres_up(up);
+}
+
+/* Flushes. Transient failures (PostgreSQL or Redis unreachable) are retried
+ * with capped exponential backoff, logged once per change of state; the
+ * state stays in Redis meanwhile, so nothing is lost. Returns 0 when
+ * flushed, 1 when it should be retried later (only if !must_succeed),
+ * FLUSH_STATE_MISSING when Redis lost state (nothing written), -1 on an
+ * error retrying cannot fix. When PostgreSQL went back in time, the flush
+ * that marked everything dirty is followed at once by one that writes it.
+ * A second SIGINT/SIGTERM stops retrying a final flush. */
+static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_control *fc,
+                    bool must_succeed, errbuf *err)
+{
+    for (;;) {
+        /* A signalled shutdown does not wait out a PostgreSQL that keeps
+         * failing (a lock held on a sink table, an outage). */
+        if (must_succeed && stop_requested && fc->failing && now_seconds() >= fc->give_up_at) {
+            err_set(err,
+                    "gave up the final flush on shutdown (%s); the state is kept in Redis "
+                    "and the next run flushes it",
+                    err->msg[0] ? err->msg : "postgres was failing");
+            return -1;
+        }
+        flush_stats st;
+        bool pg_failed;
+        /* The dimensions' change history lives only in PostgreSQL: if it
+         * went back in time, their topics are read again (the SCD2 merge
+         * does not mind repeats). */
+        const char *const replay[3] = {rc->common.devices_topic, rc->common.profiles_topic, NULL};
+        int r = flush_once(rs, pg, replay, &st, &pg_failed, err);
+        if (r == 0) {
+            run_metrics_flush_ok(st.seconds, st.host_rows, st.user_rows, st.dim_device_changes,
+                                 st.dim_user_changes);
+            note_postgres(pg, fc, st.host_rows || st.user_keys || st.dim_changes);
+            if (fc->failing)
+                log_info("flush recovered");
+            fc->failing = false;
+            fc->backoff = 0;
+            fc->rows += st.host_rows + st.user_rows;
+            fc->seconds += st.seconds;
+            if (st.host_rows || st.user_keys || st.dim_changes)
+                log_info("flushed %zu host-month rows, %zu user-month keys (%zu rows) and %zu "
+                         "dimension changes in %.3f s",
+                         st.host_rows, st.user_keys, st.user_rows, st.dim_changes, st.seconds);
+            return 0;
+        }
+        if (r == FLUSH_STATE_MISSING || r == FLUSH_STATE_PARTIAL)
+            return r; /* nothing written; the caller rebuilds */
+        if (r == FLUSH_POSTGRES_BEHIND)
+            continue; /* everything is marked dirty now: flush it */
+        if (r == 1) {
+            /* Another instance committed a newer flush first: try again
+             * soon; what this one took is still pending. */
+            log_debug("flush superseded by another instance's; retrying");
+            run_metrics_flush_superseded();
+            if (!must_succeed)
+                return 1;
+            sleep_seconds(0.2);
+            continue;
+        }
+        if (pg_failed && !pg_sink_error_is_transient(pg))
+            return -1;
+        run_metrics_flush_failed(pg_failed);
+        if (!fc->failing)
+            log_warn("flush failed, will retry with backoff (state is kept in Redis): %s",
+                     err->msg);
+        fc->failing = true;
+        fc->backoff = fc->backoff ? fc->backoff * 2 : 0.5;
+        if (fc->backoff > 30)
+            fc->backoff = 30;
+        fc->next_attempt = now_seconds() + fc->backoff;
+        /* PostgreSQL reconnects by itself on the next write; a Redis
+         * failure leaves a connection that must be replaced. */
+        if (!pg_failed)
+            redis_state_reconnect(rs, &(errbuf){{0}});
+        if (!must_succeed)
+            return 1;
+        if (stop_requested > 1) {
+            err_set(err, "gave up the final flush on a second signal; the state is kept in "
+                         "Redis and the next run flushes it");
+            return -1;
+        }
+        sleep_seconds(fc->backoff);
+    }
+}
+
+/* Redis lost this prefix's state (a fence went back or vanished, the
+ * layout marker is gone, or a flush found dirty entities without state):
+ * every assigned partition has been resynced from its fences, which
+ * rebuilds the state from the topics, devices and profiles included. The
+ * marker is written again, and the epoch changed so that every other
+ * instance resyncs too (a quiet partition would not notice, and the marker
+ * is back); flushes wait until the rebuild is back where the partitions
+ * stood (pipeline_rebuilding), so a partial rebuild never overwrites good
+ * rows. */
+static void rebuild_state(redis_state *rs, const char *why, int64_t *epoch)
+{
+    errbuf err = {{0}};
+    if (redis_state_check_layout(rs, &err) || redis_state_epoch(rs, epoch, true, &err))
+        log_warn("marking the rebuild in redis: %s", err.msg);
+    log_warn("redis lost the state of prefix '%s' (%s: FLUSHDB, an empty replica, or a restart "
+             "without persistence?): every assigned partition is re-read from its fences, "
+             "devices and profiles included; flushes wait until they are back where they stood",
+             redis_state_prefix(rs), why);
+}
+
+/* Seeks the partitions listed (if any) and frees the list. */
+static void seek_and_free(kafka_source *src, rd_kafka_topic_partition_list_t *reseek)
+{
+    if (!reseek)
+        return;
+    errbuf err = {{0}};
+    if (kafka_source_seek(src, reseek, &err))
+        log_warn("%s", err.msg);
+    rd_kafka_topic_partition_list_destroy(reseek);
+}
+
+/* The flush of the loop, with what must come first: the eviction check
+ * (REDIS_REFUSED stops the processor), the epoch (fences reset for every
+ * instance: every partition re-read, flushes wait as after lost state),
+ * the fence advance (which finds fences that went back), and no flush
+ * while a rebuild is under way. Returns do_flush's result, 1 when the
+ * flush waited. */
+static int flush_step(const run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
+                      pg_sink *pg, flush_control *fc, int64_t *epoch, bool *rebuilding, errbuf *err)
+{
+    if (redis_state_check_eviction(rs, err) == REDIS_REFUSED)
+        return REDIS_REFUSED;
+    rd_kafka_topic_partition_list_t *reseek = NULL;
+    int64_t ep;
+    if (redis_state_epoch(rs, &ep, false, err) == 0 && ep != *epoch) {
+        if (*epoch >= 0) {
+            log_warn("fences were reset for every instance (epoch %lld); re-reading every "
+                     "assigned partition from its fences",
+                     (long long)ep);
+            if (pipeline_resync(pipe, &reseek, true, err))
+                log_warn("resyncing: %s", err->msg);
+        }
+        *epoch = ep;
+    }
+    int adv = reseek ? 0 : pipeline_advance_fences(pipe, &reseek, err);
+    if (adv < 0)
+        log_warn("advancing fences: %s", err->msg);
+    else if (adv == PIPELINE_STATE_LOST)
+        rebuild_state(rs, "a fence went back", epoch);
+    seek_and_free(src, reseek);
+    reseek = NULL;
+    if (pipeline_rebuilding(pipe)) {
+        if (!*rebuilding)
+            log_info("flushes wait for the rebuild of redis state");
+        *rebuilding = true;
+        return 1;
+    }
+    if (*rebuilding)
+        log_info("the rebuild of redis state is back where it stood; flushing again");
+    *rebuilding = false;
+    int fr = do_flush(rc, rs, pg, fc, false, err);
+    if (fr == FLUSH_STATE_PARTIAL && fc->partial_rebuilt) {
+        /* Re-reading from the fences did not bring the state back: keys
+         * went one by one (deleted, evicted) while the fences stayed, so
+         * the topics will not be re-read for them. */
+        char what[sizeof err->msg];
+        snprintf(what, sizeof what, "%s", err->msg);
+        err_set(err,
+                "redis lacks the state of dirty entities (%s) although its fences and layout "
+                "marker are intact, even after re-reading every partition: keys of prefix '%s' "
+                "were deleted or evicted; stop every instance and rebuild with activity "
+                "backfill --reset",
+                what, redis_state_prefix(rs));
+        return -1;
+    }
+    fc->partial_rebuilt = fr == FLUSH_STATE_PARTIAL;
+    if (fr == FLUSH_STATE_MISSING || fr == FLUSH_STATE_PARTIAL) {
+        if (pipeline_resync(pipe, &reseek, true, err))
+            log_warn("resyncing: %s", err->msg);
+        rebuild_state(rs, err->msg, epoch);
+        seek_and_free(src, reseek);
+    }
+    return fr;
+}
+
+/* The pipeline behind the consumer's rebalance callbacks: a partition starts
+ * at its lowest fence; between failed fence reads the state connection is
+ * re-established. */
+static int on_assign(void *ctx, const char *topic, int32_t partition, int64_t *start, errbuf *err)
+{
+    return pipeline_assign(ctx, topic, partition, start, err);
+}
+
+static void on_recover(void *ctx, errbuf *err)
+{
+    pipeline *pipe = ctx;
+    redis_state_reconnect(pipe->redis, err);
+}
+
+static void on_revoke(void *ctx, const char *topic, int32_t partition)
+{
+    pipeline_revoke(ctx, topic, partition);
+}
+
+source_callbacks runner_source_callbacks(pipeline *pipe)
+{
+    return (source_callbacks){on_assign, on_recover, on_revoke, pipe};
+}
+
+static void store_positions(kafka_source *src, const pipeline *pipe)
+{
+    rd_kafka_topic_partition_list_t *positions = pipeline_positions(pipe);
+    kafka_source_store_positions(src, positions);
+    rd_kafka_topic_partition_list_destroy(positions);
+}
+
+/* pipeline_apply_end, timed for the metrics: from sending the batches
+ * (*sent_at, 0 if nothing was in flight) and the wait for the replies. */
+static int apply_end_timed(pipeline *pipe, rd_kafka_topic_partition_list_t **reseek,
+                           double *sent_at, errbuf *err)
+{
+    double start = now_seconds();
+    int r = pipeline_apply_end(pipe, reseek, err);
+    if (*sent_at && r >= 0) {
+        double end = now_seconds();
+        run_metrics_apply_latency(end - *sent_at, end - start);
+    }
+    *sent_at = 0;
+    return r;
+}
+
+/* Messages taken from librdkafka per call (a batch takes several calls). */
+#define POLL_CHUNK 4096
+
+int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
+               redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
+{
+    rd_kafka_message_t *msgs[POLL_CHUNK];
+    errbuf err = {{0}};
+    flush_control fc = {0};
+    double next_flush = now_seconds() + rc->flush_interval;
+    double last_report = now_seconds();
+    uint64_t last_records = 0;
+    int status = 0;
+    bool had_assignment = false, redis_down = false, rebuilding = false;
+    /* Read before the first assignment: a change after it concerns us. */
+    int64_t epoch = -1;
+    if (redis_state_epoch(rs, &epoch, false, &err))
+        log_warn("reading the epoch: %s", err.msg);
+    double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0, recheck_at = 0;
+    double apply_sent_at = 0;
+    bool rechecked = false;
+    while (!stop_requested) {
+        run_metrics_heartbeat();
+        /* Up to a batch of messages (by count and by bytes), waiting only
+         * for the first. The folded strings are also bounded
+         * (BATCH_SOFT_BYTES, far below the 4 GiB that batch string offsets
+         * address): a chunk holds at most chunk_cap records of the largest
+         * size validation lets through (a profile: ten --max-field-bytes
+         * strings). */
+        size_t bytes = 0;
+        size_t chunk_cap = BATCH_SOFT_BYTES / (11 * rc->rules.max_field_bytes + 4096);
+        if (chunk_cap < 1)
+            chunk_cap = 1;
+        for (size_t got = 0; got < rc->batch_size && bytes < rc->batch_bytes && status == 0 &&
+                             pipeline_pending_bytes(pipe) < BATCH_SOFT_BYTES;) {
+            size_t want = rc->batch_size - got < POLL_CHUNK ? rc->batch_size - got : POLL_CHUNK;
+            if (want > chunk_cap)
+                want = chunk_cap;
+            /* While Redis applies a batch, the replies are what to wait
+             * for, not more records. */
+            size_t n =
+                kafka_source_poll(src, msgs, want, got == 0 && !pipeline_in_flight(pipe) ? 200 : 0);
+            for (size_t i = 0; i < n; i++) {
+                rd_kafka_message_t *m = msgs[i];
+                bytes += m->len;
+                if (m->err) {
+                    if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                        m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+                        log_debug("kafka: %s", rd_kafka_message_errstr(m));
+                    else
+                        log_warn("kafka: %s", rd_kafka_message_errstr(m));
+                } else if (run_metrics_consumed(rd_kafka_topic_name(m->rkt)),
+                           status == 0 && pipeline_handle(pipe, m, &err)) {
+                    log_error("%s", err.msg);
+                    status = 1;
+                }
+                rd_kafka_message_destroy(m);
+            }
+            got += n;
+            if (n < want)
+                break;
+        }
+        run_metrics_commit();
+        if (kafka_source_fatal(src)) {
+            log_error("kafka: fatal: %s", kafka_source_fatal(src));
+            status = 1;
+        }
+        if (status)
+            break;
+        if (!first_record && pipe->stats.records)
+            first_record = now_seconds();
+        rd_kafka_topic_partition_list_t *reseek = NULL;
+        int applied = 0;
+        if (redis_down) {
+            /* Back from an outage: whether the last batches applied is
+             * unknown, so every partition restarts from its fences. */
+            if (now_seconds() < redis_retry_at)
+                continue;
+            run_metrics_redis_retry();
+            int rr = redis_state_reconnect(rs, &err);
+            if (rr == 0)
+                rr = redis_state_reconnect(apply_rs, &err);
+            if (rr == REDIS_REFUSED) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+            /* A Redis back without this prefix's layout marker came back
+             * without its state (no persistence, an empty replica). */
+            int present = rr ? -1 : redis_state_layout_present(rs, &err);
+            if (present < 0 || pipeline_resync(pipe, &reseek, present == 0, &err)) {
+                redis_retry_at = now_seconds() + 1;
+                if (reseek)
+                    rd_kafka_topic_partition_list_destroy(reseek);
+                continue;
+            }
+            if (present == 0)
+                rebuild_state(rs, "the layout marker is gone after reconnecting", &epoch);
+            log_info("redis is back; resuming consumption from the fences");
+            run_metrics_redis_up(true);
+            kafka_source_pause(src, false);
+            redis_down = false;
+        } else if ((applied = apply_end_timed(pipe, &reseek, &apply_sent_at, &err)) < 0) {
+            /* Redis is unreachable: fetching pauses, polling goes on so
+             * the group membership stays alive, and every second the
+             * connection is retried. */
+            log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            run_metrics_redis_up(false);
+            kafka_source_pause(src, true);
+            redis_down = true;
+            redis_retry_at = now_seconds() + 1;
+            if (reseek)
+                rd_kafka_topic_partition_list_destroy(reseek);
+            continue;
+        }
+        if (applied == PIPELINE_STATE_LOST)
+            rebuild_state(rs, "a fence went back", &epoch);
+        seek_and_free(src, reseek);
+        reseek = NULL;
+        store_positions(src, pipe);
+        size_t n_assigned = 0;
+        for (size_t i = 0; i < pipe->n_parts; i++)
+            n_assigned += pipe->parts[i]->assigned;
+        had_assignment |= n_assigned > 0;
+        run_metrics_assigned(n_assigned);
+        /* The ownership checks once more, 3 s after joining: an instance
+         * that started at the same instant was not a member yet when the
+         * start-up check ran (cmd/deployment.h). */
+        if (had_assignment && !recheck_at)
+            recheck_at = now_seconds() + 3;
+        if (recheck_at && !rechecked && now_seconds() >= recheck_at) {
+            rechecked = true;
+            int r = deployment_claim(kafka_source_handle(src), pg, rc->source.group,
+                                     rc->common.redis_prefix, &err);
+            if (r > 0) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+            if (r < 0)
+                log_warn("could not repeat the ownership check after joining: %s", err.msg);
+        }
+
+        double now = now_seconds();
+        if (rc->until_caught_up && (had_assignment || cu->n == 0) &&
+            caught_up(cu, pipe, rs, &next_catch_up_check) && !pipeline_rebuilding(pipe))
+            break;
+        if (now >= next_flush && now >= fc.next_attempt) {
+            int fr = flush_step(rc, pipe, src, rs, pg, &fc, &epoch, &rebuilding, &err);
+            if (fr == REDIS_REFUSED) {
+                log_error("%s", err.msg);
+                status = 1;
+                break;
+            }
+            if (fr < 0) {
+                log_error("flush failed and retrying cannot fix it: %s", err.msg);
+                status = 1;
+                break;
+            }
+            errbuf cerr = {{0}};
+            if (kafka_source_commit(src, false, &cerr))
+                log_debug("%s", cerr.msg);
+            next_flush = now_seconds() + rc->flush_interval;
+        }
+        /* Send this round's batches; Redis applies them while the next
+         * round is polled and folded. */
+        int begun = redis_down ? 0 : pipeline_apply_begin(pipe, &err);
+        if (begun == PIPELINE_DLQ_FAILED) {
+            log_error("%s", err.msg);
+            status = 1;
+            break;
+        }
+        if (begun) {
+            log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+            run_metrics_redis_up(false);
+            kafka_source_pause(src, true);
+            redis_down = true;
+            redis_retry_at = now_seconds() + 1;
+        }
+        apply_sent_at = pipeline_in_flight(pipe) ? now_seconds() : 0;
+        if (now - last_report >= 30) {
+            log_info("processed %llu records (%.0f/s), %llu dead letters",
+                     (unsigned long long)pipe->stats.records,
+                     (pipe->stats.records - last_records) / (now - last_report),
+                     (unsigned long long)pipe->stats.dead_letters);
+            last_report = now;
+            last_records = pipe->stats.records;
+        }
+    }
+    run_metrics_stopping();
+    if (status == 0 && !redis_down) {
+        /* Whatever is in flight or folded gets applied before the final
+         * flush; a batch that cannot be is simply replayed by the next run. */
+        rd_kafka_topic_partition_list_t *reseek = NULL;
+        int applied = pipeline_apply(pipe, &reseek, &err);
+        if (applied == PIPELINE_DLQ_FAILED) {
+            log_error("%s", err.msg);
+            status = 1;
+        } else if (applied < 0)
+            log_warn("applying the last batches failed (the next run replays them): %s", err.msg);
+        if (reseek)
+            rd_kafka_topic_partition_list_destroy(reseek);
+    }
+    if (status == 0 && redis_state_check_eviction(rs, &err) == REDIS_REFUSED) {
+        log_error("%s", err.msg);
+        status = 1;
+    }
+    if (status == 0) {
+        /* Final flush: must land before exiting 0. After a signal it is
+         * retried for --pg-lock-timeout at most, and not tried at all if
+         * the flushes were failing already. */
+        if (stop_requested)
+            fc.give_up_at = now_seconds() + (fc.failing ? 0 : rc->pg_lock_timeout);
+        rd_kafka_topic_partition_list_t *reseek = NULL;
+        int adv = pipeline_advance_fences(pipe, &reseek, &err);
+        if (adv < 0)
+            log_warn("advancing fences: %s", err.msg);
+        else if (adv == PIPELINE_STATE_LOST)
+            rebuild_state(rs, "a fence went back", &epoch);
+        if (reseek)
+            rd_kafka_topic_partition_list_destroy(reseek);
+        int fr = 0;
+        if (pipeline_rebuilding(pipe))
+            log_warn("stopping while redis state is being rebuilt: no final flush, so that a "
+                     "partial rebuild does not overwrite good rows; the next run continues the "
+                     "rebuild from the fences");
+        else
+            fr = do_flush(rc, rs, pg, &fc, true, &err);
+        if (fr == FLUSH_STATE_MISSING || fr == FLUSH_STATE_PARTIAL) {
+            rebuild_state(rs, err.msg, &epoch);
+            log_warn("no final flush: the next run rebuilds the state from the fences");
+        } else if (fr) {
+            log_error("final flush failed: %s", err.msg);
+            status = 1;
+        }
+        store_positions(src, pipe);
+        if (kafka_source_commit(src, true, &err))
+            log_debug("%s", err.msg);
+    }
+    /* The rate counts from the first record, so group join time at start
+     * does not dilute it; the final flush is included. */
+    double busy = first_record ? now_seconds() - first_record : 0;
+    log_info("done: %llu records (%llu events, %llu devices, %llu user profiles, %llu "
+             "tombstones, %llu dead letters) in %.2f s, "
+             "%.0f records/s; %llu redis commands; %llu rows flushed in %.2f s",
+             (unsigned long long)pipe->stats.records, (unsigned long long)pipe->stats.events,
+             (unsigned long long)pipe->stats.devices, (unsigned long long)pipe->stats.profiles,
+             (unsigned long long)pipe->stats.tombstones,
+             (unsigned long long)pipe->stats.dead_letters, busy,
+             busy > 0 ? pipe->stats.records / busy : 0,
+             (unsigned long long)(redis_state_commands(rs) + redis_state_commands(apply_rs)),
+             (unsigned long long)fc.rows, fc.seconds);
+    return status;
+}
