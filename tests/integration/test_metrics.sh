@@ -74,7 +74,9 @@ say "records consumed from the events topic: $((GOOD + BAD))"
 # The start-up line names the versions, the servers' as they report them.
 redis_version=$(redis-cli -u "$ACTIVITY_REDIS_URL" INFO server | tr -d '\r' | sed -n 's/^redis_version://p')
 pg_version=$(psql_test -tAc 'SHOW server_version')
-grep -qF "with librdkafka $(pkg-config --modversion rdkafka 2>/dev/null || echo '')" "$WORK/run.log" &&
+# librdkafka's is the pinned build's (scripts/librdkafka.sh), not a system one pkg-config finds.
+rdk_version=$(PKG_CONFIG_PATH=$("$ROOT/scripts/librdkafka.sh" --prefix)/lib/pkgconfig pkg-config --modversion rdkafka)
+grep -qF "with librdkafka $rdk_version;" "$WORK/run.log" &&
     grep -qF "Redis $redis_version, PostgreSQL $pg_version" "$WORK/run.log" || {
     grep "with librdkafka" "$WORK/run.log" >&2
     fail "the start-up line does not give librdkafka's, Redis' ($redis_version) and PostgreSQL's ($pg_version) versions"
