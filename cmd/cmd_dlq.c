@@ -230,28 +230,26 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static rd_kafka_t *make_client(const dlq_args *a, rd_kafka_type_t type, long *failed, errbuf *err)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[512];
-    int bad = type == RD_KAFKA_CONSUMER
-                  ? kafka_conf_set(conf, "group.id", "activity-dlq-tool", err) ||
-                        kafka_conf_set(conf, "enable.auto.commit", "false", err) ||
-                        kafka_conf_set(conf, "enable.partition.eof", "false", err)
-                  : kafka_conf_set(conf, "enable.idempotence", "true", err) ||
-                        kafka_conf_set(conf, "partitioner", "murmur2_random", err);
-    if (bad || config_apply_kafka(&a->cfg, conf, err)) {
-        rd_kafka_conf_destroy(conf);
+    static const kafka_prop consumer[] = {
+        {"group.id", "activity-dlq-tool"},
+        {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "false"},
+    };
+    static const kafka_prop producer[] = {
+        {"enable.idempotence", "true"},
+        {"partitioner", "murmur2_random"},
+    };
+    rd_kafka_conf_t *conf =
+        type == RD_KAFKA_CONSUMER
+            ? kafka_client_conf(&a->cfg, consumer, sizeof consumer / sizeof consumer[0], err)
+            : kafka_client_conf(&a->cfg, producer, sizeof producer / sizeof producer[0], err);
+    if (!conf)
         return NULL;
-    }
     if (type == RD_KAFKA_PRODUCER) {
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rd_kafka_conf_set_opaque(conf, failed);
     }
-    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        err_set(err, "kafka: %s", errstr);
-    }
-    return rk;
+    return kafka_client_new(type, conf, "kafka", err);
 }
 
 static int redrive_one(rd_kafka_t *prod, const dlq_args *a, rd_kafka_message_t *m,

@@ -149,13 +149,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 /* A consumer instance from CONF (which it takes, also on failure). */
 static int start_consumer(kafka_source *src, rd_kafka_conf_t *conf, errbuf *err)
 {
-    char errstr[512];
-    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!src->rk) {
-        err_set(err, "kafka consumer: %s", errstr);
-        rd_kafka_conf_destroy(conf);
+    if (!(src->rk = kafka_client_new(RD_KAFKA_CONSUMER, conf, "kafka consumer", err)))
         return -1;
-    }
     rd_kafka_poll_set_consumer(src->rk);
     src->queue = rd_kafka_queue_get_consumer(src->rk);
     return 0;
@@ -190,33 +185,33 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     snprintf(prefetch_msgs, sizeof prefetch_msgs, "%zu", p / 1024);
     snprintf(fetch_max, sizeof fetch_max, "%zu", fetch_bytes);
     snprintf(part_max, sizeof part_max, "%zu", fetch_bytes / 2);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* The prefix in the client.id tells the ownership check which prefix
      * each live member serves (KAFKA_SOURCE_CLIENT_ID). */
     char client_id[512];
     snprintf(client_id, sizeof client_id, "%s%s", KAFKA_SOURCE_CLIENT_ID, cfg->redis_prefix);
-    if (kafka_conf_set(conf, "client.id", client_id, err) ||
-        kafka_conf_set(conf, "group.id", opt->group, err) ||
-        (classic &&
-         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err)) ||
-        kafka_conf_set(conf, "auto.offset.reset", "earliest", err) ||
-        kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||
-        kafka_conf_set(conf, "enable.auto.commit", "true", err) ||
-        kafka_conf_set(conf, "enable.partition.eof", "false", err) ||
-        kafka_conf_set(conf, "queued.max.messages.kbytes", prefetch_kb, err) ||
-        kafka_conf_set(conf, "queued.min.messages", prefetch_msgs, err) ||
-        kafka_conf_set(conf, "fetch.max.bytes", fetch_max, err) ||
-        kafka_conf_set(conf, "max.partition.fetch.bytes", part_max, err) ||
+    const kafka_prop props[] = {
+        {"client.id", client_id},
+        {"group.id", opt->group},
+        {"partition.assignment.strategy", classic ? "cooperative-sticky" : NULL},
+        {"auto.offset.reset", "earliest"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "true"},
+        {"enable.partition.eof", "false"},
+        {"queued.max.messages.kbytes", prefetch_kb},
+        {"queued.min.messages", prefetch_msgs},
+        {"fetch.max.bytes", fetch_max},
+        {"max.partition.fetch.bytes", part_max},
         /* A small queue reaches its bounds often; librdkafka's default waits 1 s before
          * fetching again after that, which stalled the processor more than the budget
          * bounds it. */
-        kafka_conf_set(conf, "fetch.queue.backoff.ms", "10", err) ||
+        {"fetch.queue.backoff.ms", "10"},
         /* Partitions added to a topic are noticed at the next metadata
          * refresh: 10 s rather than librdkafka's 5 minutes (-X overrides). */
-        kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", err) ||
-        (opt->instance_id && kafka_conf_set(conf, "group.instance.id", opt->instance_id, err)) ||
-        config_apply_kafka(cfg, conf, err)) {
-        rd_kafka_conf_destroy(conf);
+        {"topic.metadata.refresh.interval.ms", "10000"},
+        {"group.instance.id", opt->instance_id},
+    };
+    rd_kafka_conf_t *conf = kafka_client_conf(cfg, props, sizeof props / sizeof props[0], err);
+    if (!conf) {
         free(src);
         return NULL;
     }

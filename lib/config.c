@@ -436,7 +436,8 @@ const char *config_kafka_value(const common_config *c, const char *key)
     return NULL;
 }
 
-int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err)
+/* Sets bootstrap.servers and every -X property on conf. */
+static int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err)
 {
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     if (kafka_conf_set(conf, "bootstrap.servers", c->brokers, err))
@@ -445,6 +446,34 @@ int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *er
         if (kafka_conf_set(conf, c->kafka_keys[i], c->kafka_values[i], err))
             return -1;
     return 0;
+}
+
+rd_kafka_conf_t *kafka_client_conf(const common_config *c, const kafka_prop *defaults, size_t n,
+                                   errbuf *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < n; i++)
+        if (defaults[i].value && kafka_conf_set(conf, defaults[i].key, defaults[i].value, err)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    if (config_apply_kafka(c, conf, err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                             errbuf *err)
+{
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        err_set(err, "%s: %s", what, errstr);
+    }
+    return rk;
 }
 
 int config_common_option_or_complain(common_config *c, const char *cmd, int opt, const char *arg,

@@ -126,8 +126,23 @@ int config_common_option_or_complain(common_config *c, const char *cmd, int opt,
 /* After getopt: prints "activity CMD: unexpected argument" and returns -1
  * if positional arguments are left. */
 int config_no_more_args(const char *cmd, int argc, char **argv, int optind);
-/* Sets bootstrap.servers and every -X property on conf. */
-int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
+/* Every Kafka client of every command is made by these two: the first
+ * builds its configuration, the caller adds its callbacks, the second
+ * creates the client. Between them a caller may read the configuration
+ * (the settings the user's -X made). */
+typedef struct {
+    const char *key;
+    const char *value; /* NULL: not set */
+} kafka_prop;
+/* The command's defaults (n of them), then bootstrap.servers and the -X
+ * properties, which therefore win. NULL with err set if librdkafka refuses
+ * one. */
+rd_kafka_conf_t *kafka_client_conf(const common_config *c, const kafka_prop *defaults, size_t n,
+                                   errbuf *err);
+/* The client from conf, which it takes (also on failure); err starts
+ * with `what` ("dead-letter producer: ..."). */
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                             errbuf *err);
 /* The value given for librdkafka property KEY with -X (the last one), or NULL. */
 const char *config_kafka_value(const common_config *c, const char *key);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
