@@ -27,12 +27,19 @@ PKG_LIBS   = $(shell $(PKG_CONFIG_RDK) --libs $(PKGS)) -Wl,-rpath,$(RDKAFKA_PREF
 WARN     := -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. -Ibuild/gen $(PKG_CFLAGS)
+# Each object gets a .d file listing the headers it includes (read back at the end), so a
+# header change rebuilds only the objects that include it. The test and bench binaries,
+# compiled from several sources at once, relink whenever an object they use changes.
+DEPFLAGS := -MMD -MP
 LDLIBS   = $(PKG_LIBS) -lm
 
-LIB_SRC  := $(wildcard consumers/*.c processors/*.c sinks/*.c) $(filter-out src/main.c,$(wildcard src/*.c))
-EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/schema.sql sinks/scd2.sql
+# Layers, bottom to top: lib/ (utilities every layer uses), consumers/ (Kafka, decoding),
+# processors/ (validation, batching, Redis state), sinks/ (PostgreSQL), cmd/ (commands).
+# An include may only point down (make check-layers, part of make test).
+LAYERS   := lib consumers processors sinks cmd
+LIB_SRC  := $(filter-out cmd/main.c,$(wildcard $(addsuffix /*.c,$(LAYERS))))
+EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/sql/schema.sql sinks/sql/scd2.sql
 GEN      := build/gen/embedded.c
-HEADERS  := $(wildcard consumers/*.h processors/*.h sinks/*.h src/*.h)
 
 OBJ      := $(patsubst %.c,build/obj/%.o,$(LIB_SRC) $(GEN))
 ASAN_OBJ := $(patsubst %.c,build/asan/%.o,$(LIB_SRC) $(GEN))
@@ -43,7 +50,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 # The schema registry tests serve HTTP in-process (tests/unit/test_schema_registry.c).
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
-.PHONY: all deps demo test unit unit-asan integration bench format clean distclean stack-up stack-down fuzz soak
+.PHONY: all deps demo test unit unit-asan integration bench format clean distclean stack-up stack-down fuzz soak check-layers
 
 all: bin/activity
 
@@ -55,15 +62,15 @@ $(GEN): scripts/embed.sh $(EMBED)
 	@mkdir -p $(dir $@)
 	scripts/embed.sh $@ $(EMBED)
 
-build/obj/%.o: %.c $(HEADERS) | $(GEN) $(RDKAFKA)
+build/obj/%.o: %.c | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-build/asan/%.o: %.c $(HEADERS) | $(GEN) $(RDKAFKA)
+build/asan/%.o: %.c | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(DEPFLAGS) -c $< -o $@
 
-bin/activity: build/obj/src/main.o $(OBJ)
+bin/activity: build/obj/cmd/main.o $(OBJ)
 	@mkdir -p bin
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -89,8 +96,12 @@ unit-asan: build/unit_tests_asan
 integration: bin/activity
 	tests/integration/run_all.sh
 
+check-layers:
+	scripts/check_layers.sh $(LAYERS)
+
 test:
 	scripts/deps.sh
+	$(MAKE) check-layers
 	$(MAKE) all build/unit_tests build/unit_tests_asan
 	$(MAKE) unit unit-asan
 	tests/test_compose.sh
@@ -139,9 +150,9 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -I. -Ibuild/gen $(PKG_CFLAGS) -O1 -g \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_OBJ := $(patsubst %.c,build/fuzz/%.o,$(LIB_SRC) $(GEN))
 
-build/fuzz/%.o: %.c $(HEADERS) | $(GEN) $(RDKAFKA)
+build/fuzz/%.o: %.c | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 build/fuzz_decode: tests/fuzz/fuzz_decode.c $(FUZZ_OBJ)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
@@ -149,18 +160,15 @@ build/fuzz_decode: tests/fuzz/fuzz_decode.c $(FUZZ_OBJ)
 fuzz: build/fuzz_decode
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-# The same binary with the fence check and fence update cut out of
-# apply.lua: `make bench` runs both over the same topic to price the fencing.
-build/unfenced/processors/apply.lua: processors/apply.lua
+# The same binary with the fence check and fence update switched off (ACTIVITY_UNFENCED in
+# processors/redis_state.c, which apply.lua obeys): `make bench` runs both over the same
+# topic to price the fencing.
+build/unfenced/processors/redis_state.o: processors/redis_state.c | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
-	sed -e "s/^local cur = redis.call('HGET', fence_key, ARGV\[1\]) or '-1'/local cur = ARGV[2]/" \
-	    -e "s/^redis.call('HSET', fence_key, ARGV\[1\], ARGV\[3\])//" $< >$@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -DACTIVITY_UNFENCED -c $< -o $@
 
-build/unfenced/embedded.c: scripts/embed.sh $(EMBED) build/unfenced/processors/apply.lua
-	cd build/unfenced && cp -r ../../schemas ../../sinks . 2>/dev/null; \
-	    mkdir -p processors && for f in ../../processors/*.lua; do \
-	    [ "$$(basename $$f)" = apply.lua ] || cp $$f processors/; done; \
-	    ../../scripts/embed.sh embedded.c $(EMBED)
-
-build/activity-unfenced: build/obj/src/main.o $(filter-out build/obj/build/gen/embedded.o,$(OBJ)) build/unfenced/embedded.c
+build/activity-unfenced: build/obj/cmd/main.o $(filter-out build/obj/processors/redis_state.o,$(OBJ)) build/unfenced/processors/redis_state.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The header dependencies -MMD wrote (none before the first build).
+-include $(shell find build/obj build/asan build/fuzz build/unfenced -name '*.d' 2>/dev/null)

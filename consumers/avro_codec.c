@@ -16,8 +16,8 @@
 #include "consumers/avro_flatten.h"
 #include "consumers/avro_resolve.h"
 #include "consumers/framing.h"
-#include "processors/dims.h"
-#include "src/embedded.h"
+#include "consumers/dim_tables.h"
+#include "lib/embedded.h"
 
 #include <avro.h>
 #include <stdio.h>
@@ -85,11 +85,6 @@ struct avro_codec {
 };
 
 static void drop_ids(avro_codec *c, bool all);
-
-uint32_t avro_codec_schema_id(enum record_kind kind)
-{
-    return (uint32_t)kind;
-}
 
 void avro_codec_set_write_id(avro_codec *c, enum record_kind kind, uint32_t id)
 {

@@ -20,7 +20,7 @@
 
 #include "consumers/records.h"
 #include "consumers/schema_registry.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 
@@ -41,9 +41,8 @@ int avro_codec_add_schema(avro_codec *codec, uint32_t id, const char *json, size
 /* The reader schema text of a kind (schemas/<kind>.avsc), for registering. */
 const char *avro_codec_schema_text(enum record_kind kind, size_t *len);
 
-/* The schema id records of a kind are written with: the local id (1, 2, 3)
- * unless avro_codec_set_write_id set the id a registry gave. */
-uint32_t avro_codec_schema_id(enum record_kind kind);
+/* Records of a kind are written with the local schema id (1, 2, 3) unless
+ * this sets the id a registry gave. */
 void avro_codec_set_write_id(avro_codec *codec, enum record_kind kind, uint32_t id);
 
 /* Encodes a framed record; *out points into codec-owned memory valid until

@@ -20,7 +20,7 @@
 #ifndef ACTIVITY_AVRO_FLATTEN_H
 #define ACTIVITY_AVRO_FLATTEN_H
 
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 

@@ -587,11 +587,6 @@ void avro_plan_free(avro_plan *p)
     free(p);
 }
 
-const reader_schema *avro_plan_reader(const avro_plan *p)
-{
-    return p->reader;
-}
-
 avro_plan *avro_plan_new(const reader_schema *r, avro_sch *w, bool own, errbuf *err)
 {
     avro_plan *p = calloc(1, sizeof *p);

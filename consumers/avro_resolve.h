@@ -31,7 +31,7 @@
 #define ACTIVITY_AVRO_RESOLVE_H
 
 #include "consumers/records.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -86,7 +86,6 @@ typedef struct avro_plan avro_plan;
  * writer schema before the plan) — or pass own=true to hand it over. */
 avro_plan *avro_plan_new(const reader_schema *r, avro_sch *w, bool own, errbuf *err);
 void avro_plan_free(avro_plan *p);
-const reader_schema *avro_plan_reader(const avro_plan *p);
 
 typedef struct {
     opt_str s[READER_MAX_FIELDS];

@@ -30,7 +30,7 @@
 #ifndef ACTIVITY_CSV_READER_H
 #define ACTIVITY_CSV_READER_H
 
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stdbool.h>
 #include <stddef.h>

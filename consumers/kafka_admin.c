@@ -3,8 +3,8 @@
  */
 #include "consumers/kafka_admin.h"
 
-#include "src/config.h"
-#include "src/grow.h"
+#include "lib/config.h"
+#include "lib/grow.h"
 
 #include <stdio.h>
 #include <stdlib.h>

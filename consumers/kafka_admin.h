@@ -6,7 +6,7 @@
 #ifndef ACTIVITY_KAFKA_ADMIN_H
 #define ACTIVITY_KAFKA_ADMIN_H
 
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -29,7 +29,7 @@ long long kafka_topic_config_number(rd_kafka_t *rk, const char *topic, const cha
 
 /* The client.id (and, if member_ids, the member id) of every live member
  * of a consumer group, as NULL-terminated arrays (free with strings_free,
- * src/grow.h); returns how many (0 for a group that is empty or does not
+ * lib/grow.h); returns how many (0 for a group that is empty or does not
  * exist), -1 on error. */
 int kafka_group_members(rd_kafka_t *rk, const char *group, char ***client_ids, char ***member_ids,
                         errbuf *err);

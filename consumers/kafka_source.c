@@ -2,9 +2,7 @@
  * kafka_source.c — consumer-group member (see kafka_source.h).
  */
 #include "consumers/kafka_source.h"
-#include "src/run_metrics.h"
-
-#include "src/deployment.h"
+#include "lib/run_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +12,7 @@
 struct kafka_source {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* the consumer queue: messages and, forwarded, callbacks */
-    pipeline *pipe;
+    source_callbacks cb;
     char fatal[512];
     /* Static membership on the consumer protocol: a copy of the configuration and the
      * subscription, to start a new consumer while a killed predecessor still holds our
@@ -35,13 +33,14 @@ static void assign_partitions(kafka_source *src, rd_kafka_topic_partition_list_t
         /* Without its fences we cannot know where a partition starts;
          * retry rather than guess (Redis may be restarting). */
         int attempt = 0;
-        while (pipeline_assign(src->pipe, tp->topic, tp->partition, &start, &err)) {
+        while (src->cb.assign(src->cb.ctx, tp->topic, tp->partition, &start, &err)) {
             if (attempt++ % 10 == 0)
                 log_warn("cannot read fences of %s [%d], retrying: %s", tp->topic, tp->partition,
                          err.msg);
             struct timespec ts = {0, 500000000};
             nanosleep(&ts, NULL);
-            redis_state_reconnect(src->pipe->redis, &err);
+            if (src->cb.recover)
+                src->cb.recover(src->cb.ctx, &err);
         }
         tp->offset = start;
         if (start == RD_KAFKA_OFFSET_BEGINNING)
@@ -91,7 +90,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
             ret = rd_kafka_assign(rk, parts);
     } else {
         for (int i = 0; i < parts->cnt; i++)
-            pipeline_revoke(src->pipe, parts->elems[i].topic, parts->elems[i].partition);
+            src->cb.revoke(src->cb.ctx, parts->elems[i].topic, parts->elems[i].partition);
         char what[1024];
         describe(parts, what, sizeof what);
         log_info("revoked %d partition(s): %s", parts->cnt, what);
@@ -150,27 +149,22 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 /* A consumer instance from CONF (which it takes, also on failure). */
 static int start_consumer(kafka_source *src, rd_kafka_conf_t *conf, errbuf *err)
 {
-    char errstr[512];
-    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!src->rk) {
-        err_set(err, "kafka consumer: %s", errstr);
-        rd_kafka_conf_destroy(conf);
+    if (!(src->rk = kafka_client_new(RD_KAFKA_CONSUMER, conf, "kafka consumer", err)))
         return -1;
-    }
     rd_kafka_poll_set_consumer(src->rk);
     src->queue = rd_kafka_queue_get_consumer(src->rk);
     return 0;
 }
 
-kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt, pipeline *pipe,
-                               errbuf *err)
+kafka_source *kafka_source_new(const common_config *cfg, const source_options *opt,
+                               const source_callbacks *cb, errbuf *err)
 {
     kafka_source *src = calloc(1, sizeof *src);
     if (!src) {
         err_set(err, "out of memory");
         return NULL;
     }
-    src->pipe = pipe;
+    src->cb = *cb;
     /* The group protocol is librdkafka's default (classic) unless -X group.protocol=consumer
      * asks for KIP-848's. There the broker assigns partitions (always incrementally) and owns
      * the session timeout and heartbeat interval, and librdkafka refuses a client-side
@@ -191,33 +185,33 @@ kafka_source *kafka_source_new(const common_config *cfg, const source_options *o
     snprintf(prefetch_msgs, sizeof prefetch_msgs, "%zu", p / 1024);
     snprintf(fetch_max, sizeof fetch_max, "%zu", fetch_bytes);
     snprintf(part_max, sizeof part_max, "%zu", fetch_bytes / 2);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* The prefix in the client.id tells the ownership check which prefix
-     * each live member serves (src/deployment.h). */
+     * each live member serves (KAFKA_SOURCE_CLIENT_ID). */
     char client_id[512];
-    snprintf(client_id, sizeof client_id, "%s%s", DEPLOYMENT_CLIENT_ID, cfg->redis_prefix);
-    if (kafka_conf_set(conf, "client.id", client_id, err) ||
-        kafka_conf_set(conf, "group.id", opt->group, err) ||
-        (classic &&
-         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err)) ||
-        kafka_conf_set(conf, "auto.offset.reset", "earliest", err) ||
-        kafka_conf_set(conf, "enable.auto.offset.store", "false", err) ||
-        kafka_conf_set(conf, "enable.auto.commit", "true", err) ||
-        kafka_conf_set(conf, "enable.partition.eof", "false", err) ||
-        kafka_conf_set(conf, "queued.max.messages.kbytes", prefetch_kb, err) ||
-        kafka_conf_set(conf, "queued.min.messages", prefetch_msgs, err) ||
-        kafka_conf_set(conf, "fetch.max.bytes", fetch_max, err) ||
-        kafka_conf_set(conf, "max.partition.fetch.bytes", part_max, err) ||
+    snprintf(client_id, sizeof client_id, "%s%s", KAFKA_SOURCE_CLIENT_ID, cfg->redis_prefix);
+    const kafka_prop props[] = {
+        {"client.id", client_id},
+        {"group.id", opt->group},
+        {"partition.assignment.strategy", classic ? "cooperative-sticky" : NULL},
+        {"auto.offset.reset", "earliest"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "true"},
+        {"enable.partition.eof", "false"},
+        {"queued.max.messages.kbytes", prefetch_kb},
+        {"queued.min.messages", prefetch_msgs},
+        {"fetch.max.bytes", fetch_max},
+        {"max.partition.fetch.bytes", part_max},
         /* A small queue reaches its bounds often; librdkafka's default waits 1 s before
          * fetching again after that, which stalled the processor more than the budget
          * bounds it. */
-        kafka_conf_set(conf, "fetch.queue.backoff.ms", "10", err) ||
+        {"fetch.queue.backoff.ms", "10"},
         /* Partitions added to a topic are noticed at the next metadata
          * refresh: 10 s rather than librdkafka's 5 minutes (-X overrides). */
-        kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", err) ||
-        (opt->instance_id && kafka_conf_set(conf, "group.instance.id", opt->instance_id, err)) ||
-        config_apply_kafka(cfg, conf, err)) {
-        rd_kafka_conf_destroy(conf);
+        {"topic.metadata.refresh.interval.ms", "10000"},
+        {"group.instance.id", opt->instance_id},
+    };
+    rd_kafka_conf_t *conf = kafka_client_conf(cfg, props, sizeof props / sizeof props[0], err);
+    if (!conf) {
         free(src);
         return NULL;
     }
@@ -312,17 +306,10 @@ size_t kafka_source_poll(kafka_source *src, rd_kafka_message_t **msgs, size_t ma
     return n;
 }
 
-void kafka_source_store_positions(kafka_source *src, const pipeline *pipe)
+void kafka_source_store_positions(kafka_source *src, rd_kafka_topic_partition_list_t *positions)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < pipe->n_parts; i++) {
-        const partition_state *ps = pipe->parts[i];
-        if (ps->assigned && ps->applied >= 0)
-            rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->applied;
-    }
-    if (list->cnt)
-        rd_kafka_offsets_store(src->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
+    if (positions->cnt)
+        rd_kafka_offsets_store(src->rk, positions);
 }
 
 int kafka_source_commit(kafka_source *src, bool wait, errbuf *err)
@@ -338,9 +325,8 @@ int kafka_source_commit(kafka_source *src, bool wait, errbuf *err)
 int kafka_source_seek(kafka_source *src, rd_kafka_topic_partition_list_t *where, errbuf *err)
 {
     /* An infinite timeout: a seek is a local operation that completes at
-     * once, and librdkafka before 2.0.3 waits a thousandth of the timeout
-     * given (10 ms for 10 s), reporting a seek that is merely slow as
-     * timed out with its outcome unknown. */
+     * once; with a finite one, a seek that is merely slow would be reported
+     * as timed out with its outcome unknown. */
     rd_kafka_error_t *e = rd_kafka_seek_partitions(src->rk, where, -1);
     if (e) {
         err_set(err, "seek: %s", rd_kafka_error_string(e));

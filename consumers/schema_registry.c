@@ -31,7 +31,7 @@ struct schema_registry {
 void registry_options_defaults(registry_options *o)
 {
     /* The URL and credentials come from the options, which also read
-     * them from the environment (src/config.h). */
+     * them from the environment (lib/config.h). */
     memset(o, 0, sizeof *o);
     o->timeout_ms = 5000;
     o->retries = 4;

@@ -17,7 +17,7 @@
 #ifndef ACTIVITY_SCHEMA_REGISTRY_H
 #define ACTIVITY_SCHEMA_REGISTRY_H
 
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stdint.h>
 
@@ -33,7 +33,7 @@ typedef struct {
 /* Fills the defaults: no registry (url NULL), 5 s timeout, 4 retries. The
  * URL and credentials come from the options, which also read
  * ACTIVITY_SCHEMA_REGISTRY[_URL] and ACTIVITY_SCHEMA_REGISTRY_USER_INFO
- * (src/config.h). */
+ * (lib/config.h). */
 void registry_options_defaults(registry_options *o);
 
 schema_registry *schema_registry_new(const registry_options *o, errbuf *err);

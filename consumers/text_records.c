@@ -8,9 +8,9 @@
  */
 #include "consumers/text_records.h"
 
-#include "processors/civil_time.h"
-#include "processors/dims.h"
-#include "processors/validate.h"
+#include "lib/civil_time.h"
+#include "consumers/dim_tables.h"
+#include "lib/utf8.h"
 
 #include <stdio.h>
 #include <string.h>

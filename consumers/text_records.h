@@ -44,7 +44,7 @@
 
 #include "consumers/csv_reader.h"
 #include "consumers/records.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <jansson.h>
 #include <stdbool.h>

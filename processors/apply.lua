@@ -5,8 +5,9 @@
 -- group's hash tag (one Redis Cluster slot) and this call is one atomic
 -- unit: either the deltas and the new fence are both applied, or neither.
 --
--- ARGV: fence field ("topic/partition"), expected fence ("-1" if none),
--- new fence, the exact-uniques limit, then three sections, each a count followed by its entries:
+-- ARGV: fence field ("topic/partition"), expected fence ("-1" if none; "*"
+-- only from the benchmark's unfenced build, ACTIVITY_UNFENCED in
+-- redis_state.c: no fence check and no fence update, to price them), new fence, the exact-uniques limit, then three sections, each a count followed by its entries:
 --   host-days: month(YYYYMM) day(D) ymd(YYYYMMDD) host hits nusers user...
 --   user hashes: month bucket nusers, then per user: user ndev (dev mask)...
 --   devices: device value
@@ -16,9 +17,12 @@
 -- instance applied this range, or this one is a zombie): nothing is written.
 local fence_key = KEYS[1]
 local pre = string.sub(fence_key, 1, -6)
-local cur = redis.call('HGET', fence_key, ARGV[1]) or '-1'
-if cur ~= ARGV[2] then
-  return {0, cur}
+local fenced = ARGV[2] ~= '*'
+if fenced then
+  local cur = redis.call('HGET', fence_key, ARGV[1]) or '-1'
+  if cur ~= ARGV[2] then
+    return {0, cur}
+  end
 end
 
 local EXACT_LIMIT = tonumber(ARGV[4])
@@ -238,5 +242,7 @@ end
 if #dirty > 0 then
   chunked('SADD', pre .. 'dirty', dirty, 1, #dirty)
 end
-redis.call('HSET', fence_key, ARGV[1], ARGV[3])
+if fenced then
+  redis.call('HSET', fence_key, ARGV[1], ARGV[3])
+end
 return {1}

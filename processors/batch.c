@@ -7,8 +7,8 @@
  */
 #include "processors/batch.h"
 
-#include "processors/civil_time.h"
-#include "src/grow.h"
+#include "lib/civil_time.h"
+#include "lib/grow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +51,6 @@ void batch_reset(batch *b)
     b->n_host_days = b->n_users = b->n_uds = b->n_devices = 0;
     b->n_dim_entities = b->n_dim_changes = 0;
     b->strings_len = 0;
-    b->events = 0;
     bytes_map_clear(&b->host_day_index);
     bytes_map_clear(&b->user_seen);
     bytes_map_clear(&b->ud_index);
@@ -167,7 +166,6 @@ static int add_user_part(batch *b, const web_event *ev, int64_t day)
 int batch_add_event(batch *b, const web_event *ev, bool include_host, bool include_user)
 {
     int64_t day = day_of_epoch_ms(ev->event_time_ms);
-    b->events++;
     if (include_host && add_host_part(b, ev, day))
         return -1;
     /* Only identified users on a known device id enter the user tables. */
@@ -191,7 +189,6 @@ int batch_add_device(batch *b, const device_record *dev)
         free(value);
     if (rc)
         return -1;
-    b->events++;
     bool inserted;
     uint32_t *slot = bytes_map_upsert(&b->device_index, &dev->device_id, sizeof dev->device_id,
                                       (uint32_t)b->n_devices, &inserted);
@@ -310,7 +307,6 @@ int batch_add_dim(batch *b, const dim_change *c)
         dim_payload_encode(c, payload, need);
     int rc = -1;
     char *seen_key = NULL;
-    b->events++;
 
     unsigned char ekey[9];
     ekey[0] = (unsigned char)c->kind;

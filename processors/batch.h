@@ -98,8 +98,6 @@ typedef struct {
     bytes_map device_index;   /* device_id -> devices index */
     bytes_map dim_index;      /* (kind, id) -> dim_entities index */
     bytes_map dim_seen;       /* (entity, updated_at, payload) -> 1 */
-
-    uint64_t events; /* records folded in, for metrics */
 } batch;
 
 void batch_init(batch *b);

@@ -7,32 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-const dim_table dim_tables[DIM_COUNT] = {
-    [DIM_DEVICES] = {"dim_devices",
-                     "device_id",
-                     "device_sk",
-                     "dim_devices_changes",
-                     'd',
-                     3,
-                     {"browser_type", "os_type", "device_type"}},
-    [DIM_USERS] = {"dim_users",
-                   "user_id",
-                   "user_sk",
-                   "dim_users_changes",
-                   'u',
-                   PROFILE_NATTRS,
-                   {"first_name", "last_name", "title", "street", "city", "state", "country", "zip",
-                    "contact_type", "contact_value"}},
-};
-
-const char *const profile_paths[PROFILE_NATTRS][2] = {
-    [PROFILE_FIRST_NAME] = {"name", "first"},     [PROFILE_LAST_NAME] = {"name", "last"},
-    [PROFILE_TITLE] = {"name", "title"},          [PROFILE_STREET] = {"address", "street"},
-    [PROFILE_CITY] = {"address", "city"},         [PROFILE_STATE] = {"address", "state"},
-    [PROFILE_COUNTRY] = {"address", "country"},   [PROFILE_ZIP] = {"address", "zip"},
-    [PROFILE_CONTACT_TYPE] = {"contact", "type"}, [PROFILE_CONTACT_VALUE] = {"contact", "value"},
-};
-
 void dim_change_from_device(const device_record *dev, int64_t fallback_ms, dim_change *out)
 {
     memset(out, 0, sizeof *out);

@@ -25,37 +25,11 @@
 #ifndef ACTIVITY_DIMS_H
 #define ACTIVITY_DIMS_H
 
-#include "consumers/records.h"
+#include "consumers/dim_tables.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-enum dim_kind { DIM_DEVICES = 0, DIM_USERS = 1, DIM_COUNT };
-
-/* A tombstone has no body: its time is this header's value (decimal epoch
- * milliseconds) when present, else the Kafka record's timestamp. */
-#define DIM_TOMBSTONE_TIME_HEADER "activity.updated_at"
-
-#define DIM_MAX_ATTRS PROFILE_NATTRS
-
-/* What a dimension table looks like; column names double as the CSV
- * column names of `activity load`. */
-typedef struct {
-    const char *table;   /* "dim_devices" */
-    const char *key;     /* natural key column, "device_id" */
-    const char *sk;      /* surrogate key column, "device_sk" */
-    const char *changes; /* the change history table, "dim_devices_changes" */
-    char tag;            /* field prefix in the Redis buffer: 'd' or 'u' */
-    size_t nattrs;
-    const char *attrs[DIM_MAX_ATTRS];
-} dim_table;
-
-extern const dim_table dim_tables[DIM_COUNT];
-
-/* Where profile attribute i sits in the nested Avro record and JSON object:
- * {"name", "first"}, ..., {"contact", "value"}. */
-extern const char *const profile_paths[PROFILE_NATTRS][2];
 
 typedef struct {
     enum dim_kind kind;

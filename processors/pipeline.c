@@ -3,8 +3,8 @@
  */
 #include "processors/pipeline.h"
 
-#include "src/grow.h"
-#include "src/run_metrics.h"
+#include "lib/grow.h"
+#include "lib/run_metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -474,4 +474,15 @@ int pipeline_advance_fences(pipeline *p, rd_kafka_topic_partition_list_t **resee
         }
     }
     return after_conflicts(p, conflict, reseek, err);
+}
+
+rd_kafka_topic_partition_list_t *pipeline_positions(const pipeline *p)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < p->n_parts; i++) {
+        const partition_state *ps = p->parts[i];
+        if (ps->assigned && ps->applied >= 0)
+            rd_kafka_topic_partition_list_add(list, ps->topic, ps->partition)->offset = ps->applied;
+    }
+    return list;
 }

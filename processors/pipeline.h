@@ -16,7 +16,7 @@
 #include "processors/batch.h"
 #include "processors/redis_state.h"
 #include "processors/validate.h"
-#include "sinks/dlq.h"
+#include "processors/dlq.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -119,6 +119,9 @@ int pipeline_apply_begin(pipeline *p, errbuf *err);
 int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 int pipeline_apply(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err);
 bool pipeline_in_flight(const pipeline *p);
+/* The applied position of every assigned partition that has one, for the
+ * consumer's lag-monitoring commit (the caller destroys the list). */
+rd_kafka_topic_partition_list_t *pipeline_positions(const pipeline *p);
 /* Bytes the batches being folded hold (batch_bytes over the partitions). */
 size_t pipeline_pending_bytes(const pipeline *p);
 

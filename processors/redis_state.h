@@ -25,7 +25,7 @@
 #define ACTIVITY_REDIS_STATE_H
 
 #include "processors/batch.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <hiredis/hiredis.h>
 #include <stdint.h>
@@ -78,19 +78,14 @@ void redis_state_server_version(redis_state *rs, char *buf, size_t cap);
 int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partition,
                             int64_t fences[KEY_GROUPS], errbuf *err);
 
-/* Applies every non-empty group of the batch with its fence check, in one
- * pipeline. fences[] holds the expected values and is advanced to
- * new_fence for the groups applied. Returns 0 when all applied, 1 when some
- * group's fence had moved (that group's fences[] entry is set to what Redis
- * holds and nothing of it was written), -1 on a Redis error. */
-int redis_state_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
-                      int64_t new_fence, int64_t fences[KEY_GROUPS], errbuf *err);
-
-/* The same in two halves, so Redis can work on one batch while the caller
- * prepares the next: _send queues and pushes the scripts of every non-empty
- * group (fences[] holds the expected values), _recv reads the replies and
- * updates fences[] as redis_state_apply does. Nothing else may use this
- * connection in between. */
+/* Applies every non-empty group of the batch with its fence check, in two
+ * halves so Redis can work on one batch while the caller prepares the next:
+ * _send queues and pushes the scripts of every non-empty group (fences[]
+ * holds the expected values), _recv reads the replies and advances fences[]
+ * to new_fence for the groups applied. _recv returns 0 when all applied, 1
+ * when some group's fence had moved (that group's fences[] entry is set to
+ * what Redis holds and nothing of it was written), -1 on a Redis error.
+ * Nothing else may use this connection in between. */
 typedef struct {
     uint32_t groups[KEY_GROUPS];
     int64_t expected[KEY_GROUPS];
@@ -106,7 +101,7 @@ int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, i
 
 /* Moves fences of groups that had nothing in [fence, next) up to next, so a
  * restart does not re-read a long range for a quiet group. Same return
- * convention as redis_state_apply. */
+ * convention as redis_state_apply_recv. */
 int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,
                                int64_t fences[KEY_GROUPS], errbuf *err);
 

@@ -9,7 +9,8 @@
 #define ACTIVITY_VALIDATE_H
 
 #include "consumers/records.h"
-#include "src/log.h"
+#include "lib/log.h"
+#include "lib/utf8.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,7 +46,5 @@ int validation_rules_check(const validation_rules *r, errbuf *err);
 const char *validate_event(const validation_rules *r, const web_event *ev, errbuf *detail);
 const char *validate_device(const validation_rules *r, const device_record *dev, errbuf *detail);
 const char *validate_profile(const validation_rules *r, const profile_record *p, errbuf *detail);
-
-bool utf8_valid(const char *s, size_t len);
 
 #endif

@@ -5,9 +5,9 @@
 
 #include "processors/batch.h"
 #include "processors/bytes_map.h"
-#include "processors/civil_time.h"
-#include "src/failpoint.h"
-#include "src/grow.h"
+#include "lib/civil_time.h"
+#include "lib/failpoint.h"
+#include "lib/grow.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,9 +8,9 @@
 #include "sinks/pg_sink.h"
 
 #include "sinks/scd2.h"
-#include "src/embedded.h"
-#include "src/failpoint.h"
-#include "src/grow.h"
+#include "lib/embedded.h"
+#include "lib/failpoint.h"
+#include "lib/grow.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -167,11 +167,6 @@ int pg_sink_set_timeouts(pg_sink *pg, long lock_timeout_ms, long statement_timeo
     return apply_timeouts(pg, err);
 }
 
-int pg_sink_reconnect(pg_sink *pg, errbuf *err)
-{
-    return open_conn(pg, err);
-}
-
 int pg_sink_ping(pg_sink *pg, errbuf *err)
 {
     if (PQstatus(pg->conn) != CONNECTION_OK && open_conn(pg, err))
@@ -223,9 +218,9 @@ bool pg_sink_error_is_transient(const pg_sink *pg)
 int pg_sink_migrate(pg_sink *pg, errbuf *err)
 {
     size_t len;
-    const char *schema = embedded_file("sinks/schema.sql", &len);
+    const char *schema = embedded_file("sinks/sql/schema.sql", &len);
     if (!schema) {
-        err_set(err, "sinks/schema.sql is not embedded in this build");
+        err_set(err, "sinks/sql/schema.sql is not embedded in this build");
         return -1;
     }
     /* The advisory lock serialises processes that start together; CREATE
@@ -350,16 +345,6 @@ int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, b
         return -1;
     PQclear(res);
     return 0;
-}
-
-void flush_payload_reset(flush_payload *p)
-{
-    p->hosts.len = p->user_keys.len = p->users.len = 0;
-    p->n_hosts = p->n_user_keys = p->n_users = 0;
-    for (int k = 0; k < DIM_COUNT; k++) {
-        p->dims[k].len = 0;
-        p->n_dims[k] = 0;
-    }
 }
 
 void flush_payload_free(flush_payload *p)

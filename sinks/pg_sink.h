@@ -11,7 +11,7 @@
 
 #include "sinks/rows.h"
 #include "sinks/scd2.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,7 +23,6 @@ void pg_sink_free(pg_sink *pg);
 /* True when the last error was a lost connection or a server going away:
  * worth retrying later, as opposed to e.g. a permission error. */
 bool pg_sink_error_is_transient(const pg_sink *pg);
-int pg_sink_reconnect(pg_sink *pg, errbuf *err);
 /* lock_timeout and statement_timeout of this session and of every
  * reconnection (0: none). A flush blocked by another session's lock, or a
  * statement running too long, then fails as transient and is retried with
@@ -36,7 +35,7 @@ int pg_sink_ping(pg_sink *pg, errbuf *err);
 /* The server's version (server_version), for the start-up line. */
 const char *pg_sink_server_version(const pg_sink *pg);
 
-/* Creates the sink tables (sinks/schema.sql) if missing. */
+/* Creates the sink tables (sinks/sql/schema.sql) if missing. */
 int pg_sink_migrate(pg_sink *pg, errbuf *err);
 
 /* The attributes the SCD2 dimensions track (default: all); the next write
@@ -55,7 +54,6 @@ typedef struct {
     size_t n_dims[DIM_COUNT];
 } flush_payload;
 
-void flush_payload_reset(flush_payload *p);
 void flush_payload_free(flush_payload *p);
 
 /* Writes the payload in one transaction, fenced by token: returns 0 when
@@ -76,7 +74,7 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err);
  * Redis state of a reset goes first). */
 int pg_sink_check_sole_owner(pg_sink *pg, const char *fence_name, errbuf *err);
 /* The consumer groups other than group registered for prefix in
- * activity_consumer_groups (src/deployment.c), as a NULL-terminated array
+ * activity_consumer_groups (cmd/deployment.c), as a NULL-terminated array
  * (free with strings_free); returns how many, -1 on error. */
 int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, char ***groups,
                           errbuf *err);

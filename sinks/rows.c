@@ -3,8 +3,8 @@
  */
 #include "sinks/rows.h"
 
-#include "processors/civil_time.h"
-#include "src/decimal.h"
+#include "lib/civil_time.h"
+#include "lib/decimal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,16 +1,16 @@
 /*
  * scd2.c — SCD2 flush support (see scd2.h): tracking configuration, the
- * merge SQL expanded from the sinks/scd2.sql template, staging rows.
+ * merge SQL expanded from the sinks/sql/scd2.sql template, staging rows.
  */
 #include "sinks/scd2.h"
 
-#include "src/embedded.h"
+#include "lib/embedded.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#define TEMPLATE "sinks/scd2.sql"
+#define TEMPLATE "sinks/sql/scd2.sql"
 #define STAGE_MARK "-- ==== stage ====\n"
 #define APPLY_MARK "-- ==== apply ====\n"
 

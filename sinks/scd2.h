@@ -5,7 +5,7 @@
  * A flush takes each key group's buffer of dimension changes (per entity,
  * sorted, deduplicated: processors/dims.h) and turns it into COPY rows of
  * stage_dim_devices / stage_dim_users. In the flush's transaction, the
- * merge (sinks/scd2.sql) adds them to the dimension's change history and
+ * merge (sinks/sql/scd2.sql) adds them to the dimension's change history and
  * re-derives the versions of the entities they touch from that history:
  * one INSERT ... SELECT with window functions, a DELETE, an UPDATE and an
  * INSERT per dimension, however many rows. Because the versions are a
@@ -24,7 +24,7 @@
 #include "processors/dims.h"
 #include "processors/redis_state.h"
 #include "sinks/rows.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>

@@ -3,7 +3,7 @@
  * per host-day, OR-ed day masks, fence-driven skipping, device encoding.
  */
 #include "processors/batch.h"
-#include "processors/civil_time.h"
+#include "lib/civil_time.h"
 #include "tests/unit/unit.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * test_civil_time.c — calendar arithmetic: day numbers, month lengths,
  * timestamp parsing at the boundaries where bucketing goes wrong.
  */
-#include "processors/civil_time.h"
+#include "lib/civil_time.h"
 #include "tests/unit/unit.h"
 
 #include <string.h>

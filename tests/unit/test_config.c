@@ -1,9 +1,9 @@
 /*
- * test_config.c — where an option's value comes from (src/config.h):
+ * test_config.c — where an option's value comes from (lib/config.h):
  * flag > environment (ACTIVITY_<OPTION>) > config file > default, for a
  * value option, a flag and librdkafka properties.
  */
-#include "src/config.h"
+#include "lib/config.h"
 #include "tests/unit/unit.h"
 
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * when it fits the dead-letter topic's limit, else cut so that key, value,
  * headers and framing stay within it, the key never taking more than half.
  */
-#include "sinks/dlq.h"
+#include "processors/dlq.h"
 #include "tests/unit/unit.h"
 
 START_TEST(fits_whole)

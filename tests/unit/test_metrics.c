@@ -1,9 +1,9 @@
 /*
- * test_metrics.c — the metrics registry's text format (src/metrics.h) and
- * the HTTP endpoint serving it (src/metrics_http.h), over a real socket.
+ * test_metrics.c — the metrics registry's text format (lib/metrics.h) and
+ * the HTTP endpoint serving it (lib/metrics_http.h), over a real socket.
  */
-#include "src/metrics.h"
-#include "src/metrics_http.h"
+#include "lib/metrics.h"
+#include "lib/metrics_http.h"
 #include "tests/unit/unit.h"
 
 #include <curl/curl.h>

@@ -2,7 +2,7 @@
  * test_rows.c — sink row building: array lengths per month, datelists
  * most recent first, datelist_int bits, COPY escaping of hostile hosts.
  */
-#include "processors/civil_time.h"
+#include "lib/civil_time.h"
 #include "sinks/rows.h"
 #include "tests/unit/unit.h"
 

@@ -22,13 +22,14 @@
 #ifndef ACTIVITY_DEPLOYMENT_H
 #define ACTIVITY_DEPLOYMENT_H
 
+#include "consumers/kafka_source.h"
 #include "sinks/pg_sink.h"
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <librdkafka/rdkafka.h>
 
 /* The client.id of run's consumer is this followed by the prefix. */
-#define DEPLOYMENT_CLIENT_ID "activity;prefix="
+#define DEPLOYMENT_CLIENT_ID KAFKA_SOURCE_CLIENT_ID
 
 /* Checks that no live member of group serves another prefix, and no other
  * live group serves prefix; then registers (prefix, group). Returns 0; 1

@@ -10,7 +10,7 @@
  * and SHA-256 digests, so the original can still be found and checked in
  * its source topic.
  */
-#include "sinks/dlq.h"
+#include "processors/dlq.h"
 
 #include "consumers/kafka_admin.h"
 
@@ -30,7 +30,6 @@ struct dlq {
     rd_kafka_t *rk;
     char *topic;
     long long limit; /* most bytes one dead letter may take, framing included */
-    uint64_t sent;
     uint64_t truncated;
     uint64_t failed; /* delivery failures since the last dlq_wait */
     char first_error[400];
@@ -78,14 +77,10 @@ static long long conf_number(rd_kafka_conf_t *conf, const char *name)
  * needed and reads its max.message.bytes. */
 static long long topic_limit(rd_kafka_conf_t *conf, const char *topic, errbuf *err)
 {
-    char errstr[512];
-    rd_kafka_conf_t *probe_conf = rd_kafka_conf_dup(conf);
-    rd_kafka_t *probe = rd_kafka_new(RD_KAFKA_PRODUCER, probe_conf, errstr, sizeof errstr);
-    if (!probe) {
-        rd_kafka_conf_destroy(probe_conf);
-        err_set(err, "dead-letter producer: %s", errstr);
+    rd_kafka_t *probe =
+        kafka_client_new(RD_KAFKA_PRODUCER, rd_kafka_conf_dup(conf), "dead-letter producer", err);
+    if (!probe)
         return -1;
-    }
     long long limit = -1;
     if (kafka_ensure_topic(probe, topic, KAFKA_DEFAULT_PARTITIONS, 1, err) == 0) {
         errbuf why = {{0}};
@@ -109,16 +104,16 @@ dlq *dlq_new(const common_config *cfg, errbuf *err)
         err_set(err, "out of memory");
         return NULL;
     }
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[512];
     /* librdkafka retries a failing delivery for message.timeout.ms; the
      * processor waits for it before it moves on, so keep it to a minute
      * (-X message.timeout.ms=… overrides, for every client). */
-    if (kafka_conf_set(conf, "enable.idempotence", "true", err) ||
-        kafka_conf_set(conf, "linger.ms", "5", err) ||
-        kafka_conf_set(conf, "message.timeout.ms", "60000", err) ||
-        config_apply_kafka(cfg, conf, err)) {
-        rd_kafka_conf_destroy(conf);
+    static const kafka_prop props[] = {
+        {"enable.idempotence", "true"},
+        {"linger.ms", "5"},
+        {"message.timeout.ms", "60000"},
+    };
+    rd_kafka_conf_t *conf = kafka_client_conf(cfg, props, sizeof props / sizeof props[0], err);
+    if (!conf) {
         dlq_free(d);
         return NULL;
     }
@@ -144,10 +139,7 @@ dlq *dlq_new(const common_config *cfg, errbuf *err)
               d->topic, d->limit, producer_max, topic_max);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, d);
-    d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!d->rk) {
-        err_set(err, "dead-letter producer: %s", errstr);
-        rd_kafka_conf_destroy(conf);
+    if (!(d->rk = kafka_client_new(RD_KAFKA_PRODUCER, conf, "dead-letter producer", err))) {
         dlq_free(d);
         return NULL;
     }
@@ -264,7 +256,6 @@ int dlq_send(dlq *d, const rd_kafka_message_t *src, const char *reason, const ch
         }
         rd_kafka_poll(d->rk, 100);
     }
-    d->sent++;
     rd_kafka_poll(d->rk, 0);
     return 0;
 }
@@ -283,11 +274,6 @@ int dlq_wait(dlq *d, errbuf *err)
         return -1;
     }
     return 0;
-}
-
-uint64_t dlq_count(const dlq *d)
-{
-    return d->sent;
 }
 
 uint64_t dlq_truncated(const dlq *d)

@@ -15,8 +15,9 @@
 #ifndef ACTIVITY_CONFIG_H
 #define ACTIVITY_CONFIG_H
 
-#include "src/log.h"
+#include "lib/log.h"
 
+#include <float.h>
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
@@ -125,8 +126,23 @@ int config_common_option_or_complain(common_config *c, const char *cmd, int opt,
 /* After getopt: prints "activity CMD: unexpected argument" and returns -1
  * if positional arguments are left. */
 int config_no_more_args(const char *cmd, int argc, char **argv, int optind);
-/* Sets bootstrap.servers and every -X property on conf. */
-int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err);
+/* Every Kafka client of every command is made by these two: the first
+ * builds its configuration, the caller adds its callbacks, the second
+ * creates the client. Between them a caller may read the configuration
+ * (the settings the user's -X made). */
+typedef struct {
+    const char *key;
+    const char *value; /* NULL: not set */
+} kafka_prop;
+/* The command's defaults (n of them), then bootstrap.servers and the -X
+ * properties, which therefore win. NULL with err set if librdkafka refuses
+ * one. */
+rd_kafka_conf_t *kafka_client_conf(const common_config *c, const kafka_prop *defaults, size_t n,
+                                   errbuf *err);
+/* The client from conf, which it takes (also on failure); err starts
+ * with `what` ("dead-letter producer: ..."). */
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                             errbuf *err);
 /* The value given for librdkafka property KEY with -X (the last one), or NULL. */
 const char *config_kafka_value(const common_config *c, const char *key);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, errbuf *err);
@@ -143,5 +159,13 @@ void config_broker_error(rd_kafka_t *rk, rd_kafka_resp_err_t e, const char *what
 /* Registers the password of a URL (scheme://user:PASSWORD@…) or a libpq
  * conninfo (password=…) with the logger, which then never writes it. */
 void config_note_secret_in(const char *url_or_dsn);
+
+/* The numeric option values of every command: the whole of arg as a number
+ * within [min, max], else false (*out untouched; the caller names the
+ * option and its range). Empty text, trailing text and overflow are
+ * refused. OPTION_ABOVE_ZERO as min means "> 0" for a double. */
+#define OPTION_ABOVE_ZERO DBL_TRUE_MIN
+bool option_long(const char *arg, long long min, long long max, long long *out);
+bool option_double(const char *arg, double min, double max, double *out);
 
 #endif

@@ -6,8 +6,8 @@
  * hits and peak daily unique visitors, the browsers with the most active
  * users, and row counts of every table.
  */
-#include "src/commands.h"
-#include "src/config.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -76,14 +76,13 @@ int cmd_report(int argc, char **argv)
             continue;
         }
         if (opt == OPT_LIMIT) {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 1 || n > 10000) {
+            long long n;
+            if (!option_long(optarg, 1, 10000, &n)) {
                 log_error("--limit takes 1..10000");
                 config_free(&cfg);
                 return 2;
             }
-            snprintf(limit, sizeof limit, "%ld", n);
+            snprintf(limit, sizeof limit, "%lld", n);
             continue;
         }
         if (config_common_option_or_complain(&cfg, "report", opt, optarg, help)) {

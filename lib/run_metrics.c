@@ -2,8 +2,8 @@
  * run_metrics.c — the processor's metric families and its health and
  * readiness (see run_metrics.h).
  */
-#include "src/run_metrics.h"
-#include "src/metrics.h"
+#include "lib/run_metrics.h"
+#include "lib/metrics.h"
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>

@@ -1,6 +1,6 @@
 /*
  * metrics_http.h — the HTTP endpoint behind --metrics-addr: GET /metrics
- * (the registry of src/metrics.h in the Prometheus text format), GET
+ * (the registry of lib/metrics.h in the Prometheus text format), GET
  * /healthz and GET /readyz.
  *
  * Served by libmicrohttpd on its own thread, so a scrape never waits for
@@ -11,7 +11,7 @@
 #ifndef ACTIVITY_METRICS_HTTP_H
 #define ACTIVITY_METRICS_HTTP_H
 
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
  * log.c — timestamped stderr logging, its redaction and the error buffer
  * helper (see log.h).
  */
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <ctype.h>
 #include <pthread.h>

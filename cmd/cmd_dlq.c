@@ -6,7 +6,7 @@
  * the start (plain assign, no consumer group, nothing committed), so they
  * can be run any number of times. A dead letter is the original record
  * (value and key, byte for byte) plus headers written by the processor
- * (sinks/dlq.c): activity.reason, activity.detail, activity.source.topic,
+ * (processors/dlq.c): activity.reason, activity.detail, activity.source.topic,
  * activity.source.partition, activity.source.offset.
  *
  * `redrive` produces the selected records again, unchanged, to their source
@@ -19,10 +19,11 @@
  * record that is still bad simply dead-letters again.
  */
 #include "consumers/kafka_admin.h"
-#include "src/commands.h"
-#include "src/config.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,7 @@ typedef struct {
 
 typedef struct {
     const char *reason, *detail, *topic, *partition, *offset;
-    /* Set when the processor cut the record to fit the topic (sinks/dlq.c). */
+    /* Set when the processor cut the record to fit the topic (processors/dlq.c). */
     const char *truncated, *original_size, *original_sha256;
     size_t detail_len;
 } dlq_headers;
@@ -145,7 +146,6 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     argc--;
     argv++;
     int opt;
-    char *end;
     errbuf err = {{0}};
     if (config_sources(&a->cfg, "dlq", opts, &argc, &argv, &err)) {
         log_error("%s", err.msg);
@@ -165,8 +165,8 @@ static int parse_args(int argc, char **argv, dlq_args *a)
         case OPT_FROM:
         case OPT_TO:
         case OPT_LIMIT: {
-            long long v = strtoll(optarg, &end, 10);
-            if (*end || v < 0) {
+            long long v;
+            if (!option_long(optarg, 0, LLONG_MAX, &v)) {
                 log_error("expected a count >= 0, got '%s'", optarg);
                 return -1;
             }
@@ -230,28 +230,26 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static rd_kafka_t *make_client(const dlq_args *a, rd_kafka_type_t type, long *failed, errbuf *err)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[512];
-    int bad = type == RD_KAFKA_CONSUMER
-                  ? kafka_conf_set(conf, "group.id", "activity-dlq-tool", err) ||
-                        kafka_conf_set(conf, "enable.auto.commit", "false", err) ||
-                        kafka_conf_set(conf, "enable.partition.eof", "false", err)
-                  : kafka_conf_set(conf, "enable.idempotence", "true", err) ||
-                        kafka_conf_set(conf, "partitioner", "murmur2_random", err);
-    if (bad || config_apply_kafka(&a->cfg, conf, err)) {
-        rd_kafka_conf_destroy(conf);
+    static const kafka_prop consumer[] = {
+        {"group.id", "activity-dlq-tool"},
+        {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "false"},
+    };
+    static const kafka_prop producer[] = {
+        {"enable.idempotence", "true"},
+        {"partitioner", "murmur2_random"},
+    };
+    rd_kafka_conf_t *conf =
+        type == RD_KAFKA_CONSUMER
+            ? kafka_client_conf(&a->cfg, consumer, sizeof consumer / sizeof consumer[0], err)
+            : kafka_client_conf(&a->cfg, producer, sizeof producer / sizeof producer[0], err);
+    if (!conf)
         return NULL;
-    }
     if (type == RD_KAFKA_PRODUCER) {
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rd_kafka_conf_set_opaque(conf, failed);
     }
-    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        err_set(err, "kafka: %s", errstr);
-    }
-    return rk;
+    return kafka_client_new(type, conf, "kafka", err);
 }
 
 static int redrive_one(rd_kafka_t *prod, const dlq_args *a, rd_kafka_message_t *m,

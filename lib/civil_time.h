@@ -40,7 +40,4 @@ void month_from_index(int32_t index, int *year, int *month);
  * out-of-range fields such as February 30th or hour 24. */
 bool parse_utc_timestamp(const char *s, size_t len, int64_t *ms_out);
 
-/* "YYYY-MM-DD" into buf (at least 11 bytes); "YYYYMM" / "YYYYMMDD" keys. */
-void format_iso_date(char *buf, size_t size, civil_date d);
-
 #endif

@@ -1,10 +1,10 @@
 /*
  * deployment.c — the start-up ownership checks (see deployment.h).
  */
-#include "src/deployment.h"
+#include "cmd/deployment.h"
 
 #include "consumers/kafka_admin.h"
-#include "src/grow.h"
+#include "lib/grow.h"
 
 #include <string.h>
 

@@ -1,9 +1,10 @@
 /*
  * config.c — shared settings and their sources (see config.h).
  */
-#include "src/config.h"
+#include "lib/config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -173,8 +174,8 @@ static void env_name(const char *option, char *out, size_t cap)
 
 static int push_environment(common_config *c, const struct option *opts, errbuf *err)
 {
-    /* The names of earlier versions, still honoured (before the new ones,
-     * which therefore win). */
+    /* Alternative environment names, still honoured for deployments that set
+     * them; pushed before the current ones, which therefore win. */
     static const char *const aliases[][2] = {{"brokers", "ACTIVITY_KAFKA_BROKERS"},
                                              {"schema-registry", "ACTIVITY_SCHEMA_REGISTRY_URL"}};
     for (const struct option *o = opts; o->name; o++) {
@@ -280,9 +281,8 @@ int config_common_option(common_config *c, int opt, const char *arg, errbuf *err
     case OPT_CONFIG: /* read by config_sources */
         return 1;
     case OPT_BROKER_TIMEOUT: {
-        char *end;
-        double s = strtod(arg, &end);
-        if (*end || !(s > 0) || s > 3600) {
+        double s;
+        if (!option_double(arg, OPTION_ABOVE_ZERO, 3600, &s)) {
             err_set(err, "--broker-timeout takes seconds, 0 < s <= 3600, got '%s'", arg);
             return -1;
         }
@@ -436,7 +436,8 @@ const char *config_kafka_value(const common_config *c, const char *key)
     return NULL;
 }
 
-int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err)
+/* Sets bootstrap.servers and every -X property on conf. */
+static int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *err)
 {
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     if (kafka_conf_set(conf, "bootstrap.servers", c->brokers, err))
@@ -445,6 +446,34 @@ int config_apply_kafka(const common_config *c, rd_kafka_conf_t *conf, errbuf *er
         if (kafka_conf_set(conf, c->kafka_keys[i], c->kafka_values[i], err))
             return -1;
     return 0;
+}
+
+rd_kafka_conf_t *kafka_client_conf(const common_config *c, const kafka_prop *defaults, size_t n,
+                                   errbuf *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < n; i++)
+        if (defaults[i].value && kafka_conf_set(conf, defaults[i].key, defaults[i].value, err)) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    if (config_apply_kafka(c, conf, err)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+rd_kafka_t *kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                             errbuf *err)
+{
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        err_set(err, "%s: %s", what, errstr);
+    }
+    return rk;
 }
 
 int config_common_option_or_complain(common_config *c, const char *cmd, int opt, const char *arg,
@@ -468,4 +497,26 @@ int config_no_more_args(const char *cmd, int argc, char **argv, int optind)
     (void)cmd;
     log_error("unexpected argument '%s'", argv[optind]);
     return -1;
+}
+
+bool option_long(const char *arg, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (end == arg || *end || errno == ERANGE || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool option_double(const char *arg, double min, double max, double *out)
+{
+    char *end;
+    double v = strtod(arg, &end);
+    /* NaN fails both comparisons; an overflow is ±HUGE_VAL, checked like any value. */
+    if (end == arg || *end || !(v >= min && v <= max))
+        return false;
+    *out = v;
+    return true;
 }

@@ -6,9 +6,7 @@
  * split into 400-year eras of exactly 146097 days, and the rest is integer
  * arithmetic with no tables and no loops.
  */
-#include "processors/civil_time.h"
-
-#include <stdio.h>
+#include "lib/civil_time.h"
 
 int64_t days_from_civil(int year, int month, int day)
 {
@@ -126,9 +124,4 @@ bool parse_utc_timestamp(const char *s, size_t len, int64_t *ms_out)
     int64_t days = days_from_civil(y, mo, d);
     *ms_out = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + ms;
     return true;
-}
-
-void format_iso_date(char *buf, size_t size, civil_date d)
-{
-    snprintf(buf, size, "%04d-%02d-%02d", d.year, d.month, d.day);
 }

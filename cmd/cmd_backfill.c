@@ -6,8 +6,8 @@
  * when they replay retained topics. A plain backfill is safe to repeat:
  * fences make records already applied a no-op.
  */
-#include "src/commands.h"
-#include "src/log.h"
+#include "cmd/commands.h"
+#include "lib/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * metrics.c — the metrics registry and its Prometheus text rendering (see
  * metrics.h).
  */
-#include "src/metrics.h"
+#include "lib/metrics.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /*
  * grow.c — growable arrays (see grow.h).
  */
-#include "src/grow.h"
+#include "lib/grow.h"
 
 #include <stdlib.h>
 

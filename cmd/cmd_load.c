@@ -22,11 +22,12 @@
 #include "consumers/kafka_admin.h"
 #include "consumers/text_records.h"
 #include "processors/dims.h"
-#include "src/commands.h"
-#include "src/config.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,7 +199,7 @@ static rd_kafka_t *producer_new(loader *L, errbuf *err)
 {
     /* Ours first, then bootstrap.servers and -X, so users can override any
      * of these. */
-    static const char *const props[][2] = {
+    static const kafka_prop props[] = {
         {"enable.idempotence", "true"},
         {"linger.ms", "20"},
         {"batch.num.messages", "10000"},
@@ -207,16 +208,9 @@ static rd_kafka_t *producer_new(loader *L, errbuf *err)
         {"queue.buffering.max.kbytes", "1048576"},
         {"partitioner", "murmur2_random"},
     };
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
-        if (kafka_conf_set(conf, props[i][0], props[i][1], err)) {
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    if (config_apply_kafka(&L->cfg, conf, err)) {
-        rd_kafka_conf_destroy(conf);
+    rd_kafka_conf_t *conf = kafka_client_conf(&L->cfg, props, sizeof props / sizeof props[0], err);
+    if (!conf)
         return NULL;
-    }
     /* Wait for as long as librdkafka may keep retrying a message, plus a
      * margin, so "undelivered" at the end really means failed. */
     char value[64];
@@ -229,14 +223,7 @@ static rd_kafka_t *producer_new(loader *L, errbuf *err)
     rd_kafka_conf_set_opaque(conf, L);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    char errstr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        err_set(err, "cannot create the Kafka producer: %s", errstr);
-        return NULL;
-    }
-    return rk;
+    return kafka_client_new(RD_KAFKA_PRODUCER, conf, "cannot create the Kafka producer", err);
 }
 
 /* Registers the record type's schema under "<topic>-value" (the Confluent
@@ -726,9 +713,7 @@ static int parse_args(loader *L, int *pargc, char ***pargv, int *status)
             L->dry_run = true;
             break;
         case OPT_PROGRESS: {
-            char *end;
-            L->progress_every = strtod(optarg, &end);
-            if (*end || !(L->progress_every >= 0)) {
+            if (!option_double(optarg, 0, INFINITY, &L->progress_every)) {
                 err_set(&err, "--progress takes seconds >= 0, got '%s'", optarg);
                 bad = 1;
             }

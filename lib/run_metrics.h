@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/version.h"
+#include "lib/version.h"
 
 /* Registers the families (once; later calls do nothing). Returns -1 when
  * out of memory. ready_flush_failure: seconds a flush may keep failing

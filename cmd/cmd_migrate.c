@@ -2,8 +2,8 @@
  * cmd_migrate.c — `activity migrate`: creates the sink tables.
  */
 #include "sinks/pg_sink.h"
-#include "src/commands.h"
-#include "src/config.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
 
 #include <stdio.h>
 

@@ -4,8 +4,8 @@
  *
  * Owns the metric families (counter, gauge, histogram), their labelled
  * series and rendering them in the Prometheus text format (version 0.0.4).
- * It is separate from the HTTP server (src/metrics_http.h) and from what
- * the processor counts (src/run_metrics.h) so that the counting code never
+ * It is separate from the HTTP server (lib/metrics_http.h) and from what
+ * the processor counts (lib/run_metrics.h) so that the counting code never
  * depends on how, or whether, the numbers are served.
  *
  * Thread safety: one mutex guards the registry. The processor's thread

@@ -1,9 +1,9 @@
 /*
  * failpoint.c — named crash points (see failpoint.h).
  */
-#include "src/failpoint.h"
+#include "lib/failpoint.h"
 
-#include "src/log.h"
+#include "lib/log.h"
 
 #include <signal.h>
 #include <stdlib.h>

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS activity_flush_fence (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- SCD2 dimensions (sinks/scd2.sql has the merge, README "Dimensions (SCD2)"
+-- SCD2 dimensions (sinks/sql/scd2.sql has the merge, README "Dimensions (SCD2)"
 -- the rules). <dim>_changes keeps every change ever received, one per
 -- (key, updated_at); a tombstone (a null value on the topic) is a change
 -- with is_tombstone. The dimension's versions are derived from it, per
@@ -127,7 +127,7 @@ CREATE TABLE IF NOT EXISTS dim_tracking (
 );
 
 -- Which consumer group consumes each deployment (Redis key prefix) of
--- this database, registered by `activity run` at start (src/deployment.c):
+-- this database, registered by `activity run` at start (cmd/deployment.c):
 -- a prefix is consumed by one live group at a time.
 CREATE TABLE IF NOT EXISTS activity_consumer_groups (
     prefix     text NOT NULL,

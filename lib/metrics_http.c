@@ -1,8 +1,8 @@
 /*
  * metrics_http.c — the --metrics-addr HTTP server (see metrics_http.h).
  */
-#include "src/metrics_http.h"
-#include "src/metrics.h"
+#include "lib/metrics_http.h"
+#include "lib/metrics.h"
 
 #include <microhttpd.h>
 #include <netdb.h>

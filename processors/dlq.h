@@ -14,8 +14,8 @@
 #ifndef ACTIVITY_DLQ_H
 #define ACTIVITY_DLQ_H
 
-#include "src/config.h"
-#include "src/log.h"
+#include "lib/config.h"
+#include "lib/log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
@@ -40,7 +40,6 @@ int dlq_wait(dlq *d, errbuf *err);
 int dlq_fit(long long limit, size_t header_bytes, size_t key_len, size_t value_len,
             size_t *key_keep, size_t *value_keep);
 
-uint64_t dlq_count(const dlq *d);
 uint64_t dlq_truncated(const dlq *d);
 
 #endif

@@ -2,10 +2,10 @@
  * main.c — bin/activity: picks the subcommand. Only main-level code decides
  * to exit; subcommands return their status.
  */
-#include "src/commands.h"
-#include "src/config.h"
-#include "src/version.h"
-#include "src/log.h"
+#include "cmd/commands.h"
+#include "lib/config.h"
+#include "lib/version.h"
+#include "lib/log.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# check_layers.sh LAYER... — fails on an include that points up the layer order.
+#
+# The layers are given bottom first (the Makefile's LAYERS: lib consumers processors
+# sinks cmd). A file may include headers of its own layer and of the layers below it;
+# an include of a higher layer's header is printed with its file and line, and the
+# script exits 1. Run by `make check-layers` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+declare -A rank
+i=0
+for layer in "$@"; do
+    rank[$layer]=$i
+    i=$((i + 1))
+done
+bad=0
+for layer in "$@"; do
+    while IFS=: read -r file line text; do
+        target=$(sed -n 's/^#include "\([^/"]*\)\/.*/\1/p' <<<"$text")
+        [ -n "$target" ] && [ -n "${rank[$target]+x}" ] || continue
+        if [ "${rank[$target]}" -gt "${rank[$layer]}" ]; then
+            echo "check-layers: $file:$line: $layer/ includes $target/ (a higher layer): $text" >&2
+            bad=1
+        fi
+    done < <(grep -n '^#include "' "$layer"/*.[ch] /dev/null || true)
+done
+if [ "$bad" -ne 0 ]; then
+    echo "check-layers: upward includes found (order, bottom first: $*)" >&2
+    exit 1
+fi
+echo "check-layers: every include points down ($*)"
