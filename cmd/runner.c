@@ -396,18 +396,18 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
     double first_record = 0, redis_retry_at = 0, next_catch_up_check = 0, recheck_at = 0;
     double apply_sent_at = 0;
     bool rechecked = false;
+    /* The folded strings of a batch are bounded (BATCH_SOFT_BYTES, far
+     * below the 4 GiB that batch string offsets address), checked between
+     * chunks: a chunk holds at most chunk_cap records of the largest size
+     * validation lets through (a profile: ten --max-field-bytes strings). */
+    size_t chunk_cap = BATCH_SOFT_BYTES / (11 * rc->rules.max_field_bytes + 4096);
+    if (chunk_cap < 1)
+        chunk_cap = 1;
     while (!stop_requested) {
         run_metrics_heartbeat();
-        /* Up to a batch of messages (by count and by bytes), waiting only
-         * for the first. The folded strings are also bounded
-         * (BATCH_SOFT_BYTES, far below the 4 GiB that batch string offsets
-         * address): a chunk holds at most chunk_cap records of the largest
-         * size validation lets through (a profile: ten --max-field-bytes
-         * strings). */
+        /* Up to a batch of messages (by count, record bytes and folded
+         * bytes), waiting only for the first. */
         size_t bytes = 0;
-        size_t chunk_cap = BATCH_SOFT_BYTES / (11 * rc->rules.max_field_bytes + 4096);
-        if (chunk_cap < 1)
-            chunk_cap = 1;
         for (size_t got = 0; got < rc->batch_size && bytes < rc->batch_bytes && status == 0 &&
                              pipeline_pending_bytes(pipe) < BATCH_SOFT_BYTES;) {
             size_t want = rc->batch_size - got < POLL_CHUNK ? rc->batch_size - got : POLL_CHUNK;

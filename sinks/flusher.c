@@ -185,15 +185,13 @@ typedef struct {
     uint32_t mask;
 } device_mask;
 
-/* Parses "device=mask,device=mask" into *out. Returns the number of
- * pairs, or -1 when out of memory or when the value is not in that format:
- * state this process cannot read must stop the flush, never lose a device. */
-static ssize_t parse_device_masks(const char *s, size_t len, device_mask **out, size_t *cap)
+/* Appends the pairs of "device=mask,device=mask" to (*out, *n, *cap).
+ * Returns 0; -1 when the value is not in that format (state this process
+ * cannot read must stop the flush, never lose a device); -2 when out of
+ * memory. */
+static int append_device_masks(const char *s, size_t len, device_mask **out, size_t *n, size_t *cap)
 {
-    if (!s)
-        return 0;
-    size_t n = 0;
-    const char *p = s, *end = s + len;
+    const char *p = s, *end = s ? s + len : s;
     while (p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
@@ -202,12 +200,12 @@ static ssize_t parse_device_masks(const char *s, size_t len, device_mask **out, 
         if (!eq || !parse_i64(p, (size_t)(eq - p), &dev) ||
             !parse_i64(eq + 1, (size_t)(stop - eq - 1), &mask) || mask < 0 || mask > UINT32_MAX)
             return -1;
-        if (grow((void **)out, cap, n + 1, sizeof **out, 8))
-            return -1;
-        (*out)[n++] = (device_mask){dev, (uint32_t)mask};
+        if (grow((void **)out, cap, *n + 1, sizeof **out, 256))
+            return -2;
+        (*out)[(*n)++] = (device_mask){dev, (uint32_t)mask};
         p = stop + 1;
     }
-    return (ssize_t)n;
+    return 0;
 }
 
 /* Orders browsers: null first, then by bytes; a shorter prefix first. */
@@ -311,26 +309,16 @@ static int build_user_rows(redis_state *rs, flush_work *w, flush_payload *p, err
         goto out;
     /* Every user's "device=mask,..." value parsed once, into one array. */
     size_t n_dm = 0;
-    device_mask *one = NULL;
-    size_t one_cap = 0;
     for (size_t i = 0; i < w->n_users; i++) {
         first[i] = n_dm;
-        ssize_t n = parse_device_masks(um[i].devices, um[i].devices_len, &one, &one_cap);
-        if (n < 0) {
-            free(one);
+        int pr = append_device_masks(um[i].devices, um[i].devices_len, &dm, &n_dm, &dm_cap);
+        if (pr == -1)
             err_set(err, "flush: user %lld has a malformed device list in Redis (%zu bytes)",
                     (long long)um[i].user_id, um[i].devices_len);
+        if (pr)
             goto out;
-        }
-        if (grow((void **)&dm, &dm_cap, n_dm + (size_t)n + 1, sizeof *dm, 256)) {
-            free(one);
-            goto out;
-        }
-        memcpy(dm + n_dm, one, (size_t)n * sizeof *dm);
-        n_dm += (size_t)n;
     }
     first[w->n_users] = n_dm;
-    free(one);
     if (!(dm_slot = malloc((n_dm ? n_dm : 1) * sizeof *dm_slot)))
         goto out;
     for (size_t k = 0; k < n_dm; k++) {
