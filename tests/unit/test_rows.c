@@ -40,6 +40,16 @@ START_TEST(host_row_february)
 }
 END_TEST
 
+START_TEST(daily_row)
+{
+    strbuf sb = {0};
+    const unsigned char sk[] = {0x11, 0x8e, 0x7f, 0x00, 0xff};
+    ck_assert_int_eq(rows_encode_daily(&sb, "a\tb", 3, month_index(2024, 2), 9, sk, 5), 0);
+    ck_assert_str_eq(sb.data, "a\\tb\t2024-02-09\t\\\\x118e7f00ff\n");
+    strbuf_free(&sb);
+}
+END_TEST
+
 START_TEST(user_rows)
 {
     strbuf sb = {0};
@@ -73,6 +83,7 @@ Suite *suite_rows(void)
     tcase_add_test(tc, datelists);
     tcase_add_test(tc, host_row_february);
     tcase_add_test(tc, user_rows);
+    tcase_add_test(tc, daily_row);
     suite_add_tcase(s, tc);
     return s;
 }
