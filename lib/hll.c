@@ -115,6 +115,24 @@ bool hll_hash_sets_register(uint64_t h)
     return (h >> HLL_LOG2M) != 0;
 }
 
+size_t hll_redis_member(int64_t id, unsigned char out[HLL_MEMBER_MAX])
+{
+    uint64_t h = hll_hash_bigint(id);
+    hll_le64_put(out, hll_redis_preimage(h));
+    if (hll_hash_sets_register(h))
+        return 8;
+    out[8] = 0;
+    return 9;
+}
+
+int hll_redis_member_hash(const void *m, size_t len, uint64_t *h)
+{
+    if (len != 8 && len != 9)
+        return -1;
+    *h = hll_redis_hash64(hll_le64_get(m));
+    return len == 9 && hll_hash_sets_register(*h) ? -1 : 0;
+}
+
 /* The extension's rule: register = low log2m bits; value = 1 + trailing
  * zeros of the remaining bits (0 when they are all zero), at most 31. */
 void hll_registers_add(uint8_t regs[HLL_REGISTERS], uint64_t h)

@@ -69,6 +69,15 @@ uint64_t hll_le64_get(const unsigned char in[8]);
  * and must not be PFADDed (Redis would store 51 in its register). */
 bool hll_hash_sets_register(uint64_t h);
 
+/* A user's member in Redis's exact set of a (host, day), also the PFADD
+ * element: the 8 bytes of hll_redis_preimage(hll_hash_bigint(id)); a ninth
+ * byte (0) marks a hash that sets no register (never PFADDed). Returns the
+ * length, 8 or 9. */
+#define HLL_MEMBER_MAX 9
+size_t hll_redis_member(int64_t id, unsigned char out[HLL_MEMBER_MAX]);
+/* The hll_hash_bigint a member stands for; -1 when m is not a member. */
+int hll_redis_member_hash(const void *m, size_t len, uint64_t *h);
+
 /* Adds hash h to registers (the extension's compressed_add). */
 void hll_registers_add(uint8_t regs[HLL_REGISTERS], uint64_t h);
 

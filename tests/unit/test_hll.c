@@ -51,6 +51,25 @@ START_TEST(redis_preimage_inverts)
 }
 END_TEST
 
+START_TEST(redis_members)
+{
+    unsigned char m[HLL_MEMBER_MAX];
+    uint64_t h;
+    for (int64_t id = -1000; id < 1000; id++) {
+        ck_assert_uint_eq(hll_redis_member(id, m), 8);
+        ck_assert_int_eq(hll_redis_member_hash(m, 8, &h), 0);
+        ck_assert_uint_eq(h, hll_hash_bigint(id));
+        ck_assert_int_eq(hll_redis_member_hash(m, 9, &h), -1); /* a 9th byte only for zero rests */
+    }
+    /* A member of a hash whose upper 50 bits are zero (built, not found: odds 2^-50). */
+    hll_le64_put(m, hll_redis_preimage(5));
+    m[8] = 0;
+    ck_assert_int_eq(hll_redis_member_hash(m, 9, &h), 0);
+    ck_assert_uint_eq(h, 5);
+    ck_assert_int_eq(hll_redis_member_hash(m, 7, &h), -1);
+}
+END_TEST
+
 START_TEST(thresholds)
 {
     ck_assert_uint_eq(HLL_EXPLICIT_MAX, 1280);
@@ -207,6 +226,7 @@ Suite *suite_hll(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, hash_bigint_published_values);
     tcase_add_test(tc, redis_preimage_inverts);
+    tcase_add_test(tc, redis_members);
     tcase_add_test(tc, thresholds);
     tcase_add_test(tc, empty_and_explicit);
     tcase_add_test(tc, promotion_at_threshold);
