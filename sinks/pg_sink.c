@@ -547,7 +547,10 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, i
     if (claimed != 0) {
         if (PQstatus(pg->conn) == CONNECTION_OK)
             exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
-        pg->transient = claimed > 0;
+        /* -1: note_error classified it (a lock timeout on the fence row, held
+         * by another instance's flush, is worth retrying). */
+        if (claimed > 0)
+            pg->transient = true;
         return claimed > 0 ? claimed : -1;
     }
     if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
