@@ -402,8 +402,10 @@ int cmd_run(int argc, char **argv)
         avro_codec_set_registry(codec, registry);
         log_info("schema ids are resolved in the registry at %s", rc.registry.url);
     }
+    /* --reset checks the layout after deleting the state: that is how state of
+     * an older layout is rebuilt (README "Daily sketches"). */
     if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
-        redis_state_check_layout(rs, &err) ||
+        (!rc.reset && redis_state_check_layout(rs, &err)) ||
         !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
