@@ -166,7 +166,8 @@ static int cmp_signed(const void *a, const void *b)
 
 void hll_from_hashes(uint64_t *hashes, size_t n, hll_sketch *out)
 {
-    qsort(hashes, n, sizeof *hashes, cmp_signed);
+    if (n > 1) /* hashes may be NULL when n is 0 */
+        qsort(hashes, n, sizeof *hashes, cmp_signed);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (m == 0 || hashes[m - 1] != hashes[i])
