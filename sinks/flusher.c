@@ -20,7 +20,7 @@ typedef struct {
 
 typedef struct {
     /* host months to flush */
-    host_month_state *hosts;
+    host_row *hosts;
     size_t n_hosts, cap_hosts;
     /* user months to flush, deduplicated */
     user_month *users;
@@ -30,14 +30,14 @@ typedef struct {
     bytes_map new_devices;
     /* devices whose browser changed: their users are re-flushed (one scan) */
     bytes_map changed_devices;
-    redisReply *waiting[KEY_GROUPS]; /* waiting sets read, per device group */
+    redis_strings waiting[KEY_GROUPS]; /* waiting sets read, per device group */
     /* members of waiting sets resolved by this flush, to forget after commit */
     const char **resolved;
     size_t *resolved_len;
     uint32_t *resolved_group;
     size_t n_resolved, cap_resolved;
-    /* replies kept alive while rows point into them */
-    redisReply **taken;
+    /* the flushing sets taken, kept alive while rows point into them */
+    redis_strings *taken;
     size_t n_taken;
     uint32_t groups[KEY_GROUPS];
     size_t n_groups;
@@ -45,6 +45,7 @@ typedef struct {
     uint32_t dim_groups[KEY_GROUPS];
     size_t n_dim_groups;
     bool group_has_dims;
+    host_days *days; /* hosts[i]'s values */
     /* dirty entities Redis holds no state for (it lost it) */
     size_t missing_hosts, missing_users;
 } flush_work;
@@ -105,17 +106,17 @@ static int add_user_cb(void *ctx, int32_t month, int64_t user)
 
 /* Members "device|YYYYMM:user" of a waiting set: the ones whose device has
  * just arrived re-flush their user month. */
-static int add_waiting_users(flush_work *w, uint32_t group, const redisReply *members)
+static int add_waiting_users(flush_work *w, uint32_t group, const redis_strings *members)
 {
-    for (size_t i = 0; members && i < members->elements; i++) {
-        const redisReply *m = members->element[i];
-        const char *bar = memchr(m->str, '|', m->len);
+    for (size_t i = 0; i < members->n; i++) {
+        const redis_str *m = &members->v[i];
+        const char *bar = memchr(m->ptr, '|', m->len);
         int64_t device, user;
         int32_t month;
-        if (!bar || !parse_i64(m->str, (size_t)(bar - m->str), &device) ||
+        if (!bar || !parse_i64(m->ptr, (size_t)(bar - m->ptr), &device) ||
             !bytes_map_find(&w->new_devices, &device, sizeof device))
             continue;
-        size_t rest = m->len - (size_t)(bar + 1 - m->str);
+        size_t rest = m->len - (size_t)(bar + 1 - m->ptr);
         if (rest < 8 || !parse_month(bar + 1, 6, &month) || bar[7] != ':' ||
             !parse_i64(bar + 8, rest - 7, &user))
             continue;
@@ -135,7 +136,7 @@ static int add_waiting_users(flush_work *w, uint32_t group, const redisReply *me
             w->resolved_group = c;
             w->cap_resolved = nc;
         }
-        w->resolved[w->n_resolved] = m->str;
+        w->resolved[w->n_resolved] = m->ptr;
         w->resolved_len[w->n_resolved] = m->len;
         w->resolved_group[w->n_resolved++] = group;
     }
@@ -143,11 +144,11 @@ static int add_waiting_users(flush_work *w, uint32_t group, const redisReply *me
 }
 
 /* Members: h<YYYYMM>:<host>, u<YYYYMM>:<user>, n<device>, c<device>. */
-static int classify(flush_work *w, const redisReply *set)
+static int classify(flush_work *w, const redis_strings *set)
 {
-    for (size_t i = 0; i < set->elements; i++) {
-        const char *s = set->element[i]->str;
-        size_t len = set->element[i]->len;
+    for (size_t i = 0; i < set->n; i++) {
+        const char *s = set->v[i].ptr;
+        size_t len = set->v[i].len;
         int32_t month;
         int64_t id;
         if ((s[0] == 'h' || s[0] == 'u') && len > 8 && s[7] == ':' &&
@@ -155,7 +156,7 @@ static int classify(flush_work *w, const redisReply *set)
             if (s[0] == 'h') {
                 if (GROW_ONE(w->hosts, w->n_hosts, w->cap_hosts, 256))
                     return -1;
-                host_month_state *hm = &w->hosts[w->n_hosts++];
+                host_row *hm = &w->hosts[w->n_hosts++];
                 memset(hm, 0, sizeof *hm);
                 hm->host = s + 8;
                 hm->host_len = len - 8;
@@ -417,10 +418,10 @@ out:
 static void work_free(flush_work *w)
 {
     for (size_t i = 0; i < w->n_taken; i++)
-        freeReplyObject(w->taken[i]);
+        redis_strings_free(&w->taken[i]);
     for (uint32_t g = 0; g < KEY_GROUPS; g++)
-        if (w->waiting[g])
-            freeReplyObject(w->waiting[g]);
+        redis_strings_free(&w->waiting[g]);
+    free(w->days);
     free(w->resolved);
     free(w->resolved_len);
     free(w->resolved_group);
@@ -488,16 +489,16 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
         goto out;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         bool stale;
-        redisReply *r = redis_state_take_dirty(rs, g, token, &stale, err);
-        if (!r) {
+        redis_strings *r = &w.taken[g];
+        if (redis_state_take_dirty(rs, g, token, r, &stale, err)) {
             /* A newer flush overtook this one: what this one took so far
              * stays in the flushing sets, for that flush or the next. */
             if (stale)
                 rc = 1;
             goto out;
         }
-        w.taken[w.n_taken++] = r;
-        if (r->elements == 0)
+        w.n_taken = g + 1;
+        if (r->n == 0)
             continue;
         w.groups[w.n_groups++] = g;
         w.group_has_dims = false;
@@ -537,13 +538,14 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
         for (uint32_t g = 0; g < KEY_GROUPS; g++) {
             if (!group_has_new[g])
                 continue;
-            if (!(w.waiting[g] = redis_state_waiting(rs, g, err)) ||
-                add_waiting_users(&w, g, w.waiting[g]))
+            if (redis_state_waiting(rs, g, &w.waiting[g], err) ||
+                add_waiting_users(&w, g, &w.waiting[g]))
                 goto out;
         }
     }
 
-    if (redis_state_read_host_months(rs, w.hosts, w.n_hosts, err))
+    if (!(w.days = malloc((w.n_hosts ? w.n_hosts : 1) * sizeof *w.days)) ||
+        redis_state_read_host_months(rs, w.hosts, w.days, w.n_hosts, err))
         goto out;
     for (size_t i = 0; i < w.n_hosts; i++) {
         /* Every event adds a hit: a dirty host month without any has lost
@@ -555,9 +557,7 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
             w.missing_hosts++;
             continue;
         }
-        host_row row = {w.hosts[i].host, w.hosts[i].host_len, w.hosts[i].month, w.hosts[i].hits,
-                        w.hosts[i].uniq};
-        if (rows_encode_host(&p.hosts, &row))
+        if (rows_encode_host(&p.hosts, &w.hosts[i]))
             goto out;
         p.n_hosts++;
     }

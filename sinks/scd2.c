@@ -240,25 +240,22 @@ int scd2_encode_row(strbuf *sb, const dim_change *c)
     return strbuf_append(sb, "\n", 1);
 }
 
-int scd2_rows_from_buffer(const redisReply *reply, strbuf rows[DIM_COUNT], size_t counts[DIM_COUNT],
-                          errbuf *err)
+int scd2_rows_from_buffer(const redis_strings *pairs, strbuf rows[DIM_COUNT],
+                          size_t counts[DIM_COUNT], errbuf *err)
 {
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
-        return 0;
     size_t skipped = 0;
-    for (size_t f = 0; f + 1 < reply->elements; f += 2) {
-        const redisReply *field = reply->element[f], *val = reply->element[f + 1];
+    for (size_t f = 0; f + 1 < pairs->n; f += 2) {
+        const redis_str *field = &pairs->v[f], *val = &pairs->v[f + 1];
         dim_change c;
         memset(&c, 0, sizeof c);
-        if (field->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING ||
-            !dim_field_parse(field->str, field->len, &c.kind, &c.id)) {
+        if (!dim_field_parse(field->ptr, field->len, &c.kind, &c.id)) {
             skipped++;
             continue;
         }
         size_t pos = 0;
         dim_entry e;
         int r;
-        while ((r = dim_entries_next(val->str, val->len, &pos, &e)) == 1) {
+        while ((r = dim_entries_next(val->ptr, val->len, &pos, &e)) == 1) {
             c.updated_at_ms = e.updated_at_ms;
             if (!dim_payload_decode(c.kind, e.payload, e.payload_len, &c)) {
                 skipped++;
@@ -283,18 +280,14 @@ int scd2_collect(redis_state *rs, const uint32_t *groups, size_t n, strbuf rows[
 {
     if (n == 0)
         return 0;
-    redisReply *replies[KEY_GROUPS];
-    if (n > KEY_GROUPS) {
-        err_set(err, "flush: %zu dimension groups, more than the %d key groups", n, KEY_GROUPS);
-        return -1;
-    }
-    if (redis_state_read_dims(rs, groups, n, replies, err))
+    redis_strings pairs[KEY_GROUPS];
+    if (redis_state_read_dims(rs, groups, n, pairs, err))
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == 0)
-            rc = scd2_rows_from_buffer(replies[i], rows, counts, err);
-        freeReplyObject(replies[i]);
+            rc = scd2_rows_from_buffer(&pairs[i], rows, counts, err);
+        redis_strings_free(&pairs[i]);
     }
     return rc;
 }

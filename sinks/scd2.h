@@ -26,7 +26,6 @@
 #include "sinks/rows.h"
 #include "lib/log.h"
 
-#include <hiredis/hiredis.h>
 #include <stdbool.h>
 
 typedef struct {
@@ -46,12 +45,12 @@ void scd2_config_format(const scd2_config *c, enum dim_kind kind, char *buf, siz
 int scd2_stage_sql(strbuf *out, errbuf *err);
 int scd2_apply_sql(const scd2_config *c, enum dim_kind kind, strbuf *out, errbuf *err);
 
-/* Staging rows of the changes buffered in one key group: reply is the
- * HGETALL of its buffer (field "d42" → entries). Appends COPY lines to
+/* Staging rows of the changes buffered in one key group: pairs are the
+ * fields and values of its buffer (field "d42" → entries). Appends COPY lines to
  * rows[kind] and counts them. Malformed fields or entries are skipped
  * with a warning (they cannot come from this program). */
-int scd2_rows_from_buffer(const redisReply *reply, strbuf rows[DIM_COUNT], size_t counts[DIM_COUNT],
-                          errbuf *err);
+int scd2_rows_from_buffer(const redis_strings *pairs, strbuf rows[DIM_COUNT],
+                          size_t counts[DIM_COUNT], errbuf *err);
 
 /* Reads the changes a flush took in these groups (those whose flushing set
  * holds "D": processors/take_dirty.lua) and appends their staging rows. */

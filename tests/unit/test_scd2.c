@@ -66,17 +66,6 @@ START_TEST(merge_sql_from_template)
 }
 END_TEST
 
-static redisReply *str_reply(const char *s, size_t len)
-{
-    redisReply *r = calloc(1, sizeof *r);
-    r->type = REDIS_REPLY_STRING;
-    r->str = malloc(len + 1);
-    memcpy(r->str, s, len);
-    r->str[len] = '\0';
-    r->len = len;
-    return r;
-}
-
 START_TEST(staging_rows_from_buffer)
 {
     const char *pairs[][2] = {
@@ -85,12 +74,12 @@ START_TEST(staging_rows_from_buffer)
         {"zz", "1:1:T"},    /* not a field of ours: skipped */
         {"d8", "1:4:Vxyz"}, /* malformed payload: skipped */
     };
-    redisReply top = {.type = REDIS_REPLY_ARRAY, .elements = 8};
-    top.element = calloc(8, sizeof *top.element);
+    redis_str v[8];
     for (int i = 0; i < 4; i++) {
-        top.element[2 * i] = str_reply(pairs[i][0], strlen(pairs[i][0]));
-        top.element[2 * i + 1] = str_reply(pairs[i][1], strlen(pairs[i][1]));
+        v[2 * i] = (redis_str){pairs[i][0], strlen(pairs[i][0])};
+        v[2 * i + 1] = (redis_str){pairs[i][1], strlen(pairs[i][1])};
     }
+    redis_strings top = {v, 8, NULL};
     strbuf rows[DIM_COUNT] = {{0}};
     size_t counts[DIM_COUNT] = {0};
     errbuf err = {{0}};
@@ -101,11 +90,6 @@ START_TEST(staging_rows_from_buffer)
                      "-7\t5\tf\ta\\tb\t\\N\t\\N\n-7\t1672531200000\tt\t\\N\t\\N\t\\N\n");
     ck_assert_str_eq(rows[DIM_USERS].data,
                      "9\t1\tf\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n");
-    for (int i = 0; i < 8; i++) {
-        free(top.element[i]->str);
-        free(top.element[i]);
-    }
-    free(top.element);
     for (int k = 0; k < DIM_COUNT; k++)
         strbuf_free(&rows[k]);
 }
