@@ -6,7 +6,7 @@
 #include "consumers/kafka_admin.h"
 #include "consumers/kafka_source.h"
 #include "processors/pipeline.h"
-#include "sinks/flusher.h"
+#include "cmd/flush.h"
 #include "cmd/commands.h"
 #include "cmd/runner.h"
 #include "lib/config.h"

@@ -11,6 +11,8 @@
  */
 #include "processors/redis_conn_impl.h"
 
+#include "processors/key_groups.h"
+
 #include "lib/civil_time.h"
 #include "lib/embedded.h"
 
@@ -41,16 +43,8 @@ int ab_add_key(argv_builder *ab, const redis_state *rs, uint32_t g, const char *
         return 0;
     /* Extend the argument just added with the tail bytes. */
     size_t last = ab->n - 1;
-    if (ab->len + tail_len > ab->cap) {
-        size_t nc = ab->cap * 2;
-        while (nc < ab->len + tail_len)
-            nc *= 2;
-        char *nb = realloc(ab->buf, nc);
-        if (!nb)
-            return -1;
-        ab->buf = nb;
-        ab->cap = nc;
-    }
+    if (ab_reserve(ab, tail_len))
+        return -1;
     memcpy(ab->buf + ab->len, tail, tail_len);
     ab->len += tail_len;
     ab->alen[last] += tail_len;

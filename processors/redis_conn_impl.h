@@ -14,7 +14,7 @@
 #ifndef ACTIVITY_REDIS_CONN_IMPL_H
 #define ACTIVITY_REDIS_CONN_IMPL_H
 
-#include "processors/redis_state.h"
+#include "processors/redis_conn.h"
 #include "lib/decimal.h"
 
 #include <hiredis/hiredis.h>
@@ -62,6 +62,22 @@ static inline void ab_reset(argv_builder *ab)
     ab->n = 0;
 }
 
+/* Room for len more bytes of arguments. */
+static inline int ab_reserve(argv_builder *ab, size_t len)
+{
+    if (ab->len + len <= ab->cap)
+        return 0;
+    size_t nc = ab->cap ? ab->cap * 2 : 65536;
+    while (nc < ab->len + len)
+        nc *= 2;
+    char *nb = realloc(ab->buf, nc);
+    if (!nb)
+        return -1;
+    ab->buf = nb;
+    ab->cap = nc;
+    return 0;
+}
+
 static inline int ab_add(argv_builder *ab, const void *data, size_t len)
 {
     if (ab->n == ab->cap_n) {
@@ -76,16 +92,8 @@ static inline int ab_add(argv_builder *ab, const void *data, size_t len)
         ab->alen = nl;
         ab->cap_n = nc;
     }
-    if (ab->len + len > ab->cap) {
-        size_t nc = ab->cap ? ab->cap * 2 : 65536;
-        while (nc < ab->len + len)
-            nc *= 2;
-        char *nb = realloc(ab->buf, nc);
-        if (!nb)
-            return -1;
-        ab->buf = nb;
-        ab->cap = nc;
-    }
+    if (ab_reserve(ab, len))
+        return -1;
     memcpy(ab->buf + ab->len, data, len);
     ab->off[ab->n] = ab->len;
     ab->alen[ab->n] = len;

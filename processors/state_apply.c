@@ -8,6 +8,9 @@
  * (state_read.c); `make bench` builds this file a second time with
  * ACTIVITY_UNFENCED to price the fencing.
  */
+#include "processors/state_apply.h"
+
+#include "processors/dirty_marker.h"
 #include "processors/redis_conn_impl.h"
 
 #include "lib/civil_time.h"
@@ -75,14 +78,37 @@ static int cmp_ud(const void *a, const void *b)
     return 0;
 }
 
-/* Appends the user-hash section: rows sorted by (month, bucket, user). */
-static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
+/* The user hashes of rows sorted by (month, bucket, user): the first row
+ * of each run of equal (month, bucket). */
+static size_t user_hash_count(const ud_row *rows, size_t n)
 {
     size_t nkeys = 0;
     for (size_t i = 0; i < n; i++)
         if (i == 0 || rows[i].month != rows[i - 1].month || rows[i].bucket != rows[i - 1].bucket)
             nkeys++;
-    if (ab_addf(ab, "%zu", nkeys))
+    return nkeys;
+}
+
+/* Adds the KEYS of the user hashes, in the order of their section. */
+static int add_user_keys(argv_builder *ab, const redis_state *rs, uint32_t g, const ud_row *rows,
+                         size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i && rows[i].month == rows[i - 1].month && rows[i].bucket == rows[i - 1].bucket)
+            continue;
+        char month[8], mid[32];
+        rs_month_text(rows[i].month, month);
+        snprintf(mid, sizeof mid, "u:%s:%u", month, rows[i].bucket);
+        if (ab_add_key(ab, rs, g, mid, NULL, 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* Appends the user-hash section: rows sorted by (month, bucket, user). */
+static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
+{
+    if (ab_addf(ab, "%zu", user_hash_count(rows, n)))
         return -1;
     size_t i = 0;
     while (i < n) {
@@ -96,7 +122,7 @@ static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
         }
         char month[8];
         rs_month_text(rows[i].month, month);
-        if (ab_add(ab, month, 6) || ab_addf(ab, "%u", rows[i].bucket) || ab_addf(ab, "%zu", nusers))
+        if (ab_add(ab, month, 6) || ab_addf(ab, "%zu", nusers))
             return -1;
         size_t u = i;
         while (u < kend) {
@@ -130,35 +156,16 @@ static const bool unfenced = true;
 static const bool unfenced = false;
 #endif
 
+/* One apply.lua call: every key it touches in KEYS (Redis Cluster routes
+ * by them; all share the group's hash tag), in the order apply.lua reads
+ * them, then the fence check and the deltas in ARGV. */
 static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *field,
                        int64_t expected, int64_t new_fence, ud_row **rows, size_t *rows_cap)
 {
     argv_builder *ab = &rs->ab;
-    ab_reset(ab);
-    if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->apply_sha, 40) || ab_add(ab, "1", 1) ||
-        ab_add_key(ab, rs, g, "fence", NULL, 0) || ab_add(ab, field, strlen(field)) ||
-        (unfenced ? ab_add(ab, "*", 1) : ab_addf(ab, "%lld", (long long)expected)) ||
-        ab_addf(ab, "%lld", (long long)new_fence) || ab_addf(ab, "%ld", rs->exact_limit))
-        return -1;
-
     size_t nh = 0;
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next)
         nh++;
-    if (ab_addf(ab, "%zu", nh))
-        return -1;
-    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
-        const host_day_delta *hd = &b->host_days[i];
-        civil_date d = civil_from_days(hd->day);
-        if (ab_addf(ab, "%04d%02d", d.year, d.month) || ab_addf(ab, "%d", d.day) ||
-            ab_addf(ab, "%04d%02d%02d", d.year, d.month, d.day) ||
-            ab_add(ab, batch_str(b, hd->host_off), hd->host_len) ||
-            ab_addf(ab, "%llu", (unsigned long long)hd->hits) || ab_addf(ab, "%u", hd->nusers))
-            return -1;
-        for (uint32_t u = hd->users_head; u != BATCH_NONE; u = b->users[u].next)
-            if (ab_add_i64(ab, b->users[u].user_id))
-                return -1;
-    }
-
     size_t nu = 0;
     for (uint32_t i = b ? b->ud_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->uds[i].next) {
         if (grow((void **)rows, rows_cap, nu + 1, sizeof **rows, 1024))
@@ -168,6 +175,47 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
             (ud_row){ud->month, bucket_of_user(ud->user_id), ud->user_id, ud->device_id, ud->mask};
     }
     qsort(*rows, nu, sizeof **rows, cmp_ud);
+
+    ab_reset(ab);
+    if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->apply_sha, 40) ||
+        ab_addf(ab, "%zu", 4 + 3 * nh + user_hash_count(*rows, nu)) ||
+        ab_add_key(ab, rs, g, "fence", NULL, 0) || ab_add_key(ab, rs, g, "dirty", NULL, 0) ||
+        ab_add_key(ab, rs, g, "d", NULL, 0) || ab_add_key(ab, rs, g, "dim", NULL, 0))
+        return -1;
+    /* Per host-day: its hits hash, and both homes of its uniques (the
+     * exact set and the HyperLogLog it is folded into). */
+    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
+        const host_day_delta *hd = &b->host_days[i];
+        const char *host = batch_str(b, hd->host_off);
+        civil_date d = civil_from_days(hd->day);
+        char h[48], s[48], p[48];
+        snprintf(h, sizeof h, "h:%04d%02d:", d.year, d.month);
+        snprintf(s, sizeof s, "s:%04d%02d%02d:", d.year, d.month, d.day);
+        snprintf(p, sizeof p, "p:%04d%02d%02d:", d.year, d.month, d.day);
+        if (ab_add_key(ab, rs, g, h, host, hd->host_len) ||
+            ab_add_key(ab, rs, g, s, host, hd->host_len) ||
+            ab_add_key(ab, rs, g, p, host, hd->host_len))
+            return -1;
+    }
+    if (add_user_keys(ab, rs, g, *rows, nu))
+        return -1;
+
+    if (ab_add(ab, field, strlen(field)) ||
+        (unfenced ? ab_add(ab, "*", 1) : ab_addf(ab, "%lld", (long long)expected)) ||
+        ab_addf(ab, "%lld", (long long)new_fence) || ab_addf(ab, "%ld", rs->exact_limit) ||
+        ab_addf(ab, "%zu", nh))
+        return -1;
+    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
+        const host_day_delta *hd = &b->host_days[i];
+        civil_date d = civil_from_days(hd->day);
+        if (ab_addf(ab, "%04d%02d", d.year, d.month) || ab_addf(ab, "%d", d.day) ||
+            ab_add(ab, batch_str(b, hd->host_off), hd->host_len) ||
+            ab_addf(ab, "%llu", (unsigned long long)hd->hits) || ab_addf(ab, "%u", hd->nusers))
+            return -1;
+        for (uint32_t u = hd->users_head; u != BATCH_NONE; u = b->users[u].next)
+            if (ab_add_i64(ab, b->users[u].user_id))
+                return -1;
+    }
     if (add_user_section(ab, *rows, nu))
         return -1;
 
@@ -454,7 +502,7 @@ int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, er
             if (user) {
                 /* ARGV[1] = "u<YYYYMM>:" */
                 char head[16];
-                snprintf(head, sizeof head, "u%.6s:", rest);
+                snprintf(head, sizeof head, "%c%.6s:", DIRTY_TAG_USER, rest);
                 bad = ab_add(&rs->ab, "EVAL", 4) ||
                       ab_add(&rs->ab, mark_users_lua, sizeof mark_users_lua - 1) ||
                       ab_add(&rs->ab, "2", 1) || ab_add(&rs->ab, key, len) ||
@@ -465,7 +513,7 @@ int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, er
                 size_t tail = (size_t)(key + len - rest);
                 char *member = malloc(tail + 1);
                 if (member) {
-                    member[0] = 'h';
+                    member[0] = DIRTY_TAG_HOST;
                     memcpy(member + 1, rest, tail);
                 }
                 bad = !member || ab_add(&rs->ab, "SADD", 4) ||

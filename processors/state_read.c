@@ -8,6 +8,10 @@
  * Replies are copied into plain C values (processors/redis_state.h), so
  * no caller sees hiredis.
  */
+#include "processors/state_read.h"
+
+#include "processors/dirty_marker.h"
+#include "processors/key_groups.h"
 #include "processors/redis_conn_impl.h"
 
 #include "lib/civil_time.h"
@@ -15,6 +19,11 @@
 int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, redis_strings *out,
                           errbuf *err)
 {
+    redisReply *r[KEY_GROUPS];
+    if (n > KEY_GROUPS) {
+        err_set(err, "flush: %zu dimension groups, more than the %d key groups", n, KEY_GROUPS);
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof out[i]);
         ab_reset(&rs->ab);
@@ -23,11 +32,6 @@ int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, red
             err_set(err, "redis: cannot queue a dimension read");
             return -1;
         }
-    }
-    redisReply *r[KEY_GROUPS];
-    if (n > KEY_GROUPS) {
-        err_set(err, "flush: %zu dimension groups, more than the %d key groups", n, KEY_GROUPS);
-        return -1;
     }
     if (rs_collect(rs, r, n, err))
         return -1;
@@ -45,7 +49,9 @@ int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, red
     return rc;
 }
 
-/* One read_host.lua call per (host, month). On NOSCRIPT (Redis restarted
+/* One read_host.lua call per (host, month), naming every key it may read:
+ * the hits hash and, per day of the month, the exact set and the
+ * HyperLogLog of its uniques. On NOSCRIPT (Redis restarted
  * and lost its script cache) the scripts are reloaded and the flush fails
  * this time; the next attempt succeeds. */
 int redis_state_read_host_months(redis_state *rs, host_row *hm, host_days *days, size_t n,
@@ -53,20 +59,27 @@ int redis_state_read_host_months(redis_state *rs, host_row *hm, host_days *days,
 {
     argv_builder *ab = &rs->ab;
     for (size_t i = 0; i < n; i++) {
-        char month[8], head[300];
-        rs_month_text(hm[i].month, month);
+        int y, m;
+        month_from_index(hm[i].month, &y, &m);
+        int ndays = days_in_month(y, m);
         uint32_t g = group_of_host(hm[i].host, hm[i].host_len);
-        char mid[16];
-        snprintf(mid, sizeof mid, "h:%s:", month);
-        snprintf(head, sizeof head, "%s:{%u}:", rs->prefix, g);
+        char mid[48];
+        snprintf(mid, sizeof mid, "h:%04d%02d:", y, m);
         ab_reset(ab);
-        if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->read_host_sha, 40) || ab_add(ab, "1", 1) ||
-            ab_add_key(ab, rs, g, mid, hm[i].host, hm[i].host_len) ||
-            ab_add(ab, head, strlen(head)) || ab_add(ab, month, 6) ||
-            ab_add(ab, hm[i].host, hm[i].host_len) || ab_send(rs, ab)) {
-            err_set(err, "redis: cannot queue host read");
-            return -1;
+        if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->read_host_sha, 40) ||
+            ab_addf(ab, "%d", 1 + 2 * ndays) ||
+            ab_add_key(ab, rs, g, mid, hm[i].host, hm[i].host_len))
+            goto queue_failed;
+        for (int d = 1; d <= ndays; d++) {
+            char s[48], p[48];
+            snprintf(s, sizeof s, "s:%04d%02d%02d:", y, m, d);
+            snprintf(p, sizeof p, "p:%04d%02d%02d:", y, m, d);
+            if (ab_add_key(ab, rs, g, s, hm[i].host, hm[i].host_len) ||
+                ab_add_key(ab, rs, g, p, hm[i].host, hm[i].host_len))
+                goto queue_failed;
         }
+        if (ab_send(rs, ab))
+            goto queue_failed;
     }
     redisReply **r = calloc(n ? n : 1, sizeof *r);
     if (!r || rs_collect(rs, r, n, err)) {
@@ -92,6 +105,9 @@ int redis_state_read_host_months(redis_state *rs, host_row *hm, host_days *days,
     }
     free(r);
     return 0;
+queue_failed:
+    err_set(err, "redis: cannot queue host read");
+    return -1;
 }
 
 /* Sorts indices so that entries sharing a Redis hash come together; one
@@ -259,7 +275,7 @@ int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids, con
                 continue;
             char month[8];
             rs_month_text(months[i], month);
-            if (ab_addf(ab, "%lld|%s:%lld", (long long)device_ids[i], month,
+            if (ab_addf(ab, "%lld%c%s:%lld", (long long)device_ids[i], DIRTY_WAITING_SEP, month,
                         (long long)user_ids[i]))
                 return -1;
         }

@@ -5,6 +5,7 @@
  * results are checked against plain SQL on the real stack:
  * tests/integration/test_scd2.sh.)
  */
+#include "processors/flush_plan.h"
 #include "sinks/scd2.h"
 #include "tests/unit/unit.h"
 
@@ -82,8 +83,12 @@ START_TEST(staging_rows_from_buffer)
     redis_strings top = {v, 8, NULL};
     strbuf rows[DIM_COUNT] = {{0}};
     size_t counts[DIM_COUNT] = {0};
-    errbuf err = {{0}};
-    ck_assert_int_eq(scd2_rows_from_buffer(&top, rows, counts, &err), 0);
+    dim_change *changes = NULL;
+    size_t n = 0, cap = 0;
+    ck_assert_int_eq(flush_plan_dims_from_buffer(&top, &changes, &n, &cap, counts), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(scd2_encode_row(&rows[changes[i].kind], &changes[i]), 0);
+    free(changes);
     ck_assert_uint_eq(counts[DIM_DEVICES], 2);
     ck_assert_uint_eq(counts[DIM_USERS], 1);
     ck_assert_str_eq(rows[DIM_DEVICES].data,
