@@ -10,6 +10,7 @@
  * number of events. Reads for the flush are pipelined the same way.
  */
 #include "processors/redis_conn_impl.h"
+#include "processors/state_keys.h"
 
 #include "processors/key_groups.h"
 
@@ -391,7 +392,8 @@ int redis_state_drop_all(redis_state *rs, errbuf *err)
 int redis_state_check_layout(redis_state *rs, errbuf *err)
 {
     char key[256];
-    snprintf(key, sizeof key, "%s:meta", rs->prefix);
+    if (key_prefixed(key, sizeof key, rs, KEY_META, err))
+        return -1;
     redisReply *r = rs_command(rs, err, "HSETNX %s layout %s", key, LAYOUT_VERSION);
     if (!r)
         return -1;
@@ -421,7 +423,8 @@ int redis_state_check_layout(redis_state *rs, errbuf *err)
 int redis_state_layout_present(redis_state *rs, errbuf *err)
 {
     char key[256];
-    snprintf(key, sizeof key, "%s:meta", rs->prefix);
+    if (key_prefixed(key, sizeof key, rs, KEY_META, err))
+        return -1;
     redisReply *r = rs_command(rs, err, "EXISTS %s", key);
     if (!r)
         return -1;
@@ -453,7 +456,7 @@ redisReply *rs_group_script(redis_state *rs, const char *sha, uint32_t g,
             return NULL;
         }
         for (int k = 0; k < nkeys; k++)
-            if (ab_add_key(ab, rs, g, middles[k], NULL, 0)) {
+            if (key_group(ab, rs, g, middles[k])) {
                 err_set(err, "out of memory");
                 return NULL;
             }

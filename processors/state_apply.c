@@ -12,6 +12,7 @@
 
 #include "processors/dirty_marker.h"
 #include "processors/redis_conn_impl.h"
+#include "processors/state_keys.h"
 
 #include "lib/civil_time.h"
 #include "lib/failpoint.h"
@@ -39,7 +40,7 @@ int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partitio
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         argv_builder *ab = &rs->ab;
         ab_reset(ab);
-        if (ab_add(ab, "HGET", 4) || ab_add_key(ab, rs, g, "fence", NULL, 0) ||
+        if (ab_add(ab, "HGET", 4) || key_group(ab, rs, g, KEY_FENCE) ||
             ab_add(ab, field, strlen(field)) || ab_send(rs, ab)) {
             err_set(err, "redis: cannot queue fence read");
             return -1;
@@ -96,10 +97,7 @@ static int add_user_keys(argv_builder *ab, const redis_state *rs, uint32_t g, co
     for (size_t i = 0; i < n; i++) {
         if (i && rows[i].month == rows[i - 1].month && rows[i].bucket == rows[i - 1].bucket)
             continue;
-        char month[8], mid[32];
-        rs_month_text(rows[i].month, month);
-        snprintf(mid, sizeof mid, "u:%s:%u", month, rows[i].bucket);
-        if (ab_add_key(ab, rs, g, mid, NULL, 0))
+        if (key_user_hash(ab, rs, g, rows[i].month, rows[i].bucket))
             return -1;
     }
     return 0;
@@ -179,8 +177,8 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
     ab_reset(ab);
     if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->apply_sha, 40) ||
         ab_addf(ab, "%zu", 4 + 3 * nh + user_hash_count(*rows, nu)) ||
-        ab_add_key(ab, rs, g, "fence", NULL, 0) || ab_add_key(ab, rs, g, "dirty", NULL, 0) ||
-        ab_add_key(ab, rs, g, "d", NULL, 0) || ab_add_key(ab, rs, g, "dim", NULL, 0))
+        key_group(ab, rs, g, KEY_FENCE) || key_group(ab, rs, g, KEY_DIRTY) ||
+        key_group(ab, rs, g, KEY_DEVICES) || key_group(ab, rs, g, KEY_DIM))
         return -1;
     /* Per host-day: its hits hash, and both homes of its uniques (the
      * exact set and the HyperLogLog it is folded into). */
@@ -188,13 +186,8 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         const host_day_delta *hd = &b->host_days[i];
         const char *host = batch_str(b, hd->host_off);
         civil_date d = civil_from_days(hd->day);
-        char h[48], s[48], p[48];
-        snprintf(h, sizeof h, "h:%04d%02d:", d.year, d.month);
-        snprintf(s, sizeof s, "s:%04d%02d%02d:", d.year, d.month, d.day);
-        snprintf(p, sizeof p, "p:%04d%02d%02d:", d.year, d.month, d.day);
-        if (ab_add_key(ab, rs, g, h, host, hd->host_len) ||
-            ab_add_key(ab, rs, g, s, host, hd->host_len) ||
-            ab_add_key(ab, rs, g, p, host, hd->host_len))
+        if (key_host_month(ab, rs, g, d.year, d.month, host, hd->host_len) ||
+            key_host_day_uniques(ab, rs, g, d.year, d.month, d.day, host, hd->host_len))
             return -1;
     }
     if (add_user_keys(ab, rs, g, *rows, nu))
@@ -372,7 +365,8 @@ int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t parti
 int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err)
 {
     char key[256];
-    snprintf(key, sizeof key, "%s:flushgen", rs->prefix);
+    if (key_prefixed(key, sizeof key, rs, KEY_FLUSHGEN, err))
+        return -1;
     redisReply *r = rs_command(rs, err, "INCR %s", key);
     if (!r)
         return -1;
@@ -384,7 +378,8 @@ int redis_state_flush_token(redis_state *rs, int64_t *token, errbuf *err)
 int redis_state_raise_flush_token(redis_state *rs, int64_t at_least, errbuf *err)
 {
     char key[256];
-    snprintf(key, sizeof key, "%s:flushgen", rs->prefix);
+    if (key_prefixed(key, sizeof key, rs, KEY_FLUSHGEN, err))
+        return -1;
     redisReply *r = rs_command(rs, err, "EVAL %s 1 %s %lld",
                                "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) "
                                "then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
@@ -400,7 +395,8 @@ int redis_state_raise_flush_token(redis_state *rs, int64_t at_least, errbuf *err
 int redis_state_take_dirty(redis_state *rs, uint32_t g, int64_t token, redis_strings *members,
                            bool *stale, errbuf *err)
 {
-    static const char *const keys[5] = {"dirty", "flushing", "flushtoken", "dim", "dimflushing"};
+    static const char *const keys[5] = {KEY_DIRTY, KEY_FLUSHING, KEY_FLUSHTOKEN, KEY_DIM,
+                                        KEY_DIMFLUSHING};
     *stale = false;
     memset(members, 0, sizeof *members);
     redisReply *r = rs_group_script(rs, rs->take_sha, g, keys, 5, token, err);
@@ -426,7 +422,7 @@ int redis_state_take_dirty(redis_state *rs, uint32_t g, int64_t token, redis_str
 /* Reads n pipelined replies; fails (freeing them) if any is an error. */
 int redis_state_pg_token(redis_state *rs, int64_t *token, errbuf *err)
 {
-    redisReply *r = rs_command(rs, err, "GET %s:pgtoken", rs->prefix);
+    redisReply *r = rs_command(rs, err, "GET %s:" KEY_PGTOKEN, rs->prefix);
     if (!r)
         return -1;
     *token = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
@@ -443,9 +439,9 @@ int redis_state_epoch(redis_state *rs, int64_t *epoch, bool bump, errbuf *err)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         *epoch = ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000) * 1000 + getpid() % 1000;
-        r = rs_command(rs, err, "SET %s:epoch %lld", rs->prefix, (long long)*epoch);
+        r = rs_command(rs, err, "SET %s:" KEY_EPOCH " %lld", rs->prefix, (long long)*epoch);
     } else {
-        r = rs_command(rs, err, "GET %s:epoch", rs->prefix);
+        r = rs_command(rs, err, "GET %s:" KEY_EPOCH, rs->prefix);
         if (r)
             *epoch = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
     }
@@ -459,11 +455,11 @@ int redis_state_set_pg_token(redis_state *rs, int64_t token, bool raise_only, er
 {
     redisReply *r =
         raise_only
-            ? rs_command(rs, err, "EVAL %s 1 %s:pgtoken %lld",
+            ? rs_command(rs, err, "EVAL %s 1 %s:" KEY_PGTOKEN " %lld",
                          "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) "
                          "then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
                          rs->prefix, (long long)token)
-            : rs_command(rs, err, "SET %s:pgtoken %lld", rs->prefix, (long long)token);
+            : rs_command(rs, err, "SET %s:" KEY_PGTOKEN " %lld", rs->prefix, (long long)token);
     if (!r)
         return -1;
     freeReplyObject(r);
@@ -481,10 +477,12 @@ static const char mark_users_lua[] =
 int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, errbuf *err)
 {
     *hosts = *users = 0;
-    char cursor[32] = "0";
+    char cursor[32] = "0", pattern[300];
+    /* hiredis' format takes no %c: the pattern is made here. */
+    snprintf(pattern, sizeof pattern, "%s:{*}:[%c%c]:*", rs->prefix, KEY_KIND_HOST_MONTH,
+             KEY_KIND_USER_HASH);
     do {
-        redisReply *r =
-            rs_command(rs, err, "SCAN %s MATCH %s:{*}:[hu]:* COUNT 1000", cursor, rs->prefix);
+        redisReply *r = rs_command(rs, err, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         if (!r)
             return -1;
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
@@ -493,8 +491,9 @@ int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, er
         for (size_t k = 0; k < keys->elements; k++) {
             const char *key = keys->element[k]->str, *rest;
             size_t len = keys->element[k]->len;
-            int g = rs_key_group_of(rs, key, len, 'h', &rest);
-            bool user = g < 0 && (g = rs_key_group_of(rs, key, len, 'u', &rest)) >= 0;
+            int g = rs_key_group_of(rs, key, len, KEY_KIND_HOST_MONTH, &rest);
+            bool user =
+                g < 0 && (g = rs_key_group_of(rs, key, len, KEY_KIND_USER_HASH, &rest)) >= 0;
             if (g < 0 || (size_t)(key + len - rest) < 7)
                 continue;
             ab_reset(&rs->ab);
@@ -506,7 +505,7 @@ int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, er
                 bad = ab_add(&rs->ab, "EVAL", 4) ||
                       ab_add(&rs->ab, mark_users_lua, sizeof mark_users_lua - 1) ||
                       ab_add(&rs->ab, "2", 1) || ab_add(&rs->ab, key, len) ||
-                      ab_add_key(&rs->ab, rs, (uint32_t)g, "dirty", NULL, 0) ||
+                      key_group(&rs->ab, rs, (uint32_t)g, KEY_DIRTY) ||
                       ab_add(&rs->ab, head, strlen(head));
             } else {
                 /* The member is "h" followed by the key's "<YYYYMM>:<host>". */
@@ -517,7 +516,7 @@ int redis_state_mark_all_dirty(redis_state *rs, size_t *hosts, size_t *users, er
                     memcpy(member + 1, rest, tail);
                 }
                 bad = !member || ab_add(&rs->ab, "SADD", 4) ||
-                      ab_add_key(&rs->ab, rs, (uint32_t)g, "dirty", NULL, 0) ||
+                      key_group(&rs->ab, rs, (uint32_t)g, KEY_DIRTY) ||
                       ab_add(&rs->ab, member, tail + 1);
                 free(member);
             }
@@ -554,7 +553,7 @@ int redis_state_forget_fences(redis_state *rs, const char *topic, errbuf *err)
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         ab_reset(&rs->ab);
         if (ab_add(&rs->ab, "EVAL", 4) || ab_add(&rs->ab, lua, sizeof lua - 1) ||
-            ab_add(&rs->ab, "1", 1) || ab_add_key(&rs->ab, rs, g, "fence", NULL, 0) ||
+            ab_add(&rs->ab, "1", 1) || key_group(&rs->ab, rs, g, KEY_FENCE) ||
             ab_add(&rs->ab, field, (size_t)fl) || ab_send(rs, &rs->ab)) {
             err_set(err, "redis: cannot queue a fence reset");
             return -1;
@@ -566,7 +565,7 @@ int redis_state_forget_fences(redis_state *rs, const char *topic, errbuf *err)
 int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, int64_t token,
                              errbuf *err)
 {
-    static const char *const keys[3] = {"flushing", "flushtoken", "dimflushing"};
+    static const char *const keys[3] = {KEY_FLUSHING, KEY_FLUSHTOKEN, KEY_DIMFLUSHING};
     for (size_t i = 0; i < n; i++) {
         redisReply *r = rs_group_script(rs, rs->finish_sha, groups[i], keys, 3, token, err);
         if (!r)

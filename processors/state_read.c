@@ -13,6 +13,7 @@
 #include "processors/dirty_marker.h"
 #include "processors/key_groups.h"
 #include "processors/redis_conn_impl.h"
+#include "processors/state_keys.h"
 
 #include "lib/civil_time.h"
 
@@ -27,8 +28,8 @@ int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, red
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof out[i]);
         ab_reset(&rs->ab);
-        if (ab_add(&rs->ab, "HGETALL", 7) ||
-            ab_add_key(&rs->ab, rs, groups[i], "dimflushing", NULL, 0) || ab_send(rs, &rs->ab)) {
+        if (ab_add(&rs->ab, "HGETALL", 7) || key_group(&rs->ab, rs, groups[i], KEY_DIMFLUSHING) ||
+            ab_send(rs, &rs->ab)) {
             err_set(err, "redis: cannot queue a dimension read");
             return -1;
         }
@@ -63,19 +64,13 @@ int redis_state_read_host_months(redis_state *rs, host_row *hm, host_days *days,
         month_from_index(hm[i].month, &y, &m);
         int ndays = days_in_month(y, m);
         uint32_t g = group_of_host(hm[i].host, hm[i].host_len);
-        char mid[48];
-        snprintf(mid, sizeof mid, "h:%04d%02d:", y, m);
         ab_reset(ab);
         if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->read_host_sha, 40) ||
             ab_addf(ab, "%d", 1 + 2 * ndays) ||
-            ab_add_key(ab, rs, g, mid, hm[i].host, hm[i].host_len))
+            key_host_month(ab, rs, g, y, m, hm[i].host, hm[i].host_len))
             goto queue_failed;
         for (int d = 1; d <= ndays; d++) {
-            char s[48], p[48];
-            snprintf(s, sizeof s, "s:%04d%02d%02d:", y, m, d);
-            snprintf(p, sizeof p, "p:%04d%02d%02d:", y, m, d);
-            if (ab_add_key(ab, rs, g, s, hm[i].host, hm[i].host_len) ||
-                ab_add_key(ab, rs, g, p, hm[i].host, hm[i].host_len))
+            if (key_host_day_uniques(ab, rs, g, y, m, d, hm[i].host, hm[i].host_len))
                 goto queue_failed;
         }
         if (ab_send(rs, ab))
@@ -190,10 +185,7 @@ static int hmget_runs(redis_state *rs, const hash_slot *slots, size_t n,
 
 static int user_key(redis_state *rs, const hash_slot *s)
 {
-    char month[8], mid[32];
-    rs_month_text(s->month, month);
-    snprintf(mid, sizeof mid, "u:%s:%u", month, s->bucket);
-    return ab_add_key(&rs->ab, rs, s->group, mid, NULL, 0);
+    return key_user_hash(&rs->ab, rs, s->group, s->month, s->bucket);
 }
 
 static int user_field(argv_builder *ab, size_t index, const void *ctx)
@@ -232,7 +224,7 @@ out:
 
 static int device_key(redis_state *rs, const hash_slot *s)
 {
-    return ab_add_key(&rs->ab, rs, s->group, "d", NULL, 0);
+    return key_group(&rs->ab, rs, s->group, KEY_DEVICES);
 }
 
 static int device_field(argv_builder *ab, size_t index, const void *ctx)
@@ -268,7 +260,7 @@ int redis_state_wait_for_devices(redis_state *rs, const int64_t *device_ids, con
     size_t sent = 0;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         ab_reset(ab);
-        if (ab_add(ab, "SADD", 4) || ab_add_key(ab, rs, g, "w", NULL, 0))
+        if (ab_add(ab, "SADD", 4) || key_group(ab, rs, g, KEY_WAITING))
             return -1;
         for (size_t i = 0; i < n; i++) {
             if (group_of_device(device_ids[i]) != g)
@@ -295,7 +287,7 @@ int redis_state_waiting(redis_state *rs, uint32_t group, redis_strings *members,
     memset(members, 0, sizeof *members);
     ab_reset(&rs->ab);
     redisReply *r;
-    if (ab_add(&rs->ab, "SMEMBERS", 8) || ab_add_key(&rs->ab, rs, group, "w", NULL, 0) ||
+    if (ab_add(&rs->ab, "SMEMBERS", 8) || key_group(&rs->ab, rs, group, KEY_WAITING) ||
         ab_send(rs, &rs->ab) || rs_collect(rs, &r, 1, err))
         return -1;
     int rc = rs_strings_from_reply(r, members);
@@ -311,7 +303,7 @@ int redis_state_forget_waiting(redis_state *rs, uint32_t group, const char *cons
     if (n == 0)
         return 0;
     ab_reset(&rs->ab);
-    if (ab_add(&rs->ab, "SREM", 4) || ab_add_key(&rs->ab, rs, group, "w", NULL, 0))
+    if (ab_add(&rs->ab, "SREM", 4) || key_group(&rs->ab, rs, group, KEY_WAITING))
         return -1;
     for (size_t i = 0; i < n; i++)
         if (ab_add(&rs->ab, members[i], lens[i]))
@@ -345,7 +337,7 @@ int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
                                  errbuf *err)
 {
     char pattern[300];
-    snprintf(pattern, sizeof pattern, "%s:{*}:u:*", rs->prefix);
+    snprintf(pattern, sizeof pattern, "%s:{*}:%c:*", rs->prefix, KEY_KIND_USER_HASH);
     char cursor[32] = "0";
     do {
         redisReply *r = rs_command(rs, err, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
@@ -354,12 +346,10 @@ int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         redisReply *keys = r->element[1];
         for (size_t k = 0; k < keys->elements; k++) {
-            const char *key = keys->element[k]->str;
-            const char *u = strstr(key, "}:u:");
-            if (!u)
-                continue;
+            const char *key = keys->element[k]->str, *rest;
             int year = 0, mon = 0;
-            if (sscanf(u + 4, "%4d%2d", &year, &mon) != 2)
+            if (rs_key_group_of(rs, key, keys->element[k]->len, KEY_KIND_USER_HASH, &rest) < 0 ||
+                sscanf(rest, "%4d%2d", &year, &mon) != 2)
                 continue;
             redisReply *h = rs_command(rs, err, "HGETALL %b", key, keys->element[k]->len);
             if (!h) {

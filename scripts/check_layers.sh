@@ -27,13 +27,14 @@ for layer in "$@"; do
 done
 # hiredis stays inside the Redis state module: its connection (redis_conn.c), what
 # writes state (state_apply.c) and the flush's reads (state_read.c) share the private
-# header redis_conn_impl.h; everything else sees plain C values (ARCHITECTURE.md).
-redis_private='^processors/(redis_conn\.c|state_apply\.c|state_read\.c|redis_conn_impl\.h)$'
+# header redis_conn_impl.h (and state_keys.h, the key names); everything else sees plain
+# C values (ARCHITECTURE.md).
+redis_private='^processors/(redis_conn\.c|state_apply\.c|state_read\.c|redis_conn_impl\.h|state_keys\.h)$'
 while IFS=: read -r file line text; do
     [[ $file =~ $redis_private ]] && continue
-    echo "check-layers: $file:$line: only the Redis state module may include hiredis or redis_conn_impl.h: $text" >&2
+    echo "check-layers: $file:$line: only the Redis state module may include hiredis, redis_conn_impl.h or state_keys.h: $text" >&2
     bad=1
-done < <(grep -nE '^#include [<"](hiredis/|processors/redis_conn_impl\.h)' "$@" /dev/null \
+done < <(grep -nE '^#include [<"](hiredis/|processors/(redis_conn_impl|state_keys)\.h)' "$@" /dev/null \
     --include='*.[ch]' -r || true)
 if [ "$bad" -ne 0 ]; then
     echo "check-layers: upward includes or hiredis outside the Redis state module found (order, bottom first: $*)" >&2
