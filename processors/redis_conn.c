@@ -10,7 +10,6 @@
  * number of events. Reads for the flush are pipelined the same way.
  */
 #include "processors/redis_conn_impl.h"
-#include "processors/state_keys.h"
 
 #include "processors/key_groups.h"
 
@@ -19,8 +18,6 @@
 
 #include <time.h>
 #include <unistd.h>
-
-#define LAYOUT_VERSION "1"
 
 void ab_free(argv_builder *ab)
 {
@@ -389,50 +386,6 @@ int redis_state_drop_all(redis_state *rs, errbuf *err)
     return 0;
 }
 
-int redis_state_check_layout(redis_state *rs, errbuf *err)
-{
-    char key[256];
-    if (key_prefixed(key, sizeof key, rs, KEY_META, err))
-        return -1;
-    redisReply *r = rs_command(rs, err, "HSETNX %s layout %s", key, LAYOUT_VERSION);
-    if (!r)
-        return -1;
-    freeReplyObject(r);
-    if (!(r = rs_command(rs, err, "HSETNX %s key_groups %d", key, KEY_GROUPS)))
-        return -1;
-    freeReplyObject(r);
-    if (!(r = rs_command(rs, err, "HMGET %s layout key_groups", key)))
-        return -1;
-    char want_groups[16];
-    snprintf(want_groups, sizeof want_groups, "%d", KEY_GROUPS);
-    int rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
-        strcmp(r->element[0]->str, LAYOUT_VERSION) != 0 ||
-        strcmp(r->element[1]->str, want_groups) != 0) {
-        err_set(err,
-                "redis key prefix '%s' holds state of another layout (want layout %s with %d "
-                "key groups); use another --redis-prefix or database",
-                rs->prefix, LAYOUT_VERSION, KEY_GROUPS);
-        rc = -1;
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-int redis_state_layout_present(redis_state *rs, errbuf *err)
-{
-    char key[256];
-    if (key_prefixed(key, sizeof key, rs, KEY_META, err))
-        return -1;
-    redisReply *r = rs_command(rs, err, "EXISTS %s", key);
-    if (!r)
-        return -1;
-    int present = r->integer == 1;
-    freeReplyObject(r);
-    return present;
-}
-
 void rs_month_text(int32_t month, char out[8])
 {
     int y, m;
@@ -456,7 +409,7 @@ redisReply *rs_group_script(redis_state *rs, const char *sha, uint32_t g,
             return NULL;
         }
         for (int k = 0; k < nkeys; k++)
-            if (key_group(ab, rs, g, middles[k])) {
+            if (ab_add_key(ab, rs, g, middles[k], NULL, 0)) {
                 err_set(err, "out of memory");
                 return NULL;
             }

@@ -1,7 +1,7 @@
 /*
  * redis_conn.h — the connection of the Redis state module: connecting,
- * the eviction-policy check, the layout marker, and what a caller needs to
- * know of the connection (prefix, command count, server version).
+ * the eviction-policy check, and what a caller needs to know of the
+ * connection (prefix, command count, server version).
  *
  * redis_state is opaque: its inside (hiredis) is private to
  * processors/redis_conn.c, state_apply.c and state_read.c
@@ -46,13 +46,6 @@ int redis_state_drop_all(redis_state *rs, errbuf *err);
  * many, then by HyperLogLog (~0.8% standard error, 12 KB). */
 #define REDIS_DEFAULT_EXACT_LIMIT 10000
 void redis_state_set_exact_limit(redis_state *rs, long limit);
-
-/* Records the layout on first use and refuses state written with another. */
-int redis_state_check_layout(redis_state *rs, errbuf *err);
-/* 1 when the layout marker <p>:meta exists, 0 when it is gone (the state of
- * the prefix was wiped: FLUSHDB, an empty replica, a restart without
- * persistence), -1 on error. */
-int redis_state_layout_present(redis_state *rs, errbuf *err);
 
 /* Commands sent over the network (a script call counts once). */
 uint64_t redis_state_commands(const redis_state *rs);

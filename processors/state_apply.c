@@ -1,6 +1,6 @@
 /*
- * state_apply.c — everything that writes the processor's Redis state: the
- * fences, the fenced apply of a batch (processors/apply.lua), and the
+ * state_apply.c — everything that writes the processor's Redis state: the layout
+ * marker, the fences, the fenced apply of a batch (processors/apply.lua), and the
  * flush's hand-off (take_dirty.lua, finish_flush.lua, flush tokens, the
  * PostgreSQL token, the epoch, marking everything dirty).
  *
@@ -20,6 +20,54 @@
 
 #include <time.h>
 #include <unistd.h>
+
+/* ---- the layout marker ------------------------------------------------ */
+
+#define LAYOUT_VERSION "1"
+
+int redis_state_check_layout(redis_state *rs, errbuf *err)
+{
+    char key[256];
+    if (key_prefixed(key, sizeof key, rs, KEY_META, err))
+        return -1;
+    redisReply *r = rs_command(rs, err, "HSETNX %s layout %s", key, LAYOUT_VERSION);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    if (!(r = rs_command(rs, err, "HSETNX %s key_groups %d", key, KEY_GROUPS)))
+        return -1;
+    freeReplyObject(r);
+    if (!(r = rs_command(rs, err, "HMGET %s layout key_groups", key)))
+        return -1;
+    char want_groups[16];
+    snprintf(want_groups, sizeof want_groups, "%d", KEY_GROUPS);
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[0]->str, LAYOUT_VERSION) != 0 ||
+        strcmp(r->element[1]->str, want_groups) != 0) {
+        err_set(err,
+                "redis key prefix '%s' holds state of another layout (want layout %s with %d "
+                "key groups); use another --redis-prefix or database",
+                rs->prefix, LAYOUT_VERSION, KEY_GROUPS);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int redis_state_layout_present(redis_state *rs, errbuf *err)
+{
+    char key[256];
+    if (key_prefixed(key, sizeof key, rs, KEY_META, err))
+        return -1;
+    redisReply *r = rs_command(rs, err, "EXISTS %s", key);
+    if (!r)
+        return -1;
+    int present = r->integer == 1;
+    freeReplyObject(r);
+    return present;
+}
 
 /* ---- fences and apply -------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /*
- * state_apply.h — what writes the processor's Redis state: fences, the
- * fenced apply of a batch (processors/apply.lua), and the flush's
- * hand-off: flush tokens, dirty → flushing (take_dirty.lua), forgetting
- * a committed flush (finish_flush.lua), the PostgreSQL token, the epoch.
+ * state_apply.h — what writes the processor's Redis state: the layout
+ * marker, fences, the fenced apply of a batch (processors/apply.lua), and
+ * the flush's hand-off: flush tokens, dirty → flushing (take_dirty.lua),
+ * forgetting a committed flush (finish_flush.lua), the PostgreSQL token,
+ * the epoch.
  * Implemented in processors/state_apply.c; plain C values only.
  */
 #ifndef ACTIVITY_STATE_APPLY_H
@@ -11,6 +12,13 @@
 #include "processors/batch.h"
 #include "processors/key_groups.h"
 #include "processors/redis_conn.h"
+
+/* Records the layout on first use and refuses state written with another. */
+int redis_state_check_layout(redis_state *rs, errbuf *err);
+/* 1 when the layout marker <p>:meta exists, 0 when it is gone (the state of
+ * the prefix was wiped: FLUSHDB, an empty replica, a restart without
+ * persistence), -1 on error. */
+int redis_state_layout_present(redis_state *rs, errbuf *err);
 
 /* Reads the fences of one source partition for every group; -1 = none. */
 int redis_state_read_fences(redis_state *rs, const char *topic, int32_t partition,
