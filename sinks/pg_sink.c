@@ -396,9 +396,20 @@ void flush_payload_free(flush_payload *p)
 
 int flush_payload_build(flush_payload *p, const flush_plan *plan)
 {
-    for (size_t i = 0; i < plan->n_hosts; i++)
-        if (rows_encode_host(&p->hosts, &plan->hosts[i]))
+    for (size_t i = 0; i < plan->n_hosts; i++) {
+        const host_row *h = &plan->hosts[i];
+        if (rows_encode_host(&p->hosts, h))
             return -1;
+        /* host_daily_uniques: one sketch per day with hits, absolute bytes. */
+        for (int d = 0; h->sketch && d < 31; d++) {
+            if (!h->sketch[d])
+                continue;
+            if (rows_encode_daily(&p->daily, h->host, h->host_len, h->month, d + 1, h->sketch[d],
+                                  h->sketch_len[d]))
+                return -1;
+            p->n_daily++;
+        }
+    }
     for (size_t i = 0; i < plan->n_user_keys; i++)
         if (rows_encode_user_key(&p->user_keys, plan->user_keys[i].user_id,
                                  plan->user_keys[i].month))

@@ -11,7 +11,12 @@
 #     unique_visitors_array element round(#sketch); EMPTY, EXPLICIT, SPARSE and FULL all occur;
 #   * range uniques #hll_union_agg(users) over 7, 28 and 90 days, per host and over several
 #     hosts, must equal the same union of the raw events' sketches exactly, and
-#     COUNT(DISTINCT user_id) exactly where it is below 1,280 and within 2% past 1,000 users.
+#     COUNT(DISTINCT user_id) exactly where it is below 1,280 and within 2% past 1,000 users,
+#     except between 36,000 and 60,000 users: there the extension's estimator (the raw
+#     HyperLogLog estimate once past linear counting at 2.5 x 2^14, without a bias
+#     correction) overestimates by up to ~3.5% on any input (README "Daily sketches"), so
+#     5% is asserted there.
+# Last, state of the previous Redis layout is refused and `backfill --reset` rebuilds it.
 . "$(dirname "$0")/lib.sh"
 
 EVENTS=${IT_SKETCH_EVENTS:-60000}
@@ -108,23 +113,53 @@ SELECT r.name, r.len, r.first, r.last,
            AND event_time < r.last + 1) AS exact
   FROM ranges r;
 SQL
-read -r n_ranges n_same n_small small_exact n_big big_within max_err < <(psql_test -tA -F' ' -c "
+psql_test -c "ALTER TABLE range_results ADD tolerance numeric;
+    UPDATE range_results SET tolerance = CASE WHEN exact BETWEEN 36000 AND 60000 THEN 0.05
+                                              ELSE 0.02 END" >/dev/null
+read -r n_ranges n_same n_small small_exact n_big big_within max_err n_band max_band < <(psql_test -tA -F' ' -c "
     SELECT count(*), count(*) FILTER (WHERE processor = from_raw),
            count(*) FILTER (WHERE exact < 1280),
            count(*) FILTER (WHERE exact < 1280 AND processor = exact),
            count(*) FILTER (WHERE exact > 1000),
-           count(*) FILTER (WHERE exact > 1000 AND abs(processor - exact) <= 0.02 * exact),
-           round(max(100 * abs(processor - exact) / exact) FILTER (WHERE exact > 1000)::numeric, 3)
+           count(*) FILTER (WHERE exact > 1000 AND abs(processor - exact) <= tolerance * exact),
+           coalesce(round(max(100 * abs(processor - exact) / exact)
+                          FILTER (WHERE exact > 1000 AND tolerance = 0.02)::numeric, 3), 0),
+           count(*) FILTER (WHERE tolerance > 0.02),
+           coalesce(round(max(100 * abs(processor - exact) / exact)
+                          FILTER (WHERE tolerance > 0.02)::numeric, 3), 0)
       FROM range_results")
 say "$n_ranges range queries (7/28/90 days, 4 hosts and 2 host sets): $n_same equal the raw" \
     "events' sketches; $small_exact/$n_small below 1,280 users exact; $big_within/$n_big past" \
-    "1,000 within 2% (max error $max_err%)"
+    "1,000 within tolerance: max error $max_err% where 2% is asserted, $max_band% on the" \
+    "$n_band ranges of 36,000-60,000 users (5%)"
 if [ "$n_same" != "$n_ranges" ] || [ "$small_exact" != "$n_small" ] || [ "$big_within" != "$n_big" ]; then
     psql_test -c "SELECT * FROM range_results
                   WHERE processor IS DISTINCT FROM from_raw
                      OR (exact < 1280 AND processor <> exact)
-                     OR (exact > 1000 AND abs(processor - exact) > 0.02 * exact) LIMIT 10" >&2
+                     OR (exact > 1000 AND abs(processor - exact) > tolerance * exact) LIMIT 10" >&2
     fail "range uniques differ"
 fi
 [ "$n_small" -gt 0 ] && [ "$n_big" -gt 0 ] || fail "the ranges did not cover both sizes"
+
+# README's rolling 28-day window (a window aggregate) gives the same as the ranges.
+read -r n_win n_win_same < <(psql_test -tA -F' ' -c "
+    SELECT count(*), count(*) FILTER (WHERE w.u = r.processor)
+      FROM (SELECT host, day, #hll_union_agg(users) OVER (PARTITION BY host ORDER BY day
+                RANGE BETWEEN '27 days' PRECEDING AND CURRENT ROW) AS u
+              FROM host_daily_uniques) w
+      JOIN range_results r ON r.name = w.host AND r.len = 28 AND r.last = w.day")
+say "rolling 28-day window: $n_win_same/$n_win equal the range query"
+[ "$n_win" -gt 0 ] && [ "$n_win" = "$n_win_same" ] || fail "the rolling window differs"
+
+# State of the previous layout (plain user ids in the sets) is refused at start, and
+# `backfill --reset` rebuilds it from the topics to the same bytes.
+redis-cli -u "$ACTIVITY_REDIS_URL" HSET "$PREFIX:meta" layout 1 >/dev/null
+if "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --until-caught-up 2>"$WORK/old.log"; then
+    fail "state of layout 1 was not refused"
+fi
+grep -q "another layout" "$WORK/old.log" || fail "the refusal does not name the layout: $(tail -2 "$WORK/old.log")"
+"$ACTIVITY" backfill --reset "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "${FLAGS[@]}" 2>"$WORK/reset.log" ||
+    fail "backfill --reset failed: $(tail -3 "$WORK/reset.log")"
+compare_tables >/dev/null
+say "layout 1 refused at start; backfill --reset rebuilt every sketch byte for byte"
 say "ok"

@@ -29,7 +29,7 @@ START_TEST(host_row_february)
     uniq[0] = 2;
     hits[27] = 1;
     hits[28] = 99; /* past February's end: must not appear */
-    host_row row = {"a\tb\\c\nd", 7, month_index(2023, 2), hits, uniq};
+    host_row row = {"a\tb\\c\nd", 7, month_index(2023, 2), hits, uniq, NULL, NULL};
     strbuf sb = {0};
     ck_assert_int_eq(rows_encode_host(&sb, &row), 0);
     ck_assert_str_eq(sb.data, "a\\tb\\\\c\\nd\t2023-02-01\t"
