@@ -435,13 +435,14 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
          * keys, not records: most records fold into keys already there)
          * holds rc->batch_bytes, checked between chunks. */
         double batch_deadline = now_seconds() + BATCH_MAX_SECONDS;
-        for (size_t got = 0; !flush_round && got < rc->batch_size && status == 0 &&
-                             pipeline_pending_bytes(pipe) < rc->batch_bytes;) {
+        for (size_t got = 0; !flush_round && !stop_requested && got < rc->batch_size &&
+                             status == 0 && pipeline_pending_bytes(pipe) < rc->batch_bytes;) {
             size_t want = rc->batch_size - got < POLL_CHUNK ? rc->batch_size - got : POLL_CHUNK;
             if (want > chunk_cap)
                 want = chunk_cap;
-            /* While Redis applies a batch, the replies are what to wait
-             * for, not more records. */
+            /* The first poll of a batch waits for records only when no
+             * batch is in flight (otherwise its replies are what to wait
+             * for); later ones wait briefly for librdkafka to refill. */
             int wait_ms = got > 0 ? BATCH_REFILL_MS : pipeline_in_flight(pipe) ? 0 : 200;
             size_t n = kafka_source_poll(src, msgs, want, wait_ms);
             for (size_t i = 0; i < n; i++) {
