@@ -168,6 +168,8 @@ static int range_configure(void *ctx, run_config *rc, errbuf *err)
         return -1;
     }
     b->pgoptions_set = true;
+    if (pg_backfill_check_scratch_session(rc->common.pg_dsn, b->scratch_schema, err))
+        return -1;
     log_info("backfill of [%s, %s): scratch redis prefix '%s', consumer group '%s', "
              "postgresql schema %s",
              b->from, b->to, b->scratch_prefix, b->scratch_group, b->scratch_schema);

@@ -401,7 +401,7 @@ static void report_progress(pipeline *pipe, const catch_up *cu, double elapsed)
     if (done >= total)
         snprintf(eta, sizeof eta, "0 s");
     else if (offsets_rate > 0)
-        snprintf(eta, sizeof eta, "%.0f s", (double)(total - done) / offsets_rate);
+        snprintf(eta, sizeof eta, "%.1f s", (double)(total - done) / offsets_rate);
     else
         snprintf(eta, sizeof eta, "unknown");
     log_info("progress: %llu records (%llu events in range, %llu outside), %.1f%% of %lld "

@@ -131,6 +131,32 @@ int pg_backfill_scratch_create(pg_backfill *b, const char *schema, errbuf *err)
     return exec(b, sql, "create the scratch schema", err);
 }
 
+int pg_backfill_check_scratch_session(const char *dsn, const char *schema, errbuf *err)
+{
+    pg_backfill b = {PQconnectdb(dsn)};
+    int rc = -1;
+    if (PQstatus(b.conn) != CONNECTION_OK) {
+        set_pq_error(err, "cannot connect to postgres", b.conn, NULL);
+    } else {
+        PGresult *r = query(&b, "SELECT current_schema()", 0, NULL, NULL,
+                            "read the scratch session's schema", err);
+        if (r) {
+            const char *got = PQgetisnull(r, 0, 0) ? "(none)" : PQgetvalue(r, 0, 0);
+            if (strcmp(got, schema) == 0)
+                rc = 0;
+            else
+                err_set(err,
+                        "the scratch run's sessions would use schema %s, not the scratch schema "
+                        "%s: the --pg-dsn sets search_path itself (options); remove it from the "
+                        "DSN for a range backfill",
+                        got, schema);
+            PQclear(r);
+        }
+    }
+    PQfinish(b.conn);
+    return rc;
+}
+
 /* Whether table exists in schema (NULL: the live one, by search_path). */
 static int table_exists(pg_backfill *b, const char *schema, const char *table, errbuf *err)
 {

@@ -29,6 +29,12 @@ void pg_backfill_free(pg_backfill *b);
 int pg_backfill_scratch_create(pg_backfill *b, const char *schema, errbuf *err);
 int pg_backfill_scratch_drop(pg_backfill *b, const char *schema, errbuf *err);
 
+/* Connects with dsn as the scratch run will (PGOPTIONS set) and checks
+ * that its session's current schema is the scratch one: a DSN whose own
+ * options set search_path would make the scratch run write the live
+ * tables. Returns 0, or -1 with err set. */
+int pg_backfill_check_scratch_session(const char *dsn, const char *schema, errbuf *err);
+
 typedef struct {
     const char *table;
     long long deleted, inserted;

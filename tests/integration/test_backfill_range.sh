@@ -66,6 +66,7 @@ others_before=$(others_digest)
 offsets_before=$(group_offsets)
 [ -n "$offsets_before" ] || fail "the live group has no committed offsets"
 redis_before=$(redis_digest "$PREFIX")
+[ "${redis_before%%:*}" -gt 0 ] || fail "the live prefix has no redis keys to compare"
 
 say "corrupting January's rows and appending late January events"
 psql_test <<'SQL'
@@ -94,7 +95,7 @@ fi
 
 say "backfill --from 2024-01-01 --to 2024-02-01"
 "$ACTIVITY" backfill "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --from 2024-01-01 --to 2024-02-01 \
-    --progress-interval 0.2 2>"$WORK/backfill.log" || {
+    --progress-interval 0.05 2>"$WORK/backfill.log" || {
     tail -30 "$WORK/backfill.log" >&2
     fail "backfill --from/--to failed"
 }
