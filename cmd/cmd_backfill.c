@@ -221,6 +221,14 @@ static int range_prepare(void *ctx, const run_config *rc, rd_kafka_t *rk, redis_
         to_read += s[i].high - s[i].start;
     }
     free(s);
+    /* The browser join needs every device: the live state may know devices
+     * whose records the topic no longer holds. */
+    for (size_t t = 0; t < cu->n; t++)
+        if (strcmp(cu->t[t].topic, rc->common.devices_topic) == 0 && cu->t[t].low > 0)
+            log_warn("the devices topic %s [%d] no longer holds its first %lld records: "
+                     "events of devices known only from them get no browser in the rebuilt "
+                     "months (user_devices_cumulated)",
+                     cu->t[t].topic, cu->t[t].partition, (long long)cu->t[t].low);
     pipeline_set_event_range(pipe, b->from_ms, b->to_ms);
     log_info("reading %lld records of %s (from the offsets of %s's timestamp to the end), "
              "keeping the events of [%s, %s)",
