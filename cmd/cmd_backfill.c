@@ -260,6 +260,7 @@ static int range_args(int argc, char **argv, range_backfill *b, char **rest, int
                       bool *range, errbuf *err)
 {
     const char *from = NULL, *to = NULL;
+    bool progress = false;
     b->progress_interval = 5;
     *n_rest = 0;
     rest[(*n_rest)++] = "run";
@@ -287,6 +288,7 @@ static int range_args(int argc, char **argv, range_backfill *b, char **rest, int
         else if (which == 1)
             to = value;
         else if (which == 2) {
+            progress = true;
             char *end;
             b->progress_interval = strtod(value, &end);
             if (*end || end == value || !(b->progress_interval > 0)) {
@@ -298,8 +300,13 @@ static int range_args(int argc, char **argv, range_backfill *b, char **rest, int
     }
     rest[*n_rest] = NULL;
     *range = from || to;
-    if (!*range)
+    if (!*range) {
+        if (progress) {
+            err_set(err, "--progress-interval goes with --from/--to");
+            return -1;
+        }
         return 0;
+    }
     if (!from || !to) {
         err_set(err, "--from and --to go together");
         return -1;
