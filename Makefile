@@ -38,7 +38,7 @@ LDLIBS   = $(PKG_LIBS) -lm
 # An include may only point down (make check-layers, part of make test).
 LAYERS   := lib consumers processors sinks cmd
 LIB_SRC  := $(filter-out cmd/main.c,$(wildcard $(addsuffix /*.c,$(LAYERS))))
-EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/sql/schema.sql sinks/sql/scd2.sql
+EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/sql/schema.sql sinks/sql/views.sql sinks/sql/views_hll.sql sinks/sql/scd2.sql
 GEN      := build/gen/embedded.c
 
 OBJ      := $(patsubst %.c,build/obj/%.o,$(LIB_SRC) $(GEN))

@@ -215,22 +215,66 @@ bool pg_sink_error_is_transient(const pg_sink *pg)
     return pg->transient;
 }
 
-int pg_sink_migrate(pg_sink *pg, errbuf *err)
+/* Runs one of the embedded SQL files (sinks/sql/), inside the open transaction. */
+static int exec_embedded(pg_sink *pg, const char *path, errbuf *err)
 {
     size_t len;
-    const char *schema = embedded_file("sinks/sql/schema.sql", &len);
-    if (!schema) {
-        err_set(err, "sinks/sql/schema.sql is not embedded in this build");
+    const char *sql = embedded_file(path, &len);
+    if (!sql) {
+        err_set(err, "%s is not embedded in this build", path);
         return -1;
     }
+    if (exec_ok(pg, sql, path, err))
+        return -1;
+    return 0;
+}
+
+/* Whether the sketch views can be built: the hll extension is installed
+ * and host_daily_uniques.users is an hll (a bytea where the extension was
+ * missing when the table was made). Sets *why when they cannot. */
+static int sketches_usable(pg_sink *pg, bool *usable, const char **why, errbuf *err)
+{
+    PGresult *res =
+        exec_params(pg,
+                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hll'), "
+                    "to_regclass('host_daily_uniques') IS NOT NULL, "
+                    "(SELECT format_type(atttypid, NULL) FROM pg_attribute "
+                    "  WHERE attrelid = to_regclass('host_daily_uniques') AND attname = 'users' "
+                    "    AND NOT attisdropped)",
+                    0, NULL, "migrate: sketch table check", err);
+    if (!res)
+        return -1;
+    bool ext = PQgetvalue(res, 0, 0)[0] == 't', table = PQgetvalue(res, 0, 1)[0] == 't';
+    bool is_hll = strcmp(PQgetvalue(res, 0, 2), "hll") == 0;
+    PQclear(res);
+    *usable = ext && table && is_hll;
+    *why = !ext      ? "the hll extension (postgresql-hll) is not installed in this database"
+           : !table  ? "the table host_daily_uniques does not exist"
+           : !is_hll ? "host_daily_uniques.users is not of type hll"
+                     : NULL;
+    return 0;
+}
+
+int pg_sink_migrate(pg_sink *pg, errbuf *err)
+{
     /* The advisory lock serialises processes that start together; CREATE
-     * TABLE IF NOT EXISTS alone can race on the catalog. */
+     * TABLE IF NOT EXISTS alone can race on the catalog. The views go in
+     * the same transaction: a migrate leaves all or nothing. */
+    bool usable = false;
+    const char *why = NULL;
     if (exec_ok(pg, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('activity.migrate'))", "migrate",
                 err) ||
-        exec_ok(pg, schema, "migrate", err) || exec_ok(pg, "COMMIT", "migrate", err)) {
+        exec_embedded(pg, "sinks/sql/schema.sql", err) ||
+        exec_embedded(pg, "sinks/sql/views.sql", err) || sketches_usable(pg, &usable, &why, err) ||
+        (usable && exec_embedded(pg, "sinks/sql/views_hll.sql", err)) ||
+        exec_ok(pg, "COMMIT", "migrate", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;
     }
+    if (!usable)
+        log_warn("the per-host uniques views (host_uniques_daily, _weekly, _monthly) "
+                 "are not created: %s (README, \"Querying\")",
+                 why);
     return 0;
 }
 
@@ -289,6 +333,7 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
     }
     if (exec_ok(pg,
                 "TRUNCATE host_activity_reduced, hosts_cumulated, user_devices_cumulated, "
+                "users_cumulated, "
                 "dim_devices, dim_users, dim_devices_changes, dim_users_changes",
                 "reset", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
