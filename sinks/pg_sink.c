@@ -215,8 +215,12 @@ bool pg_sink_error_is_transient(const pg_sink *pg)
     return pg->transient;
 }
 
-/* Runs one of the embedded SQL files (sinks/sql/), inside the open transaction. */
-static int exec_embedded(pg_sink *pg, const char *path, errbuf *err)
+/* Runs one of the embedded SQL files (sinks/sql/), inside the open
+ * transaction. With once, a file is skipped when activity_sql_applied
+ * holds the md5 of this very text and every view it creates exists (one
+ * dropped by hand is made again); otherwise it runs and its md5 is
+ * recorded. */
+static int exec_embedded(pg_sink *pg, const char *path, bool once, errbuf *err)
 {
     size_t len;
     const char *sql = embedded_file(path, &len);
@@ -224,8 +228,33 @@ static int exec_embedded(pg_sink *pg, const char *path, errbuf *err)
         err_set(err, "%s is not embedded in this build", path);
         return -1;
     }
+    const char *params[2] = {path, sql};
+    if (once) {
+        PGresult *res = exec_params(
+            pg,
+            "SELECT EXISTS (SELECT 1 FROM activity_sql_applied WHERE file = $1 AND md5 = md5($2)) "
+            "AND (SELECT bool_and(to_regclass(m[1]) IS NOT NULL) "
+            "     FROM regexp_matches($2, 'CREATE OR REPLACE VIEW (\\w+)', 'g') AS m)",
+            2, params, path, err);
+        if (!res)
+            return -1;
+        bool unchanged = PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+        if (unchanged)
+            return 0;
+    }
     if (exec_ok(pg, sql, path, err))
         return -1;
+    if (once) {
+        PGresult *res = exec_params(pg,
+                                    "INSERT INTO activity_sql_applied (file, md5) "
+                                    "VALUES ($1, md5($2)) ON CONFLICT (file) DO UPDATE "
+                                    "SET md5 = EXCLUDED.md5, updated_at = now()",
+                                    2, params, path, err);
+        if (!res)
+            return -1;
+        PQclear(res);
+    }
     return 0;
 }
 
@@ -264,9 +293,10 @@ int pg_sink_migrate(pg_sink *pg, errbuf *err)
     const char *why = NULL;
     if (exec_ok(pg, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('activity.migrate'))", "migrate",
                 err) ||
-        exec_embedded(pg, "sinks/sql/schema.sql", err) ||
-        exec_embedded(pg, "sinks/sql/views.sql", err) || sketches_usable(pg, &usable, &why, err) ||
-        (usable && exec_embedded(pg, "sinks/sql/views_hll.sql", err)) ||
+        exec_embedded(pg, "sinks/sql/schema.sql", false, err) ||
+        exec_embedded(pg, "sinks/sql/views.sql", true, err) ||
+        sketches_usable(pg, &usable, &why, err) ||
+        (usable && exec_embedded(pg, "sinks/sql/views_hll.sql", true, err)) ||
         exec_ok(pg, "COMMIT", "migrate", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;

@@ -151,3 +151,13 @@ CREATE TABLE IF NOT EXISTS activity_consumer_groups (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (prefix, group_id)
 );
+
+-- The md5 of each SQL file of views (sinks/sql/views*.sql) last applied
+-- here: migrate (and run on start) skips a file whose text is unchanged
+-- and whose views all exist, so a start does not take the views' exclusive
+-- locks (queueing behind, and then ahead of, queries reading them).
+CREATE TABLE IF NOT EXISTS activity_sql_applied (
+    file       text PRIMARY KEY,
+    md5        text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
