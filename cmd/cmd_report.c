@@ -42,6 +42,35 @@ static int print_query(PGconn *conn, const char *title, const char *sql, int npa
     return 0;
 }
 
+typedef struct {
+    const char *month;
+    char limit[16];
+} report_options;
+
+static int report_option(void *ctx, int opt, const char *arg)
+{
+    report_options *o = ctx;
+    if (opt == OPT_MONTH) {
+        int y, m;
+        if (sscanf(arg, "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 || strlen(arg) != 7) {
+            log_error("--month takes YYYY-MM");
+            return -1;
+        }
+        o->month = arg;
+        return 1;
+    }
+    if (opt == OPT_LIMIT) {
+        long long n;
+        if (!option_long(arg, 1, 10000, &n)) {
+            log_error("--limit takes 1..10000");
+            return -1;
+        }
+        snprintf(o->limit, sizeof o->limit, "%lld", n);
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_report(int argc, char **argv)
 {
     common_config cfg;
@@ -50,46 +79,14 @@ int cmd_report(int argc, char **argv)
                                          {"month", required_argument, 0, OPT_MONTH},
                                          {"limit", required_argument, 0, OPT_LIMIT},
                                          {0, 0, 0, 0}};
-    const char *month = NULL;
-    char limit[16] = "10";
-    int opt;
-    errbuf err = {{0}};
-    if (config_sources(&cfg, "report", opts, &argc, &argv, &err)) {
-        log_error("%s", err.msg);
+    report_options o = {NULL, "10"};
+    int parsed = config_parse(&cfg, "report", opts, &argc, &argv, help, report_option, &o);
+    if (parsed) {
         config_free(&cfg);
-        return 2;
+        return parsed > 0 ? 0 : 2;
     }
-    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(help, stdout);
-            config_free(&cfg);
-            return 0;
-        }
-        if (opt == OPT_MONTH) {
-            int y, m;
-            if (sscanf(optarg, "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 || strlen(optarg) != 7) {
-                log_error("--month takes YYYY-MM");
-                config_free(&cfg);
-                return 2;
-            }
-            month = optarg;
-            continue;
-        }
-        if (opt == OPT_LIMIT) {
-            long long n;
-            if (!option_long(optarg, 1, 10000, &n)) {
-                log_error("--limit takes 1..10000");
-                config_free(&cfg);
-                return 2;
-            }
-            snprintf(limit, sizeof limit, "%lld", n);
-            continue;
-        }
-        if (config_common_option_or_complain(&cfg, "report", opt, optarg, help)) {
-            config_free(&cfg);
-            return 2;
-        }
-    }
+    const char *month = o.month;
+    const char *limit = o.limit;
     PGconn *conn = PQconnectdb(cfg.pg_dsn);
     int rc = 0;
     if (PQstatus(conn) != CONNECTION_OK) {
