@@ -10,7 +10,9 @@
  *   <p>:{g}:h:<YYYYMM>:<host>   hash day -> hits
  *   <p>:{g}:s:<YYYYMMDD>:<host> set of user ids (exact, while small)
  *   <p>:{g}:p:<YYYYMMDD>:<host> HyperLogLog of user ids (once large)
- *   <p>:{g}:u:<YYYYMM>:<bucket> hash user -> "device=mask,..." (day masks)
+ *   <p>:{g}:u:<YYYYMM>:<bucket> hash user -> "device=mask,..." (day masks;
+ *                               the device "null" holds the days of events
+ *                               without a device_id)
  *   <p>:{g}:d                   hash device -> encoded attributes
  *   <p>:{g}:w                   set of "device|YYYYMM:user" waiting for a device
  *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush

@@ -38,8 +38,8 @@ struct pg_sink {
 static const char *const stage_sql =
     "CREATE TEMP TABLE IF NOT EXISTS stage_hosts (host text, month_start date, "
     "hit_array bigint[], unique_visitors_array bigint[], datelist date[]) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS stage_user_keys (user_id bigint, month_start date) "
-    "ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_user_keys (user_id bigint, month_start date, "
+    "dates_active date[], datelist_int integer) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS stage_users (user_id bigint, browser_type text, "
     "month_start date, datelist date[], datelist_int integer) ON COMMIT DELETE ROWS;";
 
@@ -65,6 +65,12 @@ static const char *const apply_sql =
     "SELECT user_id, browser_type, month_start, datelist, datelist_int, now() FROM stage_users "
     "ON CONFLICT ON CONSTRAINT user_devices_cumulated_key DO UPDATE SET "
     "device_activity_datelist = EXCLUDED.device_activity_datelist, "
+    "datelist_int = EXCLUDED.datelist_int, updated_at = now() "
+    "WHERE t.datelist_int IS DISTINCT FROM EXCLUDED.datelist_int;"
+    "INSERT INTO users_cumulated AS t (user_id, month_start, dates_active, datelist_int, "
+    "updated_at) "
+    "SELECT user_id, month_start, dates_active, datelist_int, now() FROM stage_user_keys "
+    "ON CONFLICT (user_id, month_start) DO UPDATE SET dates_active = EXCLUDED.dates_active, "
     "datelist_int = EXCLUDED.datelist_int, updated_at = now() "
     "WHERE t.datelist_int IS DISTINCT FROM EXCLUDED.datelist_int;";
 
@@ -438,7 +444,7 @@ int flush_payload_build(flush_payload *p, const flush_plan *plan)
             return -1;
     for (size_t i = 0; i < plan->n_user_keys; i++)
         if (rows_encode_user_key(&p->user_keys, plan->user_keys[i].user_id,
-                                 plan->user_keys[i].month))
+                                 plan->user_keys[i].month, plan->user_keys[i].mask))
             return -1;
     for (size_t i = 0; i < plan->n_users; i++)
         if (rows_encode_user(&p->users, &plan->users[i]))

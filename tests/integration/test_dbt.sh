@@ -13,14 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 EVENTS=${IT_DBT_EVENTS:-30000}
 say "generating $EVENTS events in each of 2023-12 and 2024-01, and change histories"
-python3 "$ROOT/scripts/gen_events.py" --events "$EVENTS" --month 2023-12 --seed 21 \
-    --users 4000 --out "$WORK/m1.csv"
-python3 "$ROOT/scripts/gen_events.py" --events "$EVENTS" --month 2024-01 --seed 21 \
-    --users 5000 --out "$WORK/m2.csv"
-{
-    cat "$WORK/m1.csv"
-    tail -n +2 "$WORK/m2.csv"
-} >"$WORK/events.csv"
+generate_months "$WORK/events.csv" "$EVENTS" 21 2023-12:4000 2024-01:5000
 python3 "$ROOT/scripts/gen_dims.py" --out "$WORK/dims" --devices 500 --users 2000 \
     --profile-changes 8000 --parts 1 --seed 9 --start 2023-12-01 --days 60
 
