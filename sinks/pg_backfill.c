@@ -21,6 +21,7 @@ static const struct {
     {"host_activity_reduced", "month_start"},
     {"hosts_cumulated", "month_start"},
     {"user_devices_cumulated", "month_start"},
+    {"users_cumulated", "month_start"},
     {"host_daily_uniques", "day"},
 };
 #define N_RANGE_TABLES (sizeof RANGE_TABLES / sizeof RANGE_TABLES[0])
