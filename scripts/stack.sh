@@ -237,6 +237,7 @@ kafka_start() {
             log_tail "$KAFKA_LOG"
             die "formatting the Kafka log dir failed"
         fi
+        kafka_libs_version >"$KAFKA_DIR/features.version"
     fi
     log "starting Kafka on $HOST:$KAFKA_PORT"
     # setsid: the broker gets its own session, so it outlives this script and the terminal
@@ -249,6 +250,36 @@ kafka_start() {
         </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
     # Wait for the pid file so that kafka_pid works right after this returns.
     wait_for_file "$KAFKA_PID" 5 || true
+}
+
+# The Kafka release of the jars in use (from kafka-server-<version>.jar).
+kafka_libs_version() {
+    local jar
+    for jar in "$KAFKA_LIBS"/kafka-server-[0-9]*.jar; do
+        jar=${jar##*/kafka-server-}
+        echo "${jar%.jar}"
+        return 0
+    done
+}
+
+# A log dir formatted by an older Kafka keeps that release's feature levels after the jars
+# are upgraded: a dir formatted by 3.9 stays at metadata.version 3.9-IV0 with group.version
+# 0, where the broker refuses the KIP-848 consumer group protocol ("ConsumerGroupHeartbeat:
+# API version not supported"). Finalize the features of the release in use, once per
+# release (features.version records it; a fresh format writes it).
+kafka_finalize_features() {
+    local want have max
+    want=$(kafka_libs_version)
+    have=$(cat "$KAFKA_DIR/features.version" 2>/dev/null || true)
+    [ -n "$want" ] && [ "$want" = "$have" ] && return 0
+    max=$(kafka_java org.apache.kafka.tools.FeatureCommand --bootstrap-server "$HOST:$KAFKA_PORT" \
+        describe 2>>"$KAFKA_LOG" | sed -n 's/^Feature: metadata.version.*SupportedMaxVersion: \([^[:space:]]*\).*/\1/p')
+    [ -n "$max" ] || die "cannot read the Kafka broker's feature levels (log: $KAFKA_LOG)"
+    log "finalizing Kafka $want's feature levels (metadata.version $max, group.version for KIP-848)"
+    kafka_java org.apache.kafka.tools.FeatureCommand --bootstrap-server "$HOST:$KAFKA_PORT" \
+        upgrade --release-version "$max" >>"$KAFKA_LOG" 2>&1 ||
+        die "upgrading the Kafka broker's feature levels to $max failed (log: $KAFKA_LOG)"
+    echo "$want" >"$KAFKA_DIR/features.version"
 }
 
 kafka_ready() {
@@ -474,6 +505,7 @@ cmd_up() {
     redis_start
     kafka_start
     wait_ready pg redis kafka
+    kafka_finalize_features
     pg_create_db
     log "up in $((SECONDS - t0))s: kafka $HOST:$KAFKA_PORT, redis $HOST:$REDIS_PORT, postgres $HOST:$PG_PORT"
 }
