@@ -14,6 +14,8 @@
 #include "lib/metrics_http.h"
 #include "lib/run_metrics.h"
 
+#include <errno.h>
+
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -40,6 +42,13 @@ static const char help[] =
     "                          and the sink tables' rows first, then rebuild everything\n"
     "                          from the topics (refused while members of --group are\n"
     "                          live or other prefixes share the database)\n"
+    "  --allowed-lateness D    a partition's watermark is its latest event time minus D\n"
+    "                          (<n>d, <n>h, <n>m or <n>s; default 3d; 0s..3650d): months\n"
+    "                          before every watermark are closed (README \"Lateness and\n"
+    "                          eviction\")\n"
+    "  --evict-closed-months   delete a closed month's Redis state once PostgreSQL holds it;\n"
+    "                          later events for it are then counted and left out\n"
+    "                          (activity_late_skipped_total), not applied\n"
     "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
     "                          then by HyperLogLog (default: 10000)\n"
     "  --pg-lock-timeout SEC   a flush waiting this long for a lock on a sink table\n"
@@ -85,6 +94,8 @@ enum {
     OPT_BATCH,
     OPT_MAX_MEMORY,
     OPT_EXACT,
+    OPT_LATENESS,
+    OPT_EVICT,
     OPT_REGISTRY,
     OPT_REGISTRY_AUTH,
     OPT_REGISTRY_TIMEOUT,
@@ -113,6 +124,8 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"batch-size", required_argument, 0, OPT_BATCH},
         {"max-memory", required_argument, 0, OPT_MAX_MEMORY},
         {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
+        {"allowed-lateness", required_argument, 0, OPT_LATENESS},
+        {"evict-closed-months", no_argument, 0, OPT_EVICT},
         {"reset", no_argument, 0, OPT_RESET},
         {"schema-registry", required_argument, 0, OPT_REGISTRY},
         {"schema-registry-user-info", required_argument, 0, OPT_REGISTRY_AUTH},
@@ -138,6 +151,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
     rc->ready_flush_failure = 60;
     long long max_memory_mb = 64, n;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
+    rc->lateness_ms = REDIS_DEFAULT_LATENESS_MS;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
     scd2_config_defaults(&rc->scd2);
@@ -206,6 +220,27 @@ static int parse_args(int argc, char **argv, run_config *rc)
                 fprintf(stderr, "activity run: --max-memory takes MB, 16..1048576\n");
                 return -1;
             }
+            break;
+        case OPT_LATENESS: {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            long long unit = *end == 'd'   ? 86400000LL
+                             : *end == 'h' ? 3600000LL
+                             : *end == 'm' ? 60000LL
+                             : *end == 's' ? 1000LL
+                                           : 0;
+            if (errno || end == optarg || !unit || end[1] || v < 0 ||
+                v > 3650LL * 86400000 / unit) {
+                log_error("--allowed-lateness takes <n>d, <n>h, <n>m or <n>s, 0s..3650d (got '%s')",
+                          optarg);
+                return -1;
+            }
+            rc->lateness_ms = v * unit;
+            break;
+        }
+        case OPT_EVICT:
+            rc->evict = true;
             break;
         case OPT_EXACT:
             if (!option_long(optarg, 0, LONG_MAX, &n)) {
@@ -397,6 +432,9 @@ int cmd_run(int argc, char **argv)
         !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
+    redis_state_set_lateness(apply_rs, rc.lateness_ms);
+    redis_state_set_lateness(rs, rc.lateness_ms);
+    redis_state_set_eviction(rs, rc.evict);
     int64_t newest_flush;
     if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
         pg_sink_set_timeouts(pg, (long)(rc.pg_lock_timeout * 1000),
@@ -413,6 +451,7 @@ int cmd_run(int argc, char **argv)
                   rc.common.devices_topic);
     pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
     pipe.rules = rc.rules;
+    pipe.lateness_ms = rc.lateness_ms;
     pipe_ready = true;
     source_callbacks callbacks = runner_source_callbacks(&pipe);
     if (!(src = kafka_source_new(&rc.common, &rc.source, &callbacks, &err)) ||

@@ -28,6 +28,8 @@ typedef struct {
     size_t batch_size;
     size_t batch_bytes; /* record bytes folded into one batch, from --max-memory */
     long exact_limit;
+    int64_t lateness_ms; /* --allowed-lateness */
+    bool evict;          /* --evict-closed-months */
     registry_options registry;
     validation_rules rules;
     const char *writer_schemas[16];
