@@ -18,6 +18,10 @@ source "$(dirname "$0")/lib.sh"
 
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
 PER_MONTH=${IT_YEAR_EVENTS_PER_MONTH:-6000}
+# IT_YEAR_EVICT=0 runs the same stream without eviction (a control: the
+# memory check must then fail).
+EVICT_FLAG=(--evict-closed-months)
+[ "${IT_YEAR_EVICT:-1}" = 1 ] || EVICT_FLAG=()
 METRICS_PORT=$((20000 + RANDOM % 20000))
 
 say "generating 13 months of $PER_MONTH events, split into weekly chunks"
@@ -70,7 +74,7 @@ load_reference "$WORK/all.csv" "$DEVICES"
 "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
 "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/chunks/c00w0.csv" 2>/dev/null
 
-"$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" --evict-closed-months \
+"$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "${EVICT_FLAG[@]}" \
     --batch-size 300 --flush-interval 0.1 --metrics-addr "127.0.0.1:$METRICS_PORT" \
     2>"$WORK/run.log" &
 PROC=$!
@@ -115,7 +119,9 @@ for i in $(seq 0 12); do
         [ "$i$w" = 00 ] || load "$(printf 'c%02dw%d' "$i" "$w")"
         settle
         echo "$i $(used_memory)" >>"$WORK/memory"
-        if [ "$i$w" = 10 ]; then
+        if [ "${IT_YEAR_EVICT:-1}" != 1 ]; then
+            continue
+        elif [ "$i$w" = 10 ]; then
             # Feb 1-7 streamed: January closed (watermark past Feb 1).
             wait_evicted 202301
             say "January evicted; events 1 day after it closed"
@@ -139,6 +145,17 @@ wait "$PROC" || {
     fail "the processor did not exit 0 on SIGTERM"
 }
 echo "$metrics" | grep -E '^activity_(late|month_evictions)' >&2
+if [ "${IT_YEAR_EVICT:-1}" != 1 ]; then
+    python3 - "$WORK/memory" <<'PY'
+import sys
+peak = {}
+for line in open(sys.argv[1]):
+    m, v = line.split()
+    peak[int(m)] = max(peak.get(int(m), 0), int(v))
+print("[test_year] control, no eviction: peak used_memory per month:", [peak[m] for m in sorted(peak)], file=sys.stderr)
+PY
+    exit 0
+fi
 counter() { echo "$metrics" | awk -v n="$1" '$1 == n {print int($2)}'; }
 [ "$(counter activity_late_events_total)" -ge 60 ] || fail "the 60 late events were not counted"
 [ "$(counter activity_late_skipped_total)" -ge 3 ] || fail "no deltas of evicted months were left out"
