@@ -110,10 +110,11 @@ int run_metrics_init(double ready_flush_failure)
                                  "Events older than their partition's watermark (latest event "
                                  "time minus --allowed-lateness) when read.",
                                  NULL, NULL, 0);
-    late_skipped = metrics_family("activity_late_skipped_total", METRIC_COUNTER,
-                                  "Host-days and user hashes of evicted months that applies left "
-                                  "out (rehydration is not built yet).",
-                                  NULL, NULL, 0);
+    late_skipped =
+        metrics_family("activity_late_skipped_total", METRIC_COUNTER,
+                       "Host-days and (user, month) masks of evicted months that applies left "
+                       "out (rehydration is not built yet).",
+                       NULL, NULL, 0);
     evictions = metrics_family("activity_month_evictions_total", METRIC_COUNTER,
                                "(key group, month) pairs whose Redis state was deleted after "
                                "the month closed and PostgreSQL committed it.",
