@@ -10,6 +10,7 @@
 #include "cmd/commands.h"
 #include "cmd/runner.h"
 #include "lib/config.h"
+#include "lib/hll.h"
 #include "cmd/deployment.h"
 #include "lib/metrics_http.h"
 #include "lib/run_metrics.h"
@@ -17,6 +18,7 @@
 #include <errno.h>
 
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,8 +51,10 @@ static const char help[] =
     "  --evict-closed-months   delete a closed month's Redis state once PostgreSQL holds it;\n"
     "                          later events for it are then counted and left out\n"
     "                          (activity_late_skipped_total), not applied\n"
-    "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
-    "                          then by HyperLogLog (default: 10000)\n"
+    "  --exact-uniques-limit N keep a host-day's visitors as an exact set in Redis up to\n"
+    "                          N, then as HyperLogLog registers; at least 1280, the\n"
+    "                          sketches' EXPLICIT threshold, so the output does not\n"
+    "                          depend on it (default: 1280)\n"
     "  --pg-lock-timeout SEC   a flush waiting this long for a lock on a sink table\n"
     "                          fails and is retried with backoff; also how long a\n"
     "                          signalled shutdown retries its final flush (default: 5)\n"
@@ -243,8 +247,12 @@ static int parse_args(int argc, char **argv, run_config *rc)
             rc->evict = true;
             break;
         case OPT_EXACT:
-            if (!option_long(optarg, 0, LONG_MAX, &n)) {
-                log_error("--exact-uniques-limit takes a count >= 0");
+            /* Below the sketch's EXPLICIT threshold the exact list of a host-day
+             * would be gone before the sketch stops needing it. */
+            if (!option_long(optarg, (long)HLL_EXPLICIT_MAX, LONG_MAX, &n)) {
+                log_error("--exact-uniques-limit takes a count >= %zu (the EXPLICIT threshold "
+                          "of the daily sketches, README \"Daily sketches\"), not '%s'",
+                          (size_t)HLL_EXPLICIT_MAX, optarg);
                 return -1;
             }
             rc->exact_limit = (long)n;
@@ -315,14 +323,20 @@ static int parse_args(int argc, char **argv, run_config *rc)
         log_error("%s", err.msg);
         return -1;
     }
-    /* --max-memory, measured (heaptrack, /usr/bin/time) on 2,000,000 events: an eighth for
-     * librdkafka's prefetch; a thirty-second for the record bytes of a batch, as its folded
-     * maps take about four times its record bytes and the batch Redis applies meanwhile as
-     * much again; the other half for the process itself (~15 MB of code, libraries and
-     * connections, and the allocator's slack), the Redis commands and replies and the flush. */
+    /* --max-memory, measured (heaptrack, /usr/bin/time) on 1,000,000 and 10,000,000 events:
+     * an eighth for librdkafka's prefetch (each queued record also costs ~500 bytes of its
+     * bookkeeping); a sixteenth for the folded state of the batch being folded (its distinct
+     * keys: ~25 bytes per event of the generated shape, so ~150,000 events at the default),
+     * whose arrays and maps may hold twice that, and the batch Redis applies meanwhile as much
+     * again; the rest for the process itself (~15 MB of code, libraries and connections, and
+     * the allocator's slack), the Redis commands and replies, and the flush, which runs with
+     * every batch applied and its memory given back (cmd/runner.c). */
     size_t budget = (size_t)max_memory_mb << 20;
     rc->source.prefetch_bytes = budget / 8;
-    rc->batch_bytes = budget / 32;
+    rc->batch_bytes = budget / 16;
+    if (rc->batch_bytes > BATCH_SOFT_BYTES)
+        rc->batch_bytes = BATCH_SOFT_BYTES;
+    rc->batch_capacity = 2 * rc->batch_bytes;
     if (rc->reset && !rc->until_caught_up) {
         log_error("--reset rebuilds from the topics and needs "
                   "--until-caught-up (or use activity backfill --reset)");
@@ -376,14 +390,38 @@ static int with_stats_interval(common_config *c, errbuf *err)
 
 int cmd_run(int argc, char **argv)
 {
+    return cmd_run_hooked(argc, argv, NULL);
+}
+
+int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks)
+{
     run_config rc;
     memset(&rc, 0, sizeof rc);
+    /* One malloc arena for every thread. librdkafka's threads allocate the
+     * fetched records and the main thread frees them: with an arena per
+     * thread (glibc's default) the freed memory stayed in the fetching
+     * threads' arenas, ~15 MB of the resident set at 10,000,000 events
+     * (52 MB maximum RSS with one arena, 66-68 MB without; CPU within
+     * noise). Set before any thread starts. And a fixed mmap threshold:
+     * glibc raises its own after the first large free, so the batches'
+     * arrays and maps and the flush's row buffers came from the heap, where
+     * a growing buffer is copied (old and new both resident) and freed
+     * memory stays; mmapped, they grow by mremap and are returned when
+     * freed (the final flush of 10,000,000 events peaked at 60-65 MB before,
+     * ~52 MB with it). */
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     int pr = parse_args(argc, argv, &rc);
     if (pr != 0) {
         config_free(&rc.common);
         return pr > 0 ? 0 : 2;
     }
     errbuf err = {{0}};
+    if (hooks && hooks->configure && hooks->configure(hooks->ctx, &rc, &err)) {
+        log_error("%s", err.msg);
+        config_free(&rc.common);
+        return 1;
+    }
     int status = 1;
     avro_codec *codec = NULL;
     schema_registry *registry = NULL;
@@ -427,8 +465,10 @@ int cmd_run(int argc, char **argv)
         avro_codec_set_registry(codec, registry);
         log_info("schema ids are resolved in the registry at %s", rc.registry.url);
     }
+    /* --reset checks the layout after deleting the state: that is how state of
+     * an older layout is rebuilt (README "Daily sketches"). */
     if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
-        redis_state_check_layout(rs, &err) ||
+        (!rc.reset && redis_state_check_layout(rs, &err)) ||
         !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
@@ -499,6 +539,9 @@ int cmd_run(int argc, char **argv)
     }
     if (rc.until_caught_up &&
         runner_catch_up_init(&cu, kafka_source_handle(src), existing, n_existing, &err))
+        goto out;
+    if (hooks && hooks->prepare &&
+        hooks->prepare(hooks->ctx, &rc, kafka_source_handle(src), rs, &pipe, &cu, &err))
         goto out;
     if (kafka_source_subscribe(src, existing, n_existing, &err))
         goto out;

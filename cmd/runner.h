@@ -26,7 +26,8 @@ typedef struct {
     bool until_caught_up;
     bool reset;
     size_t batch_size;
-    size_t batch_bytes; /* record bytes folded into one batch, from --max-memory */
+    size_t batch_bytes;    /* folded state of one batch (batch_bytes), from --max-memory */
+    size_t batch_capacity; /* memory a full batch may hold (batch_capacity) */
     long exact_limit;
     int64_t lateness_ms; /* --allowed-lateness */
     bool evict;          /* --evict-closed-months */
@@ -38,6 +39,7 @@ typedef struct {
     double pg_lock_timeout, pg_statement_timeout; /* seconds */
     const char *metrics_addr;                     /* NULL: no metrics endpoint */
     double ready_flush_failure;
+    double progress_interval; /* > 0: a progress line this often (backfill --from/--to) */
 } run_config;
 
 /* Where "caught up" is: the end offset of every partition at start. */
@@ -61,6 +63,21 @@ void runner_on_signal(int sig);
 
 /* The consumer's rebalance callbacks, answered by the pipeline. */
 source_callbacks runner_source_callbacks(pipeline *pipe);
+
+/* What a command built on `activity run` (backfill --from/--to) changes
+ * in it: configure runs after the options are parsed (it may change them),
+ * prepare after the connections are up and the catch-up targets known,
+ * before the consumer subscribes (rk: the consumer's handle, used for
+ * look-ups only). Each returns 0, or -1 with err set to stop. */
+typedef struct {
+    int (*configure)(void *ctx, run_config *rc, errbuf *err);
+    int (*prepare)(void *ctx, const run_config *rc, rd_kafka_t *rk, redis_state *rs, pipeline *pipe,
+                   catch_up *cu, errbuf *err);
+    void *ctx;
+} run_hooks;
+
+/* `activity run` with hooks (NULL: none); the exit status. */
+int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks);
 
 /* Runs until a signal, --until-caught-up's end or a failure that waiting
  * does not fix; the exit status. */

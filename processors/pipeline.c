@@ -28,6 +28,13 @@ void pipeline_set_profiles_topic(pipeline *p, const char *topic)
     p->profiles_topic = topic;
 }
 
+void pipeline_set_event_range(pipeline *p, int64_t from_ms, int64_t to_ms)
+{
+    p->range = true;
+    p->range_from_ms = from_ms;
+    p->range_to_ms = to_ms;
+}
+
 void pipeline_free(pipeline *p)
 {
     for (size_t i = 0; i < p->n_parts; i++) {
@@ -127,9 +134,11 @@ static int dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *rea
 {
     log_debug("dead letter %s [%d] @%lld: %s: %s", rd_kafka_topic_name(m->rkt), m->partition,
               (long long)m->offset, reason, detail);
-    if (dlq_send(p->dead_letters, m, reason, detail, err))
-        return -1;
-    p->dlq_pending = true;
+    if (!p->range) {
+        if (dlq_send(p->dead_letters, m, reason, detail, err))
+            return -1;
+        p->dlq_pending = true;
+    }
     p->stats.dead_letters++;
     run_metrics_dead_letter(rd_kafka_topic_name(m->rkt), reason);
     partition_state *ps = pipeline_find(p, rd_kafka_topic_name(m->rkt), m->partition);
@@ -232,6 +241,11 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
         const char *why = validate_event(&p->rules, ev, &detail);
         if (why)
             return dead_letter(p, m, why, detail.msg, err);
+        if (p->range &&
+            (ev->event_time_ms < p->range_from_ms || ev->event_time_ms >= p->range_to_ms)) {
+            p->stats.out_of_range++;
+            return 0;
+        }
         /* Late: older than the partition's watermark as this process knows
          * it (its latest event time minus the allowed lateness). */
         if (ps->max_event_ms != INT64_MIN &&
@@ -381,6 +395,7 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
         if (r < 0)
             return -1;
         ps->inflight = false;
+        size_t folded = batch_bytes(&ps->inflight_b);
         batch_reset(&ps->inflight_b);
         /* Revoked or re-assigned meanwhile: the new owner (or the new
          * assignment) works from the fences, whatever this batch did. */
@@ -393,10 +408,11 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
                 p, ps, went_back(ps->fences, ps->ticket.groups, ps->ticket.expected, ps->ticket.n),
                 conflict);
         } else {
-            log_debug("applied %s [%d] %lld..%lld (%llu records, %zu key groups)", ps->topic,
-                      ps->partition, (long long)ps->inflight_first,
+            log_debug("applied %s [%d] %lld..%lld (%llu records folded into %zu bytes, %zu key "
+                      "groups)",
+                      ps->topic, ps->partition, (long long)ps->inflight_first,
                       (long long)ps->inflight_position - 1,
-                      (unsigned long long)ps->inflight_records, ps->ticket.n);
+                      (unsigned long long)ps->inflight_records, folded, ps->ticket.n);
             ps->applied = ps->inflight_position;
             run_metrics_applied(ps->topic, ps->inflight_records - ps->inflight_dead);
             run_metrics_late_skipped(redis_state_skipped_entities(p->apply_redis));
@@ -423,6 +439,34 @@ size_t pipeline_pending_bytes(const pipeline *p)
     for (size_t i = 0; i < p->n_parts; i++)
         n += batch_bytes(&p->parts[i]->b);
     return n;
+}
+
+size_t pipeline_release_batches(pipeline *p, size_t keep)
+{
+    size_t held = 0, released = 0;
+    for (size_t i = 0; i < p->n_parts; i++)
+        held += batch_capacity(&p->parts[i]->b) + batch_capacity(&p->parts[i]->inflight_b);
+    while (held > keep) {
+        batch *largest = NULL;
+        size_t largest_cap = 0;
+        for (size_t i = 0; i < p->n_parts; i++) {
+            partition_state *ps = p->parts[i];
+            batch *idle[2] = {ps->pending ? NULL : &ps->b, ps->inflight ? NULL : &ps->inflight_b};
+            for (int k = 0; k < 2; k++) {
+                size_t cap = idle[k] ? batch_capacity(idle[k]) : 0;
+                if (cap > largest_cap) {
+                    largest = idle[k];
+                    largest_cap = cap;
+                }
+            }
+        }
+        if (!largest)
+            break;
+        batch_release(largest);
+        held -= largest_cap;
+        released += largest_cap;
+    }
+    return released;
 }
 
 bool pipeline_in_flight(const pipeline *p)
@@ -474,8 +518,8 @@ int pipeline_advance_fences(pipeline *p, rd_kafka_topic_partition_list_t **resee
             continue;
         int64_t expected[KEY_GROUPS];
         memcpy(expected, ps->fences, sizeof expected);
-        int r = redis_state_advance_fences(p->redis, ps->topic, ps->partition, ps->applied,
-                                           ps->max_event_ms, ps->fences, err);
+        int r = redis_state_advance_fences_wm(p->redis, ps->topic, ps->partition, ps->applied,
+                                              ps->max_event_ms, ps->fences, err);
         if (r < 0)
             return -1;
         if (r == 1) {

@@ -66,7 +66,8 @@ typedef struct {
     uint64_t tombstones;   /* null values on the devices and profiles topics */
     uint64_t dead_letters; /* sent to the DLQ */
     uint64_t fence_conflicts;
-    uint64_t late_events; /* older than their partition's watermark */
+    uint64_t late_events;  /* older than their partition's watermark */
+    uint64_t out_of_range; /* events skipped by the event-time range (backfill) */
 } pipeline_stats;
 
 typedef struct {
@@ -82,6 +83,12 @@ typedef struct {
     partition_state **parts;
     size_t n_parts, cap_parts;
     bool dlq_pending;
+    /* `activity backfill --from/--to`: only events with event_time in
+     * [range_from_ms, range_to_ms) are folded, the others are counted in
+     * stats.out_of_range; and dead letters are counted, not sent again (the
+     * live processor sent them when it read those records). */
+    bool range;
+    int64_t range_from_ms, range_to_ms;
     pipeline_stats stats;
 } pipeline;
 
@@ -90,6 +97,9 @@ void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, redis_sta
 void pipeline_free(pipeline *p);
 /* Records of this topic are user profiles (dim_users' changes). */
 void pipeline_set_profiles_topic(pipeline *p, const char *topic);
+/* Folds only the events with event_time in [from_ms, to_ms) and sends no
+ * dead letters (see pipeline.range). */
+void pipeline_set_event_range(pipeline *p, int64_t from_ms, int64_t to_ms);
 
 partition_state *pipeline_find(pipeline *p, const char *topic, int32_t partition);
 
@@ -130,6 +140,12 @@ bool pipeline_in_flight(const pipeline *p);
 rd_kafka_topic_partition_list_t *pipeline_positions(const pipeline *p);
 /* Bytes the batches being folded hold (batch_bytes over the partitions). */
 size_t pipeline_pending_bytes(const pipeline *p);
+/* Gives back the memory of idle batches (neither being folded nor in
+ * flight), largest first, until every batch together holds at most
+ * `keep` bytes (batch_capacity), or none is idle. A batch keeps its
+ * capacity across resets, so partitions that each once took a large batch
+ * would otherwise hold it all at once. Returns the bytes released. */
+size_t pipeline_release_batches(pipeline *p, size_t keep);
 
 /* After a Redis failure, when whether the last batches applied is unknown,
  * or after a fence moved: drops every batch (no reply may be pending on

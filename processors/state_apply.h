@@ -50,7 +50,12 @@ int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, i
  * restart does not re-read a long range for a quiet group. Same return
  * convention as redis_state_apply_recv. */
 int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,
-                               int64_t max_event_ms, int64_t fences[KEY_GROUPS], errbuf *err);
+                               int64_t fences[KEY_GROUPS], errbuf *err);
+/* The same, carrying the partition's latest event time folded so far
+ * (INT64_MIN: none) into the advanced groups' watermarks. */
+int redis_state_advance_fences_wm(redis_state *rs, const char *topic, int32_t partition,
+                                  int64_t next, int64_t max_event_ms, int64_t fences[KEY_GROUPS],
+                                  errbuf *err);
 
 /* ---- the flush's hand-off ---------------------------------------------- */
 
