@@ -15,6 +15,8 @@
 #include "lib/metrics_http.h"
 #include "lib/run_metrics.h"
 
+#include <errno.h>
+
 #include <limits.h>
 #include <malloc.h>
 #include <math.h>
@@ -42,6 +44,13 @@ static const char help[] =
     "                          and the sink tables' rows first, then rebuild everything\n"
     "                          from the topics (refused while members of --group are\n"
     "                          live or other prefixes share the database)\n"
+    "  --allowed-lateness D    a partition's watermark is its latest event time minus D\n"
+    "                          (<n>d, <n>h, <n>m or <n>s; default 3d; 0s..3650d): months\n"
+    "                          before every watermark are closed (README \"Lateness and\n"
+    "                          eviction\")\n"
+    "  --evict-closed-months   delete a closed month's Redis state once PostgreSQL holds it;\n"
+    "                          later events for it are then counted and left out\n"
+    "                          (activity_late_skipped_total), not applied\n"
     "  --exact-uniques-limit N keep a host-day's visitors as an exact set in Redis up to\n"
     "                          N, then as HyperLogLog registers; at least 1280, the\n"
     "                          sketches' EXPLICIT threshold, so the output does not\n"
@@ -89,6 +98,8 @@ enum {
     OPT_BATCH,
     OPT_MAX_MEMORY,
     OPT_EXACT,
+    OPT_LATENESS,
+    OPT_EVICT,
     OPT_REGISTRY,
     OPT_REGISTRY_AUTH,
     OPT_REGISTRY_TIMEOUT,
@@ -117,6 +128,8 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"batch-size", required_argument, 0, OPT_BATCH},
         {"max-memory", required_argument, 0, OPT_MAX_MEMORY},
         {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
+        {"allowed-lateness", required_argument, 0, OPT_LATENESS},
+        {"evict-closed-months", no_argument, 0, OPT_EVICT},
         {"reset", no_argument, 0, OPT_RESET},
         {"schema-registry", required_argument, 0, OPT_REGISTRY},
         {"schema-registry-user-info", required_argument, 0, OPT_REGISTRY_AUTH},
@@ -142,6 +155,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
     rc->ready_flush_failure = 60;
     long long max_memory_mb = 64, n;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
+    rc->lateness_ms = REDIS_DEFAULT_LATENESS_MS;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
     scd2_config_defaults(&rc->scd2);
@@ -210,6 +224,27 @@ static int parse_args(int argc, char **argv, run_config *rc)
                 fprintf(stderr, "activity run: --max-memory takes MB, 16..1048576\n");
                 return -1;
             }
+            break;
+        case OPT_LATENESS: {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            long long unit = *end == 'd'   ? 86400000LL
+                             : *end == 'h' ? 3600000LL
+                             : *end == 'm' ? 60000LL
+                             : *end == 's' ? 1000LL
+                                           : 0;
+            if (errno || end == optarg || !unit || end[1] || v < 0 ||
+                v > 3650LL * 86400000 / unit) {
+                log_error("--allowed-lateness takes <n>d, <n>h, <n>m or <n>s, 0s..3650d (got '%s')",
+                          optarg);
+                return -1;
+            }
+            rc->lateness_ms = v * unit;
+            break;
+        }
+        case OPT_EVICT:
+            rc->evict = true;
             break;
         case OPT_EXACT:
             /* Below the sketch's EXPLICIT threshold the exact list of a host-day
@@ -437,6 +472,9 @@ int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks)
         !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);
+    redis_state_set_lateness(apply_rs, rc.lateness_ms);
+    redis_state_set_lateness(rs, rc.lateness_ms);
+    redis_state_set_eviction(rs, rc.evict);
     int64_t newest_flush;
     if (!(pg = pg_sink_connect(rc.common.pg_dsn, &err)) ||
         pg_sink_set_timeouts(pg, (long)(rc.pg_lock_timeout * 1000),
@@ -453,6 +491,7 @@ int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks)
                   rc.common.devices_topic);
     pipeline_set_profiles_topic(&pipe, rc.common.profiles_topic);
     pipe.rules = rc.rules;
+    pipe.lateness_ms = rc.lateness_ms;
     pipe_ready = true;
     source_callbacks callbacks = runner_source_callbacks(&pipe);
     if (!(src = kafka_source_new(&rc.common, &rc.source, &callbacks, &err)) ||

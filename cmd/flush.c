@@ -38,6 +38,8 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
             rc = -1;
         } else if (rc == 0 && held < plan.committed) {
             rc = flush_plan_replay_all(rs, replay_topics, held, plan.committed, err);
+        } else if (rc == 0 && redis_state_evict_closed(rs, &stats->evicted_months, err)) {
+            rc = -1;
         }
         goto out;
     }
@@ -67,6 +69,9 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
     }
     failpoint("flush-after-commit");
     if (flush_plan_finish(rs, &plan, err))
+        goto out;
+    /* What this flush committed may complete a closed month. */
+    if (redis_state_evict_closed(rs, &stats->evicted_months, err))
         goto out;
     stats->host_rows = p.n_hosts;
     stats->user_keys = p.n_user_keys;

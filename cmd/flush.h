@@ -16,6 +16,7 @@ typedef struct {
     size_t user_rows;
     size_t dim_changes; /* device and user profile changes merged (sinks/scd2.h) */
     size_t dim_device_changes, dim_user_changes; /* dim_changes by dimension */
+    size_t evicted_months;                       /* (key group, month) pairs evicted after it */
     double seconds;
 } flush_stats;
 

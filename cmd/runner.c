@@ -182,6 +182,10 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
         if (r == 0) {
             run_metrics_flush_ok(st.seconds, st.host_rows, st.user_rows, st.dim_device_changes,
                                  st.dim_user_changes);
+            run_metrics_evictions(st.evicted_months);
+            if (st.evicted_months)
+                log_info("evicted %zu closed (key group, month) states from redis",
+                         st.evicted_months);
             note_postgres(pg, fc, st.host_rows || st.user_keys || st.dim_changes);
             if (fc->failing)
                 log_info("flush recovered");

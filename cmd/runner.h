@@ -29,6 +29,8 @@ typedef struct {
     size_t batch_bytes;    /* folded state of one batch (batch_bytes), from --max-memory */
     size_t batch_capacity; /* memory a full batch may hold (batch_capacity) */
     long exact_limit;
+    int64_t lateness_ms; /* --allowed-lateness */
+    bool evict;          /* --evict-closed-months */
     registry_options registry;
     validation_rules rules;
     const char *writer_schemas[16];

@@ -19,7 +19,8 @@
 
 static metric_family *consumed, *applied, *dead_letters, *batch_records, *apply_seconds,
     *apply_wait_seconds, *rebalances, *assigned, *flush_seconds, *flushes, *flush_rows, *lag,
-    *redis_up, *pg_up, *redis_retries, *pg_retries, *build_info;
+    *redis_up, *pg_up, *redis_retries, *pg_retries, *build_info, *late_events, *late_skipped,
+    *evictions;
 
 static double now_seconds(void)
 {
@@ -105,13 +106,26 @@ int run_metrics_init(double ready_flush_failure)
                                    NULL, NULL, 0);
     pg_retries = metrics_family("activity_postgres_retries_total", METRIC_COUNTER,
                                 "Flushes retried after a PostgreSQL failure.", NULL, NULL, 0);
+    late_events = metrics_family("activity_late_events_total", METRIC_COUNTER,
+                                 "Events older than their partition's watermark (latest event "
+                                 "time minus --allowed-lateness) when read.",
+                                 NULL, NULL, 0);
+    late_skipped =
+        metrics_family("activity_late_skipped_total", METRIC_COUNTER,
+                       "Host-days and (user, month) masks of evicted months that applies left "
+                       "out (rehydration is not built yet).",
+                       NULL, NULL, 0);
+    evictions = metrics_family("activity_month_evictions_total", METRIC_COUNTER,
+                               "(key group, month) pairs whose Redis state was deleted after "
+                               "the month closed and PostgreSQL committed it.",
+                               NULL, NULL, 0);
     build_info =
         metrics_family("activity_build_info", METRIC_GAUGE,
                        "Always 1; the labels give the versions.", "version,librdkafka", NULL, 0);
     if (!consumed || !applied || !dead_letters || !batch_records || !apply_seconds ||
         !apply_wait_seconds || !rebalances || !assigned || !flush_seconds || !flushes ||
         !flush_rows || !lag || !redis_up || !pg_up || !redis_retries || !pg_retries ||
-        !build_info ||
+        !build_info || !late_events || !late_skipped || !evictions ||
         metrics_gauge_fn("activity_oldest_unflushed_change_seconds",
                          "Age of the oldest change this member applied to Redis that no flush "
                          "has written to PostgreSQL yet (0: none).",
@@ -209,6 +223,26 @@ void run_metrics_flush_ok(double seconds, size_t host_rows, size_t user_rows, si
     size_t rows[] = {host_rows, host_rows, user_rows, device_changes, user_changes};
     for (int i = 0; i < 5; i++)
         metrics_add(flush_rows, (const char *[]){tables[i]}, (double)rows[i]);
+}
+
+void run_metrics_late_event(void)
+{
+    metrics_add(late_events, NULL, 1);
+}
+
+void run_metrics_late_skipped(uint64_t total)
+{
+    /* A running total from the Redis state module: publish the increase. */
+    static _Atomic uint64_t seen;
+    uint64_t before = atomic_exchange(&seen, total);
+    if (total > before)
+        metrics_add(late_skipped, NULL, (double)(total - before));
+}
+
+void run_metrics_evictions(size_t n)
+{
+    if (n)
+        metrics_add(evictions, NULL, (double)n);
 }
 
 void run_metrics_flush_superseded(void)

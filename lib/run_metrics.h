@@ -42,6 +42,11 @@ void run_metrics_assigned(size_t partitions);
 void run_metrics_flush_ok(double seconds, size_t host_rows, size_t user_rows, size_t device_changes,
                           size_t user_changes);
 void run_metrics_flush_superseded(void);
+/* Lateness and eviction (README "Lateness and eviction"): one late event;
+ * the running total of skipped deltas of evicted months; evictions. */
+void run_metrics_late_event(void);
+void run_metrics_late_skipped(uint64_t total);
+void run_metrics_evictions(size_t n);
 void run_metrics_flush_failed(bool postgres);
 void run_metrics_redis_up(bool up);
 /* PostgreSQL answered (or not) a flush with nothing to write, which does

@@ -6,16 +6,19 @@
 -- either the deltas and the new fence are both applied, or neither.
 --
 -- KEYS: [1] fence hash, [2] dirty set, [3] device hash, [4] dimension
--- buffer; then per host-day of the first section, in its order, the hits
--- hash h:<YYYYMM>:<host>, the exact set s:<YYYYMMDD>:<host> and the
--- HyperLogLog p:<YYYYMMDD>:<host> of its uniques; then per user hash of the
--- second section, in its order, u:<YYYYMM>:<bucket>.
+-- buffer, [5] watermark hash, [6] set of the months held, [7] set of the
+-- evicted months; then per host-day of the first section, in its order,
+-- the hits hash h:<YYYYMM>:<host>, the exact set s:<YYYYMMDD>:<host> and
+-- the HyperLogLog p:<YYYYMMDD>:<host> of its uniques, and the month's key
+-- list k:<YYYYMM>; then per user hash of the second section, in its order,
+-- u:<YYYYMM>:<bucket> and k:<YYYYMM>.
 --
 -- ARGV: fence field ("topic/partition"), expected fence ("-1" if none; "*"
 -- only from the benchmark's unfenced build, ACTIVITY_UNFENCED in
 -- state_apply.c: no fence check and no fence update, to price them), new
--- fence, the exact-uniques limit, then four sections, each a count followed
--- by its entries:
+-- fence, the exact-uniques limit, the watermark this batch reaches (epoch
+-- ms: its latest event time minus the allowed lateness; "-" without
+-- events), then four sections, each a count followed by its entries:
 --   host-days: month(YYYYMM) day(D) host hits nusers nreg member...
 --     (members: lib/hll.h hll_redis_member; the first nreg are 8 bytes, PFADD-able;
 --     the others, 9 bytes, set no register of the sketch and are never PFADDed)
@@ -24,10 +27,17 @@
 --   dimension changes: field entries (processors/dims.h: field "d<id>" or
 --     "u<id>", entries "<updated_at>:<len>:<payload>"..., sorted)
 -- The dirty markers it adds are defined in processors/dirty_marker.h.
--- Returns {1} when applied, {0, current fence} when the fence moved (another
--- instance applied this range, or this one is a zombie): nothing is written.
+-- Every key an entity of month M gets is also listed in k:M, so that the
+-- eviction of M (evict.lua) names them all in its KEYS without a SCAN.
+-- The deltas of a month in the evicted set are not applied (README
+-- "Lateness and eviction": a closed, evicted month is final until
+-- rehydration exists) and are counted in the reply.
+-- Returns {1, host-days skipped, user hashes skipped} when applied,
+-- {0, current fence} when the fence moved (another instance applied this
+-- range, or this one is a zombie): nothing is written.
 local fence_key, dirty_key, devkey, dimkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local kx = 5 -- the next key of the sections
+local wmkey, monthskey, evictedkey = KEYS[5], KEYS[6], KEYS[7]
+local kx = 8 -- the next key of the sections
 local fenced = ARGV[2] ~= '*'
 if fenced then
   local cur = redis.call('HGET', fence_key, ARGV[1]) or '-1'
@@ -46,15 +56,40 @@ local function chunked(cmd, key, list, first, last)
   end
 end
 
-local i = 5
+-- Months are evicted rarely; one SMEMBERS answers every entity of the call.
+local evicted = {}
+for _, m in ipairs(redis.call('SMEMBERS', evictedkey)) do evicted[m] = true end
+local skipped_hosts, skipped_users = 0, 0
+local months_seen = {}
+-- Records that month holds key (its key list klist) once per call.
+local listed = {}
+local function list_key(month, klist, key)
+  if not months_seen[month] then
+    months_seen[month] = true
+    redis.call('SADD', monthskey, month)
+  end
+  if not listed[key] then
+    listed[key] = true
+    redis.call('SADD', klist, key)
+  end
+end
+
+local i = 6
 local nh = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nh do
   local month, day, host = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local hits, nu, nreg = ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  local hkey, set, hll = KEYS[kx], KEYS[kx + 1], KEYS[kx + 2]
+  local hkey, set, hll, klist = KEYS[kx], KEYS[kx + 1], KEYS[kx + 2], KEYS[kx + 3]
   i = i + 6
-  kx = kx + 3
-  redis.call('HINCRBY', hkey, day, hits)
+  kx = kx + 4
+  if evicted[month] then
+    skipped_hosts = skipped_hosts + 1
+    i = i + nu
+    nu = -1
+  else
+    list_key(month, klist, hkey)
+    redis.call('HINCRBY', hkey, day, hits)
+  end
   if nu > 0 then
     -- What the day's sketch is built from (README "Daily sketches"): the
     -- exact set while small, HyperLogLog registers once past EXACT_LIMIT
@@ -75,9 +110,15 @@ for _ = 1, nh do
         redis.call('DEL', set)
       end
     end
+    -- Both homes are listed: the set may be folded into the HyperLogLog
+    -- by a later call.
+    list_key(month, klist, set)
+    list_key(month, klist, hll)
     i = i + nu
   end
-  dirty[#dirty + 1] = 'h' .. month .. ':' .. host
+  if nu >= 0 then
+    dirty[#dirty + 1] = 'h' .. month .. ':' .. host
+  end
 end
 
 -- A user's stored value lists "device=mask" pairs, comma-separated. Merges
@@ -135,8 +176,8 @@ local nk = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nk do
   local month, nu = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
-  local key = KEYS[kx]
-  kx = kx + 1
+  local key, klist = KEYS[kx], KEYS[kx + 1]
+  kx = kx + 2
   local users, starts = {}, {}
   local j = i
   for u = 1, nu do
@@ -150,6 +191,10 @@ for _ = 1, nk do
     for k = 1, #part do old[c + k - 1] = part[k] end
   end
   local out = {}
+  if evicted[month] then
+    skipped_users = skipped_users + nu
+    nu = 0
+  end
   for u = 1, nu do
     local v = merge_masks(old[u], starts[u])
     if v then
@@ -159,6 +204,7 @@ for _ = 1, nk do
     end
   end
   if #out > 0 then
+    list_key(month, klist, key)
     chunked('HSET', key, out, 1, #out)
   end
   i = j
@@ -264,4 +310,12 @@ end
 if fenced then
   redis.call('HSET', fence_key, ARGV[1], ARGV[3])
 end
-return {1}
+-- The partition's watermark only moves forward (a replayed or older batch
+-- leaves it), in the same atomic call as the fence.
+if ARGV[5] ~= '-' then
+  local wm = tonumber(redis.call('HGET', wmkey, ARGV[1]) or '-1e18')
+  if tonumber(ARGV[5]) > wm then
+    redis.call('HSET', wmkey, ARGV[1], ARGV[5])
+  end
+end
+return {1, skipped_hosts, skipped_users}

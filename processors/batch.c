@@ -51,6 +51,7 @@ void batch_reset(batch *b)
     b->n_host_days = b->n_users = b->n_uds = b->n_devices = 0;
     b->n_dim_entities = b->n_dim_changes = 0;
     b->strings_len = 0;
+    b->max_event_ms = INT64_MIN;
     bytes_map_clear(&b->host_day_index);
     bytes_map_clear(&b->user_seen);
     bytes_map_clear(&b->ud_index);
@@ -188,6 +189,8 @@ static int add_user_part(batch *b, const web_event *ev, int64_t day)
 
 int batch_add_event(batch *b, const web_event *ev, bool include_host, bool include_user)
 {
+    if (ev->event_time_ms > b->max_event_ms)
+        b->max_event_ms = ev->event_time_ms;
     int64_t day = day_of_epoch_ms(ev->event_time_ms);
     if (include_host && add_host_part(b, ev, day))
         return -1;

@@ -79,6 +79,7 @@ typedef struct {
     uint32_t ud_head[KEY_GROUPS];
     uint32_t dev_head[KEY_GROUPS];
     uint32_t dim_head[KEY_GROUPS];
+    int64_t max_event_ms; /* latest event time folded in; INT64_MIN if none */
 
     host_day_delta *host_days;
     size_t n_host_days, cap_host_days;

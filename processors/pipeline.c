@@ -20,6 +20,7 @@ void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, redis_sta
     p->events_topic = events_topic;
     p->devices_topic = devices_topic;
     validation_defaults(&p->rules);
+    p->lateness_ms = REDIS_DEFAULT_LATENESS_MS;
 }
 
 void pipeline_set_profiles_topic(pipeline *p, const char *topic)
@@ -67,6 +68,7 @@ static partition_state *get_or_add(pipeline *p, const char *topic, int32_t parti
         return NULL;
     }
     ps->partition = partition;
+    ps->max_event_ms = INT64_MIN;
     ps->kind = strcmp(topic, p->devices_topic) == 0                         ? RECORD_DEVICE
                : p->profiles_topic && strcmp(topic, p->profiles_topic) == 0 ? RECORD_USER_PROFILE
                                                                             : RECORD_WEB_EVENT;
@@ -244,6 +246,13 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
             p->stats.out_of_range++;
             return 0;
         }
+        /* Late: older than the partition's watermark as this process knows
+         * it (its latest event time minus the allowed lateness). */
+        if (ps->max_event_ms != INT64_MIN &&
+            ev->event_time_ms < ps->max_event_ms - p->lateness_ms) {
+            p->stats.late_events++;
+            run_metrics_late_event();
+        }
         bool past = m->offset >= ps->fence_max;
         bool host = past || m->offset >= ps->fences[group_of_host(ev->host.ptr, ev->host.len)];
         bool user = ev->user_id.present &&
@@ -308,6 +317,11 @@ int pipeline_apply_begin(pipeline *p, errbuf *err)
         partition_state *ps = p->parts[i];
         if (!ps->assigned || !ps->pending || ps->inflight)
             continue;
+        /* The apply carries the partition's latest event time so far, not
+         * only this batch's (processors/apply.lua: the watermark). */
+        if (ps->b.max_event_ms > ps->max_event_ms)
+            ps->max_event_ms = ps->b.max_event_ms;
+        ps->b.max_event_ms = ps->max_event_ms;
         if (redis_state_apply_send(p->apply_redis, &ps->b, ps->topic, ps->partition, ps->position,
                                    ps->fences, &ps->ticket, err))
             return -1;
@@ -401,6 +415,7 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
                       (unsigned long long)ps->inflight_records, folded, ps->ticket.n);
             ps->applied = ps->inflight_position;
             run_metrics_applied(ps->topic, ps->inflight_records - ps->inflight_dead);
+            run_metrics_late_skipped(redis_state_skipped_entities(p->apply_redis));
         }
     }
     return after_conflicts(p, conflict, reseek, err);
@@ -503,8 +518,8 @@ int pipeline_advance_fences(pipeline *p, rd_kafka_topic_partition_list_t **resee
             continue;
         int64_t expected[KEY_GROUPS];
         memcpy(expected, ps->fences, sizeof expected);
-        int r = redis_state_advance_fences(p->redis, ps->topic, ps->partition, ps->applied,
-                                           ps->fences, err);
+        int r = redis_state_advance_fences_wm(p->redis, ps->topic, ps->partition, ps->applied,
+                                              ps->max_event_ms, ps->fences, err);
         if (r < 0)
             return -1;
         if (r == 1) {

@@ -52,6 +52,10 @@ typedef struct {
      * has applied that far again, Redis holds a partial rebuild and
      * flushes wait (pipeline_rebuilding); 0 when not rebuilding. */
     int64_t rebuild_to;
+    /* The latest event time this process has folded from the partition
+     * (INT64_MIN: none): every apply and fence advance carries it, so each
+     * key group's watermark covers every batch up to its fence. */
+    int64_t max_event_ms;
 } partition_state;
 
 typedef struct {
@@ -62,6 +66,7 @@ typedef struct {
     uint64_t tombstones;   /* null values on the devices and profiles topics */
     uint64_t dead_letters; /* sent to the DLQ */
     uint64_t fence_conflicts;
+    uint64_t late_events;  /* older than their partition's watermark */
     uint64_t out_of_range; /* events skipped by the event-time range (backfill) */
 } pipeline_stats;
 
@@ -71,6 +76,7 @@ typedef struct {
     redis_state *apply_redis; /* batch applies only: replies may be pending */
     dlq *dead_letters;
     validation_rules rules;
+    int64_t lateness_ms; /* the allowed lateness (late events are counted) */
     const char *events_topic;
     const char *devices_topic;
     const char *profiles_topic; /* NULL: not consumed */

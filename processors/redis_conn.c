@@ -207,7 +207,8 @@ int rs_load_scripts(redis_state *rs, errbuf *err)
     return load_script(rs, "processors/apply.lua", rs->apply_sha, err) ||
            load_script(rs, "processors/take_dirty.lua", rs->take_sha, err) ||
            load_script(rs, "processors/read_host.lua", rs->read_host_sha, err) ||
-           load_script(rs, "processors/finish_flush.lua", rs->finish_sha, err);
+           load_script(rs, "processors/finish_flush.lua", rs->finish_sha, err) ||
+           load_script(rs, "processors/evict.lua", rs->evict_sha, err);
 }
 
 /* Reads maxmemory-policy: CONFIG GET where allowed, else the field
@@ -321,6 +322,7 @@ redis_state *redis_state_connect(const char *url, const char *prefix, errbuf *er
         return NULL;
     }
     rs->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
+    rs->lateness_ms = REDIS_DEFAULT_LATENESS_MS;
     if (open_connection(rs, err)) {
         redis_state_free(rs);
         return NULL;
@@ -344,6 +346,21 @@ void redis_state_free(redis_state *rs)
     free(rs->url);
     free(rs->prefix);
     free(rs);
+}
+
+void redis_state_set_lateness(redis_state *rs, int64_t ms)
+{
+    rs->lateness_ms = ms;
+}
+
+void redis_state_set_eviction(redis_state *rs, bool on)
+{
+    rs->evict = on;
+}
+
+uint64_t redis_state_skipped_entities(const redis_state *rs)
+{
+    return rs->skipped_entities;
 }
 
 void redis_state_set_exact_limit(redis_state *rs, long limit)

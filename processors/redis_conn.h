@@ -48,6 +48,15 @@ int redis_state_drop_all(redis_state *rs, errbuf *err);
 #define REDIS_DEFAULT_EXACT_LIMIT 1280
 void redis_state_set_exact_limit(redis_state *rs, long limit);
 
+/* The allowed lateness: a partition's watermark is its latest event time
+ * minus this (README "Lateness and eviction"). */
+#define REDIS_DEFAULT_LATENESS_MS (3LL * 86400 * 1000)
+void redis_state_set_lateness(redis_state *rs, int64_t ms);
+/* Whether flushes evict closed months (redis_state_evict_closed). */
+void redis_state_set_eviction(redis_state *rs, bool on);
+/* Host-days and (user, month) masks of evicted months applies left out. */
+uint64_t redis_state_skipped_entities(const redis_state *rs);
+
 /* Commands sent over the network (a script call counts once). */
 uint64_t redis_state_commands(const redis_state *rs);
 /* The server's redis_version (INFO server), for the start-up line; "?"

@@ -50,8 +50,12 @@ struct redis_state {
     char take_sha[41];
     char read_host_sha[41];
     char finish_sha[41];
+    char evict_sha[41];
     long exact_limit;
-    ud_row *rows; /* scratch for the apply (state_apply.c) */
+    int64_t lateness_ms;       /* the allowed lateness (watermarks) */
+    bool evict;                /* evict closed months after flushes */
+    uint64_t skipped_entities; /* deltas of evicted months not applied */
+    ud_row *rows;              /* scratch for the apply (state_apply.c) */
     size_t rows_cap;
     uint64_t commands;
     argv_builder ab;

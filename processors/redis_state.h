@@ -17,6 +17,13 @@
  *                               without a device_id)
  *   <p>:{g}:d                   hash device -> encoded attributes
  *   <p>:{g}:w                   set of "device|YYYYMM:user" waiting for a device
+ *   <p>:{g}:wm                  hash "topic/partition" -> watermark (epoch ms:
+ *                               latest event time minus the allowed lateness)
+ *   <p>:{g}:months              set of the months (YYYYMM) the group holds
+ *   <p>:{g}:k:<YYYYMM>          set of every key an apply wrote for the month
+ *                               (what evict.lua deletes)
+ *   <p>:{g}:evicted             set of the months evicted (apply.lua leaves
+ *                               their deltas out: no rehydration yet)
  *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush
  *   <p>:{g}:flushtoken          token of the flush that took :flushing last
  *   <p>:{g}:dim, :dimflushing   hash "d<device>"/"u<user>" -> buffered dimension

@@ -144,14 +144,18 @@ static size_t user_hash_count(const ud_row *rows, size_t n)
     return nkeys;
 }
 
-/* Adds the KEYS of the user hashes, in the order of their section. */
+/* Adds the KEYS of the user hashes, each with its month's key list, in
+ * the order of their section. */
 static int add_user_keys(argv_builder *ab, const redis_state *rs, uint32_t g, const ud_row *rows,
                          size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (i && rows[i].month == rows[i - 1].month && rows[i].bucket == rows[i - 1].bucket)
             continue;
-        if (key_user_hash(ab, rs, g, rows[i].month, rows[i].bucket))
+        char month[8];
+        rs_month_text(rows[i].month, month);
+        if (key_user_hash(ab, rs, g, rows[i].month, rows[i].bucket) ||
+            key_month_list(ab, rs, g, month))
             return -1;
     }
     return 0;
@@ -214,7 +218,8 @@ static const bool unfenced = false;
  * by them; all share the group's hash tag), in the order apply.lua reads
  * them, then the fence check and the deltas in ARGV. */
 static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *field,
-                       int64_t expected, int64_t new_fence, ud_row **rows, size_t *rows_cap)
+                       int64_t expected, int64_t new_fence, int64_t max_event_ms, ud_row **rows,
+                       size_t *rows_cap)
 {
     argv_builder *ab = &rs->ab;
     size_t nh = 0;
@@ -236,9 +241,11 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
 
     ab_reset(ab);
     if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->apply_sha, 40) ||
-        ab_addf(ab, "%zu", 4 + 3 * nh + user_hash_count(*rows, nu)) ||
+        ab_addf(ab, "%zu", 7 + 4 * nh + 2 * user_hash_count(*rows, nu)) ||
         key_group(ab, rs, g, KEY_FENCE) || key_group(ab, rs, g, KEY_DIRTY) ||
-        key_group(ab, rs, g, KEY_DEVICES) || key_group(ab, rs, g, KEY_DIM))
+        key_group(ab, rs, g, KEY_DEVICES) || key_group(ab, rs, g, KEY_DIM) ||
+        key_group(ab, rs, g, KEY_WATERMARK) || key_group(ab, rs, g, KEY_MONTHS) ||
+        key_group(ab, rs, g, KEY_EVICTED))
         return -1;
     /* Per host-day: its hits hash, and both homes of its uniques (the
      * exact set and the HyperLogLog it is folded into). */
@@ -246,8 +253,11 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         const host_day_delta *hd = &b->host_days[i];
         const char *host = batch_str(b, hd->host_off);
         civil_date d = civil_from_days(hd->day);
+        char month[8];
+        snprintf(month, sizeof month, "%04d%02d", d.year, d.month);
         if (key_host_month(ab, rs, g, d.year, d.month, host, hd->host_len) ||
-            key_host_day_uniques(ab, rs, g, d.year, d.month, d.day, host, hd->host_len))
+            key_host_day_uniques(ab, rs, g, d.year, d.month, d.day, host, hd->host_len) ||
+            key_month_list(ab, rs, g, month))
             return -1;
     }
     if (add_user_keys(ab, rs, g, *rows, nu))
@@ -256,6 +266,9 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
     if (ab_add(ab, field, strlen(field)) ||
         (unfenced ? ab_add(ab, "*", 1) : ab_addf(ab, "%lld", (long long)expected)) ||
         ab_addf(ab, "%lld", (long long)new_fence) || ab_addf(ab, "%ld", rs->exact_limit) ||
+        (max_event_ms == INT64_MIN
+             ? ab_add(ab, "-", 1)
+             : ab_addf(ab, "%lld", (long long)(max_event_ms - rs->lateness_ms))) ||
         ab_addf(ab, "%zu", nh))
         return -1;
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
@@ -308,7 +321,7 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
 /* Queues the apply script for each group selected in want[] with the
  * expected fences, and pushes the pipeline onto the socket. */
 static int send_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
-                      int64_t new_fence, const int64_t fences[KEY_GROUPS],
+                      int64_t new_fence, int64_t max_event_ms, const int64_t fences[KEY_GROUPS],
                       const bool want[KEY_GROUPS], apply_ticket *t, errbuf *err)
 {
     char field[512];
@@ -318,10 +331,12 @@ static int send_apply(redis_state *rs, const batch *b, const char *topic, int32_
     }
     t->n = 0;
     t->new_fence = new_fence;
+    t->max_event_ms = max_event_ms;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         if (!want[g])
             continue;
-        if (build_apply(rs, b, g, field, fences[g], new_fence, &rs->rows, &rs->rows_cap) ||
+        if (build_apply(rs, b, g, field, fences[g], new_fence, max_event_ms, &rs->rows,
+                        &rs->rows_cap) ||
             ab_send(rs, &rs->ab)) {
             err_set(err, "redis: cannot queue the apply of group %u", g);
             return -1;
@@ -364,6 +379,9 @@ static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_
                    r->element[0]->type == REDIS_REPLY_INTEGER) {
             if (r->element[0]->integer == 1) {
                 fences[g] = t->new_fence;
+                for (size_t e = 1; e < r->elements && e < 3; e++)
+                    if (r->element[e]->type == REDIS_REPLY_INTEGER)
+                        rs->skipped_entities += (uint64_t)r->element[e]->integer;
             } else {
                 fences[g] = (r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING)
                                 ? strtoll(r->element[1]->str, NULL, 10)
@@ -381,7 +399,8 @@ static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_
         if (rs_load_scripts(rs, err))
             return -1;
         apply_ticket retry;
-        int r = send_apply(rs, b, topic, partition, t->new_fence, expected, again, &retry, err);
+        int r = send_apply(rs, b, topic, partition, t->new_fence, t->max_event_ms, expected, again,
+                           &retry, err);
         if (r == 0) {
             r = recv_apply(rs, b, topic, partition, &retry, fences, err);
             /* A second NOSCRIPT right after loading them is an error. */
@@ -395,11 +414,11 @@ static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_
 }
 
 static int run_apply(redis_state *rs, const batch *b, const char *topic, int32_t partition,
-                     int64_t new_fence, int64_t fences[KEY_GROUPS], const bool want[KEY_GROUPS],
-                     errbuf *err)
+                     int64_t new_fence, int64_t max_event_ms, int64_t fences[KEY_GROUPS],
+                     const bool want[KEY_GROUPS], errbuf *err)
 {
     apply_ticket t;
-    if (send_apply(rs, b, topic, partition, new_fence, fences, want, &t, err))
+    if (send_apply(rs, b, topic, partition, new_fence, max_event_ms, fences, want, &t, err))
         return -1;
     return recv_apply(rs, b, topic, partition, &t, fences, err);
 }
@@ -411,7 +430,7 @@ int redis_state_apply_send(redis_state *rs, const batch *b, const char *topic, i
     bool want[KEY_GROUPS];
     for (uint32_t g = 0; g < KEY_GROUPS; g++)
         want[g] = !batch_group_empty(b, g);
-    return send_apply(rs, b, topic, partition, new_fence, fences, want, t, err);
+    return send_apply(rs, b, topic, partition, new_fence, b->max_event_ms, fences, want, t, err);
 }
 
 int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, int32_t partition,
@@ -423,12 +442,19 @@ int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, i
 int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,
                                int64_t fences[KEY_GROUPS], errbuf *err)
 {
+    return redis_state_advance_fences_wm(rs, topic, partition, next, INT64_MIN, fences, err);
+}
+
+int redis_state_advance_fences_wm(redis_state *rs, const char *topic, int32_t partition,
+                                  int64_t next, int64_t max_event_ms, int64_t fences[KEY_GROUPS],
+                                  errbuf *err)
+{
     bool want[KEY_GROUPS], any = false;
     for (uint32_t g = 0; g < KEY_GROUPS; g++)
         any |= want[g] = fences[g] < next;
     if (!any)
         return 0;
-    return run_apply(rs, NULL, topic, partition, next, fences, want, err);
+    return run_apply(rs, NULL, topic, partition, next, max_event_ms, fences, want, err);
 }
 
 /* ---- flush side -------------------------------------------------------- */
@@ -644,4 +670,201 @@ int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, 
         freeReplyObject(r);
     }
     return 0;
+}
+
+/* ---- eviction of closed months ----------------------------------------- */
+
+/* Queues "<cmd> <group key>" for every group and collects the replies. */
+static int read_all_groups(redis_state *rs, const char *cmd, const char *name,
+                           redisReply *out[KEY_GROUPS], errbuf *err)
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        ab_reset(&rs->ab);
+        if (ab_add(&rs->ab, cmd, strlen(cmd)) || key_group(&rs->ab, rs, g, name) ||
+            ab_send(rs, &rs->ab)) {
+            err_set(err, "redis: cannot queue %s of %s", cmd, name);
+            return -1;
+        }
+    }
+    return rs_collect(rs, out, KEY_GROUPS, err);
+}
+
+static void free_all(redisReply *r[KEY_GROUPS])
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        freeReplyObject(r[g]);
+}
+
+/* The time before which every month is closed (epoch ms), or INT64_MIN:
+ * the lowest watermark over the partitions that carried events, each
+ * partition's being the lowest over the key groups (a group's watermark
+ * covers the batches up to its fence, so a group behind after a crash
+ * holds the month open until it has applied them again). A partition
+ * some group has no watermark of yet counts as none. */
+static int closed_before(redis_state *rs, int64_t *before, errbuf *err)
+{
+    redisReply *wm[KEY_GROUPS];
+    if (read_all_groups(rs, "HGETALL", KEY_WATERMARK, wm, err))
+        return -1;
+    *before = INT64_MIN;
+    bool any = false;
+    int64_t low = INT64_MAX;
+    /* Every partition appears in group 0's hash once all groups have
+     * it: walk group 0's fields and look each up in the others. */
+    for (size_t f = 0; wm[0]->type == REDIS_REPLY_ARRAY && f + 1 < wm[0]->elements; f += 2) {
+        const char *field = wm[0]->element[f]->str;
+        int64_t part = INT64_MAX;
+        for (uint32_t g = 0; g < KEY_GROUPS && part != INT64_MIN; g++) {
+            bool found = false;
+            for (size_t k = 0; wm[g]->type == REDIS_REPLY_ARRAY && k + 1 < wm[g]->elements; k += 2)
+                if (strcmp(wm[g]->element[k]->str, field) == 0) {
+                    int64_t v = strtoll(wm[g]->element[k + 1]->str, NULL, 10);
+                    if (v < part)
+                        part = v;
+                    found = true;
+                    break;
+                }
+            if (!found)
+                part = INT64_MIN;
+        }
+        any = true;
+        if (part < low)
+            low = part;
+    }
+    /* A partition group 0 lacks but another group has holds closure too. */
+    for (uint32_t g = 1; g < KEY_GROUPS; g++)
+        if (wm[g]->type == REDIS_REPLY_ARRAY && wm[0]->type == REDIS_REPLY_ARRAY &&
+            wm[g]->elements > wm[0]->elements)
+            low = INT64_MIN;
+    free_all(wm);
+    if (any)
+        *before = low;
+    return 0;
+}
+
+/* Forgets, in every group's waiting set, the users of the closed months
+ * about to be evicted ("<device>|<YYYYMM>:<user>"): a device first seen
+ * after its users' month was evicted does not reopen it (README "Lateness
+ * and eviction"). Done before the evictions: a crash in between leaves a
+ * month whose rows simply lack that device, never a waiting entry naming
+ * state that is gone (which a flush would take for lost state). */
+static const char forget_waiting_lua[] =
+    "local gone = {} for i = 1, #ARGV do gone[ARGV[i]] = true end "
+    "local out = {} for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "local ym = string.match(m, '|(%d%d%d%d%d%d):') "
+    "if ym and gone[ym] then out[#out + 1] = m end end "
+    "for j = 1, #out, 1000 do redis.call('SREM', KEYS[1], unpack(out, j, math.min(j + 999, #out))) "
+    "end return #out";
+
+static int forget_waiting(redis_state *rs, char (*closed)[8], size_t n, errbuf *err)
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        ab_reset(&rs->ab);
+        int bad = ab_add(&rs->ab, "EVAL", 4) ||
+                  ab_add(&rs->ab, forget_waiting_lua, sizeof forget_waiting_lua - 1) ||
+                  ab_add(&rs->ab, "1", 1) || key_group(&rs->ab, rs, g, KEY_WAITING);
+        for (size_t i = 0; !bad && i < n; i++)
+            bad = ab_add(&rs->ab, closed[i], 6);
+        if (bad || ab_send(rs, &rs->ab)) {
+            err_set(err, "redis: cannot queue the waiting entries' clean-up");
+            return -1;
+        }
+    }
+    return rs_drop_replies(rs, KEY_GROUPS, err);
+}
+
+/* Whether month "YYYYMM" ends at or before `before` (epoch ms). */
+static bool month_closed(const char *m, int64_t before)
+{
+    long ym = strtol(m, NULL, 10);
+    int y = (int)(ym / 100), mo = (int)(ym % 100);
+    /* The month's end: the first day of the next month, 00:00 UTC. */
+    int64_t end = days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1) * 86400000LL;
+    return end <= before;
+}
+
+int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
+{
+    *evicted = 0;
+    if (!rs->evict)
+        return 0;
+    int64_t before;
+    if (closed_before(rs, &before, err))
+        return -1;
+    log_debug("eviction: months ending at or before %lld ms are closed", (long long)before);
+    if (before == INT64_MIN)
+        return 0;
+    redisReply *months[KEY_GROUPS];
+    if (read_all_groups(rs, "SMEMBERS", KEY_MONTHS, months, err))
+        return -1;
+    /* The closed months any group holds (a few: those since the last
+     * eviction). */
+    char closed[64][8];
+    size_t nclosed = 0;
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        for (size_t k = 0; months[g]->type == REDIS_REPLY_ARRAY && k < months[g]->elements; k++) {
+            const char *m = months[g]->element[k]->str;
+            bool seen = false;
+            for (size_t i = 0; i < nclosed; i++)
+                seen |= strcmp(closed[i], m) == 0;
+            if (!seen && months[g]->element[k]->len == 6 && month_closed(m, before) && nclosed < 64)
+                snprintf(closed[nclosed++], sizeof closed[0], "%s", m);
+        }
+    int rc = 0;
+    if (nclosed) {
+        rc = forget_waiting(rs, closed, nclosed, err);
+        failpoint("evict-waiting-forgotten");
+    }
+    for (uint32_t g = 0; g < KEY_GROUPS && rc == 0; g++) {
+        for (size_t k = 0; months[g]->type == REDIS_REPLY_ARRAY && k < months[g]->elements; k++) {
+            const char *m = months[g]->element[k]->str;
+            /* Only the months whose waiting entries were forgotten (at most
+             * 64 per round; the rest go at the next flush). */
+            bool listed = false;
+            for (size_t i = 0; i < nclosed; i++)
+                listed |= strcmp(closed[i], m) == 0;
+            if (!listed)
+                continue;
+            /* The month's key list, then the eviction naming them all. */
+            ab_reset(&rs->ab);
+            redisReply *list = NULL;
+            if (ab_add(&rs->ab, "SMEMBERS", 8) || key_month_list(&rs->ab, rs, g, m) ||
+                ab_send(rs, &rs->ab) || rs_collect(rs, &list, 1, err)) {
+                if (!err->msg[0])
+                    err_set(err, "redis: cannot read the key list of %s", m);
+                rc = -1;
+                break;
+            }
+            failpoint("evict-before");
+            ab_reset(&rs->ab);
+            int bad = ab_add(&rs->ab, "EVALSHA", 7) || ab_add(&rs->ab, rs->evict_sha, 40) ||
+                      ab_addf(&rs->ab, "%zu", 5 + list->elements) ||
+                      key_group(&rs->ab, rs, g, KEY_DIRTY) ||
+                      key_group(&rs->ab, rs, g, KEY_FLUSHING) ||
+                      key_group(&rs->ab, rs, g, KEY_MONTHS) ||
+                      key_group(&rs->ab, rs, g, KEY_EVICTED) || key_month_list(&rs->ab, rs, g, m);
+            for (size_t e = 0; !bad && e < list->elements; e++)
+                bad = ab_add(&rs->ab, list->element[e]->str, list->element[e]->len);
+            freeReplyObject(list);
+            redisReply *r = NULL;
+            if (bad || ab_add(&rs->ab, m, 6) || ab_send(rs, &rs->ab) ||
+                rs_collect(rs, &r, 1, err)) {
+                if (!err->msg[0])
+                    err_set(err, "redis: cannot evict month %s of group %u", m, g);
+                /* Redis lost its script cache: reload; the next flush evicts. */
+                rc = strstr(err->msg, "NOSCRIPT") && rs_load_scripts(rs, err) == 0 ? 0 : -1;
+                goto done;
+            }
+            log_debug("eviction of %s in group %u: %lld", m, g,
+                      r->type == REDIS_REPLY_INTEGER ? (long long)r->integer : -2LL);
+            if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+                ++*evicted;
+                failpoint("evict-after");
+            }
+            freeReplyObject(r);
+        }
+    }
+done:
+    free_all(months);
+    return rc;
 }

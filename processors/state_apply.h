@@ -37,6 +37,7 @@ typedef struct {
     int64_t expected[KEY_GROUPS];
     size_t n;
     int64_t new_fence;
+    int64_t max_event_ms;
 } apply_ticket;
 
 int redis_state_apply_send(redis_state *rs, const batch *b, const char *topic, int32_t partition,
@@ -50,6 +51,11 @@ int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, i
  * convention as redis_state_apply_recv. */
 int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,
                                int64_t fences[KEY_GROUPS], errbuf *err);
+/* The same, carrying the partition's latest event time folded so far
+ * (INT64_MIN: none) into the advanced groups' watermarks. */
+int redis_state_advance_fences_wm(redis_state *rs, const char *topic, int32_t partition,
+                                  int64_t next, int64_t max_event_ms, int64_t fences[KEY_GROUPS],
+                                  errbuf *err);
 
 /* ---- the flush's hand-off ---------------------------------------------- */
 
@@ -89,4 +95,10 @@ int redis_state_take_dirty(redis_state *rs, uint32_t group, int64_t token, redis
  * unless a later flush has taken them since. */
 int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngroups, int64_t token,
                              errbuf *err);
+
+/* After a committed flush: deletes the Redis state of every closed month
+ * (before the lowest partition watermark) that PostgreSQL holds in full
+ * (processors/evict.lua), key group by key group; counts the evicted
+ * (group, month) pairs. A month with users waiting for a device stays. */
+int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err);
 #endif

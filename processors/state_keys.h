@@ -20,6 +20,9 @@
 #define KEY_DIMFLUSHING "dimflushing"
 #define KEY_DEVICES "d"
 #define KEY_WAITING "w"
+#define KEY_WATERMARK "wm"
+#define KEY_MONTHS "months"
+#define KEY_EVICTED "evicted"
 
 /* Keys of the whole prefix, "<prefix>:<name>". */
 #define KEY_META "meta"
@@ -69,6 +72,15 @@ static inline int key_user_hash(argv_builder *ab, const redis_state *rs, uint32_
     char text[8], mid[48];
     rs_month_text(month, text);
     snprintf(mid, sizeof mid, "%c:%s:%u", KEY_KIND_USER_HASH, text, bucket);
+    return ab_add_key(ab, rs, g, mid, NULL, 0);
+}
+
+/* Adds the key list of a month (every key apply.lua wrote for it). */
+static inline int key_month_list(argv_builder *ab, const redis_state *rs, uint32_t g,
+                                 const char *month6)
+{
+    char mid[16];
+    snprintf(mid, sizeof mid, "k:%.6s", month6);
     return ab_add_key(ab, rs, g, mid, NULL, 0);
 }
 
