@@ -20,9 +20,7 @@ done
     tail -n +2 "$WORK/2024-02.csv"
 } >"$WORK/events.csv"
 
-"$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
-"$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/events.csv" 2>/dev/null
-load_reference "$WORK/events.csv" "$DEVICES"
+load_events "$WORK/events.csv"
 run_until_caught_up "$WORK/run.log" --flush-interval 1
 grep -h "done:" "$WORK/run.log" >&2
 
