@@ -21,5 +21,6 @@ Suite *suite_validate(void);
 Suite *suite_dlq(void);
 Suite *suite_metrics(void);
 Suite *suite_config(void);
+Suite *suite_report(void);
 
 #endif
