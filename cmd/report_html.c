@@ -181,7 +181,7 @@ static void chart_daily_users(FILE *f, const report *r)
     fprintf(f,
             "<svg id=\"chart-daily-users\" class=\"chart\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"DAU, WAU and MAU per day\">\n",
-            CHART_W, PLOT_H + 60, CHART_W, PLOT_H + 60);
+            CHART_W, PLOT_H + 36, CHART_W, PLOT_H + 36);
     y_axis(f, 0, top, step, 10);
     x_axis(f, r, PLOT_H + 10);
     for (size_t k = 0; k < 3; k++) {
@@ -240,13 +240,17 @@ static void chart_growth(FILE *f, const report *r)
         if (fabs(num(res, i, "churned")) > down)
             down = fabs(num(res, i, "churned"));
     }
-    double step, top = nice_max(up > down ? up : down, &step);
+    /* One step for the whole range; each side rounded up to it, at least one
+     * step above the axis. */
+    double step;
+    nice_max(up + down, &step);
+    double top = up > 0 ? ceil(up / step) * step : step;
     double bottom = down > 0 ? ceil(down / step) * step : 0;
     double scale = PLOT_H / (top + bottom), zero = 10 + top * scale;
     fprintf(f,
             "<svg id=\"chart-growth\" class=\"chart\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"growth accounting per day\">\n",
-            CHART_W, PLOT_H + 60, CHART_W, PLOT_H + 60);
+            CHART_W, PLOT_H + 36, CHART_W, PLOT_H + 36);
     for (double v = -bottom; v <= top + step / 2; v += step) {
         double y = zero - v * scale;
         fprintf(f,

@@ -15,8 +15,8 @@
 #     console error is shown to be caught first), and the DOM it built holds one point per
 #     day and series, one bar per non-zero growth state and day, one heatmap cell per busiest
 #     host and day, one bar per top host, with the expected values and host names intact;
-#     a screenshot is kept when IT_REPORT_SCREENSHOT names a file (with report.html and
-#     report.txt beside it).
+#     a screenshot is kept when IT_REPORT_SCREENSHOT names a file (with report.html,
+#     report.txt and latest.html beside it).
 # Analytics views not yet created by `activity migrate` are replaced by the stand-ins of
 # report_standins.sql (only where missing), after the report has shown their absence.
 source "$(dirname "$0")/lib.sh"
@@ -57,6 +57,14 @@ run_until_caught_up "$WORK/run.log" --flush-interval 1
 grep -h "done:" "$WORK/run.log" >&2
 report() { "$ACTIVITY" report "$@" 2>>"$WORK/report.err"; }
 
+say "usage errors exit 2"
+for bad in "--format xml" "--month 2024-13" "--month 2024-1" "--limit 0" "--html="; do
+    rc=0
+    # shellcheck disable=SC2086 # the words of $bad are the arguments
+    report $bad >/dev/null || rc=$?
+    [ "$rc" = 2 ] || fail "report $bad exited $rc, not 2"
+done
+
 say "a database without the tables: every section empty, with a note"
 psql_test -c "CREATE SCHEMA report_empty"
 report --pg-dsn "$ACTIVITY_PG_DSN?options=-csearch_path%3Dreport_empty" --format json \
@@ -89,6 +97,8 @@ report --format json --month "$latest" >"$WORK/latest.json" || fail "report --mo
 got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["month"])' "$WORK/default.json")
 [ "$got" = "$latest" ] || fail "default month $got, the latest month with events is $latest"
 cmp -s "$WORK/default.json" "$WORK/latest.json" || fail "the default report differs from --month $latest"
+# The latest month holds a single event here: the page still renders without a console message.
+report --html "$WORK/latest.html" || fail "report --html of the latest month exited non-zero"
 report | head -1 | grep -q "^activity report for $latest " || fail "text: default month is not $latest"
 
 say "--month 2024-01 as JSON, CSV and text equals plain SQL over the raw events"
@@ -127,11 +137,15 @@ printf '<!DOCTYPE html><p>x</p><script>console.error("report-test-" + 42)</scrip
     >"$WORK/canary.html"
 chromium_dom "$WORK/canary.html" "$WORK/canary.dom" "$WORK/canary.log" || fail "chromium failed"
 grep -q 'CONSOLE.*report-test-42' "$WORK/canary.log" || fail "chromium's console log is not seen"
-chromium_dom "$WORK/report.html" "$WORK/report.dom" "$WORK/chromium.log" || fail "chromium failed"
-if grep -q "CONSOLE" "$WORK/chromium.log"; then
-    grep "CONSOLE" "$WORK/chromium.log" >&2
-    fail "the page logged to the console"
-fi
+for page in latest report; do
+    chromium_dom "$WORK/$page.html" "$WORK/$page.dom" "$WORK/$page.chromium.log" ||
+        fail "chromium failed on $page.html"
+    if grep -q "CONSOLE" "$WORK/$page.chromium.log"; then
+        grep "CONSOLE" "$WORK/$page.chromium.log" >&2
+        fail "$page.html logged to the console"
+    fi
+done
+grep -q 'id="chart-daily-users"' "$WORK/latest.dom" || fail "the latest month's page has no chart"
 $CHECK html "$WORK/expected-10.json" "$WORK/report.json" "$WORK/report.dom" ||
     fail "the page's charts differ from the data"
 shot=${IT_REPORT_SCREENSHOT:-$WORK/report.png}
@@ -139,6 +153,6 @@ timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
     --user-data-dir="$WORK/chromium" --window-size=1060,2400 --screenshot="$shot" \
     "file://$WORK/report.html" 2>/dev/null || fail "chromium --screenshot failed"
 [ -s "$shot" ] || fail "no screenshot"
-[ -z "${IT_REPORT_SCREENSHOT:-}" ] || cp "$WORK/report.html" "$WORK/report.txt" "$(dirname "$shot")/"
+[ -z "${IT_REPORT_SCREENSHOT:-}" ] || cp "$WORK/report.html" "$WORK/report.txt" "$WORK/latest.html" "$(dirname "$shot")/"
 say "screenshot: $shot"
 say "ok"
