@@ -40,7 +40,7 @@ static const struct {
                                   "Top hosts by monthly unique visitors",
                                   true,
                                   {"host_uniques_monthly"},
-                                  "SELECT host, uniques AS monthly_uniques "
+                                  "SELECT host, round(uniques::numeric)::bigint AS monthly_uniques "
                                   "FROM host_uniques_monthly WHERE month_start = $1::date "
                                   "ORDER BY uniques DESC, host COLLATE \"C\" LIMIT $2::int"},
     [REPORT_DAILY_USERS] = {"daily_users",
