@@ -12,6 +12,9 @@ expectation (report_reference.sql's JSON), for tests/integration/test_report.sh.
         one bar per (day, non-zero growth state), one heatmap cell per busiest host and day
         of the month, one bar per top host, with the expected values; host names arrive
         intact and no element came from them (no <script>)
+    report_check.py png SCREENSHOT.png
+        the screenshot shows the charts: each series' and state's colour (DAU, WAU, MAU; new,
+        retained, resurrected, churned) paints at least 100 pixels
     report_check.py empty REPORT.json
         a report against a database without the tables: every section empty with a note
 
@@ -23,7 +26,9 @@ import csv
 import html.parser
 import io
 import json
+import struct
 import sys
+import zlib
 
 SECTIONS = ["busiest_hosts", "top_hosts_by_uniques", "daily_users", "growth_accounting",
             "browsers", "busiest_hosts_daily_hits", "row_counts"]
@@ -244,6 +249,49 @@ def check_dom(dom_text, exp):
     return dom
 
 
+def png_colors(path):
+    """Pixel count per RGB colour of an 8-bit, non-interlaced RGB or RGBA PNG (what Chromium's
+    --screenshot writes), decoded here so the test needs no imaging package."""
+    data = open(path, "rb").read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", "the screenshot is not a PNG")
+    pos, idat, hdr = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", data[pos + 8:pos + 8 + n])
+        elif kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    w, h, depth, ctype, _, _, interlace = hdr
+    if not check(depth == 8 and ctype in (2, 6) and not interlace, f"PNG format {hdr}"):
+        return {}
+    bpp = 3 if ctype == 2 else 4
+    raw, stride = zlib.decompress(idat), w * bpp
+    prev, out = bytearray(stride), {}
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + ((a + b) >> 1)) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        for x in range(0, stride, bpp):
+            k = bytes(line[x:x + 3])
+            out[k] = out.get(k, 0) + 1
+        prev = line
+    return out
+
+
 def main():
     mode = sys.argv[1]
     if mode == "data":
@@ -270,6 +318,13 @@ def main():
               [(shown(r["host"]), float(r["monthly_uniques"]))
                for r in rep["top_hosts_by_uniques"]], "top hosts: bar hosts or values differ")
         finish("html")
+    elif mode == "png":
+        colors = png_colors(sys.argv[2])
+        for name, rgb in [("DAU / retained / top hosts", "1f77b4"), ("WAU / resurrected", "ff7f0e"),
+                          ("MAU / new", "2ca02c"), ("churned", "d62728")]:
+            n = colors.get(bytes.fromhex(rgb), 0)
+            check(n >= 100, f"the screenshot has {n} pixels of #{rgb} ({name})")
+        finish("png")
     elif mode == "empty":
         rep = json.load(open(sys.argv[2]))
         for s in SECTIONS:

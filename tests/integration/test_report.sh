@@ -15,8 +15,9 @@
 #     console error is shown to be caught first), and the DOM it built holds one point per
 #     day and series, one bar per non-zero growth state and day, one heatmap cell per busiest
 #     host and day, one bar per top host, with the expected values and host names intact;
-#     a screenshot is kept when IT_REPORT_SCREENSHOT names a file (with report.html,
-#     report.txt and latest.html beside it).
+#     the screenshot shows every series' colour (decoded by report_check.py); it is kept
+#     when IT_REPORT_SCREENSHOT names a file (with report.html, report.txt and latest.html
+#     beside it).
 # Analytics views not yet created by `activity migrate` are replaced by the stand-ins of
 # report_standins.sql (only where missing), after the report has shown their absence.
 source "$(dirname "$0")/lib.sh"
@@ -153,6 +154,7 @@ timeout 120 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
     --user-data-dir="$WORK/chromium" --window-size=1060,2400 --screenshot="$shot" \
     "file://$WORK/report.html" 2>/dev/null || fail "chromium --screenshot failed"
 [ -s "$shot" ] || fail "no screenshot"
+$CHECK png "$shot" || fail "the screenshot does not show the charts"
 [ -z "${IT_REPORT_SCREENSHOT:-}" ] || cp "$WORK/report.html" "$WORK/report.txt" "$WORK/latest.html" "$(dirname "$shot")/"
 say "screenshot: $shot"
 say "ok"
