@@ -164,7 +164,7 @@ static int collect_counts(PGconn *conn, report_section *s, errbuf *err)
         if (!ex) {
             size_t nl = strlen(s->note);
             snprintf(s->note + nl, sizeof s->note - nl, "%s%s",
-                     nl ? ", " : "missing: ", counted[i]);
+                     nl ? ", " : "not in this database: ", counted[i]);
         }
     }
     char full[2200];
@@ -221,8 +221,8 @@ int report_collect(PGconn *conn, const char *month_start, long limit, report *r,
             return -1;
         if (!ex) {
             snprintf(s->note, sizeof s->note,
-                     "%s does not exist in this database (`activity migrate` of a version "
-                     "that has it creates it)",
+                     "%s does not exist in this database; `activity migrate` of a version "
+                     "that has it creates it",
                      sections[i].needs[0]);
             continue;
         }
