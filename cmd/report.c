@@ -36,13 +36,14 @@ static const struct {
                               true,
                               {"host_activity_reduced"},
                               BUSIEST_SQL},
-    [REPORT_TOP_HOSTS_UNIQUES] = {"top_hosts_by_uniques",
-                                  "Top hosts by monthly unique visitors",
-                                  true,
-                                  {"host_uniques_monthly"},
-                                  "SELECT host, round(uniques::numeric)::bigint AS monthly_uniques "
-                                  "FROM host_uniques_monthly WHERE month_start = $1::date "
-                                  "ORDER BY uniques DESC, host COLLATE \"C\" LIMIT $2::int"},
+    [REPORT_TOP_HOSTS_UNIQUES] =
+        {"top_hosts_by_uniques",
+         "Top hosts by monthly unique visitors",
+         true,
+         {"host_uniques_monthly"},
+         "SELECT host, round(uniques::numeric)::bigint AS monthly_uniques "
+         "FROM host_uniques_monthly WHERE month_start = $1::date AND uniques > 0 "
+         "ORDER BY uniques DESC, host COLLATE \"C\" LIMIT $2::int"},
     [REPORT_DAILY_USERS] = {"daily_users",
                             "Active users per day (DAU, WAU, MAU, stickiness)",
                             true,

@@ -6,10 +6,12 @@
 --   * busiest hosts: hits = COUNT(1) in the month, peak daily uniques = the largest
 --     COUNT(DISTINCT user_id) of one day, active days = days with a hit; the top :limit by
 --     hits, ties by host in byte order;
---   * top hosts by monthly uniques: COUNT(DISTINCT user_id) over the month, every host (the
---     test takes the top :limit, or compares estimates within a tolerance);
---   * per day: DAU = distinct users that day, WAU = over the 7 days ending that day, MAU =
---     over the 28 days ending that day, stickiness = DAU / MAU;
+--   * top hosts by monthly uniques: COUNT(DISTINCT user_id) over the month, every host with
+--     an identified user (the test takes the top :limit, or compares estimates within a
+--     tolerance);
+--   * per day from the first to the last day with an identified user: DAU = distinct users
+--     that day, WAU = over the 7 days ending that day, MAU = over the 28 days ending that
+--     day, stickiness = DAU / MAU;
 --   * growth accounting per day, over every user seen on or before the day: new (first
 --     active that day), retained (active that day and the day before), resurrected (active
 --     that day, not the day before, seen earlier), churned (active the day before, not that
@@ -32,7 +34,8 @@ SELECT DISTINCT user_id, event_time::date AS day FROM raw_events WHERE user_id I
 CREATE INDEX ON expected_report_user_days (day, user_id);
 ANALYZE expected_report_user_days;
 
--- Every day that holds activity, in every month (the stand-in views read these too).
+-- Every day from the first to the last active one, in every month (the stand-in views read
+-- these too).
 CREATE TABLE expected_report_daily_users AS
 SELECT d.day,
        (SELECT count(DISTINCT user_id) FROM expected_report_user_days u WHERE u.day = d.day) AS dau,
@@ -40,7 +43,8 @@ SELECT d.day,
          WHERE u.day BETWEEN d.day - 6 AND d.day) AS wau,
        (SELECT count(DISTINCT user_id) FROM expected_report_user_days u
          WHERE u.day BETWEEN d.day - 27 AND d.day) AS mau
-  FROM (SELECT DISTINCT day FROM expected_report_user_days) d;
+  FROM (SELECT generate_series(min(day), max(day), interval '1 day')::date AS day
+          FROM expected_report_user_days) d;
 
 CREATE TABLE expected_report_growth AS
 WITH firsts AS (SELECT user_id, min(day) AS first_day FROM expected_report_user_days GROUP BY 1),
