@@ -126,6 +126,7 @@ SELECT json_build_object(
         'users_cumulated',
             (SELECT count(DISTINCT (user_id, date_trunc('month', event_time))) FROM raw_events
               WHERE user_id IS NOT NULL),
+        'host_daily_uniques', (SELECT count(DISTINCT (host, event_time::date)) FROM raw_events),
         'dim_devices', (SELECT count(DISTINCT device_id) FROM raw_devices),
         'dim_users', 0)
 );
