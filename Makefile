@@ -161,13 +161,13 @@ fuzz: build/fuzz_decode
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # The same binary with the fence check and fence update switched off (ACTIVITY_UNFENCED in
-# processors/redis_state.c, which apply.lua obeys): `make bench` runs both over the same
+# processors/state_apply.c, which apply.lua obeys): `make bench` runs both over the same
 # topic to price the fencing.
-build/unfenced/processors/redis_state.o: processors/redis_state.c | $(GEN) $(RDKAFKA)
+build/unfenced/processors/state_apply.o: processors/state_apply.c | $(GEN) $(RDKAFKA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -DACTIVITY_UNFENCED -c $< -o $@
 
-build/activity-unfenced: build/obj/cmd/main.o $(filter-out build/obj/processors/redis_state.o,$(OBJ)) build/unfenced/processors/redis_state.o
+build/activity-unfenced: build/obj/cmd/main.o $(filter-out build/obj/processors/state_apply.o,$(OBJ)) build/unfenced/processors/state_apply.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The header dependencies -MMD wrote (none before the first build).

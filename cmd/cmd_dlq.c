@@ -146,15 +146,11 @@ static int parse_args(int argc, char **argv, dlq_args *a)
     argc--;
     argv++;
     int opt;
-    errbuf err = {{0}};
-    if (config_sources(&a->cfg, "dlq", opts, &argc, &argv, &err)) {
-        log_error("%s", err.msg);
+    if (config_start(&a->cfg, "dlq", opts, &argc, &argv))
         return -1;
-    }
-    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+    while ((opt = config_next_option(argc, argv, opts, help)) != -1) {
         switch (opt) {
-        case 'h':
-            fputs(help, stdout);
+        case CONFIG_HELP:
             return 1;
         case OPT_REASON:
             a->reason = optarg;

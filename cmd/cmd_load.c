@@ -650,18 +650,16 @@ static int parse_args(loader *L, int *pargc, char ***pargv, int *status)
     errbuf err = {{0}};
     int opt;
     *status = 0;
-    if (config_sources(&L->cfg, "load", opts, pargc, pargv, &err)) {
-        log_error("%s", err.msg);
+    if (config_start(&L->cfg, "load", opts, pargc, pargv)) {
         *status = 2;
         return 1;
     }
     int argc = *pargc;
     char **argv = *pargv;
-    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+    while ((opt = config_next_option(argc, argv, opts, help)) != -1) {
         int bad = 0;
         switch (opt) {
-        case 'h':
-            fputs(help, stdout);
+        case CONFIG_HELP:
             return 1;
         case OPT_TOPIC:
             if (!*optarg) {

@@ -18,22 +18,10 @@ int cmd_migrate(int argc, char **argv)
     config_defaults(&cfg);
     static const struct option opts[] = {COMMON_LONG_OPTIONS, {0, 0, 0, 0}};
     errbuf err = {{0}};
-    int opt;
-    if (config_sources(&cfg, "migrate", opts, &argc, &argv, &err)) {
-        log_error("%s", err.msg);
+    int parsed = config_parse(&cfg, "migrate", opts, &argc, &argv, help, NULL, NULL);
+    if (parsed) {
         config_free(&cfg);
-        return 2;
-    }
-    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(help, stdout);
-            config_free(&cfg);
-            return 0;
-        }
-        if (config_common_option_or_complain(&cfg, "migrate", opt, optarg, help)) {
-            config_free(&cfg);
-            return 2;
-        }
+        return parsed > 0 ? 0 : 2;
     }
     pg_sink *pg = pg_sink_connect(cfg.pg_dsn, &err);
     int rc = 0;

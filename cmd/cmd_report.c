@@ -95,6 +95,55 @@ static int write_html_file(const char *path, const report *r, errbuf *err)
     return 0;
 }
 
+typedef struct {
+    char month_start[16]; /* YYYY-MM-01, or empty for the latest month */
+    long limit;
+    enum format fmt;
+    bool fmt_given;
+    const char *html;
+} report_options;
+
+/* The report's own options, for config_parse: 1 taken, 0 not ours, -1 bad. */
+static int report_option(void *ctx, int opt, const char *arg)
+{
+    report_options *o = ctx;
+    const char *bad = NULL;
+    if (opt == OPT_MONTH) {
+        int y, m;
+        if (strlen(arg) != 7 || sscanf(arg, "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 ||
+            arg[4] != '-')
+            bad = "--month takes YYYY-MM";
+        else
+            snprintf(o->month_start, sizeof o->month_start, "%s-01", arg);
+    } else if (opt == OPT_LIMIT) {
+        long long n;
+        if (!option_long(arg, 1, 10000, &n))
+            bad = "--limit takes 1..10000";
+        else
+            o->limit = (long)n;
+    } else if (opt == OPT_FORMAT) {
+        static const char *const names[] = {"text", "csv", "json", "html"};
+        bad = "--format takes text, csv, json or html";
+        for (int i = 0; i < 4; i++)
+            if (strcmp(arg, names[i]) == 0) {
+                o->fmt = (enum format)i;
+                o->fmt_given = true;
+                bad = NULL;
+            }
+    } else if (opt == OPT_HTML) {
+        if (!arg[0])
+            bad = "--html takes a file name (or - for stdout)";
+        o->html = arg;
+    } else {
+        return 0;
+    }
+    if (bad) {
+        log_error("%s", bad);
+        return -1;
+    }
+    return 1;
+}
+
 int cmd_report(int argc, char **argv)
 {
     common_config cfg;
@@ -105,64 +154,20 @@ int cmd_report(int argc, char **argv)
                                          {"format", required_argument, 0, OPT_FORMAT},
                                          {"html", required_argument, 0, OPT_HTML},
                                          {0, 0, 0, 0}};
-    char month_start[16] = "";
-    long limit = 10;
-    enum format fmt = FMT_TEXT;
-    bool fmt_given = false;
-    const char *html = NULL;
-    int opt;
-    errbuf err = {{0}};
-    if (config_sources(&cfg, "report", opts, &argc, &argv, &err)) {
-        log_error("%s", err.msg);
+    report_options o = {.limit = 10, .fmt = FMT_TEXT};
+    int parsed = config_parse(&cfg, "report", opts, &argc, &argv, help, report_option, &o);
+    if (parsed) {
         config_free(&cfg);
-        return 2;
-    }
-    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
-        const char *bad = NULL;
-        if (opt == 'h') {
-            fputs(help, stdout);
-            config_free(&cfg);
-            return 0;
-        } else if (opt == OPT_MONTH) {
-            int y, m;
-            if (strlen(optarg) != 7 || sscanf(optarg, "%4d-%2d", &y, &m) != 2 || m < 1 || m > 12 ||
-                optarg[4] != '-')
-                bad = "--month takes YYYY-MM";
-            else
-                snprintf(month_start, sizeof month_start, "%s-01", optarg);
-        } else if (opt == OPT_LIMIT) {
-            long long n;
-            if (!option_long(optarg, 1, 10000, &n))
-                bad = "--limit takes 1..10000";
-            limit = (long)n;
-        } else if (opt == OPT_FORMAT) {
-            static const char *const names[] = {"text", "csv", "json", "html"};
-            bad = "--format takes text, csv, json or html";
-            for (int i = 0; i < 4; i++)
-                if (strcmp(optarg, names[i]) == 0) {
-                    fmt = (enum format)i;
-                    fmt_given = true;
-                    bad = NULL;
-                }
-        } else if (opt == OPT_HTML) {
-            if (!optarg[0])
-                bad = "--html takes a file name (or - for stdout)";
-            html = optarg;
-        } else if (config_common_option_or_complain(&cfg, "report", opt, optarg, help)) {
-            config_free(&cfg);
-            return 2;
-        }
-        if (bad) {
-            log_error("%s", bad);
-            config_free(&cfg);
-            return 2;
-        }
+        return parsed > 0 ? 0 : 2;
     }
     if (optind < argc) {
         log_error("unexpected argument '%s' (see activity report --help)", argv[optind]);
         config_free(&cfg);
         return 2;
     }
+    errbuf err = {{0}};
+    const char *html = o.html;
+    enum format fmt = o.fmt;
     bool html_stdout = html && strcmp(html, "-") == 0;
     if (html_stdout)
         fmt = FMT_HTML;
@@ -175,9 +180,9 @@ int cmd_report(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (report_collect(conn, month_start[0] ? month_start : NULL, limit, &r, &err) ||
+    if (report_collect(conn, o.month_start[0] ? o.month_start : NULL, o.limit, &r, &err) ||
         (html && !html_stdout && write_html_file(html, &r, &err)) ||
-        ((!html || html_stdout || fmt_given) && write_format(stdout, fmt, &r, &err)) ||
+        ((!html || html_stdout || o.fmt_given) && write_format(stdout, fmt, &r, &err)) ||
         fflush(stdout)) {
         log_error("%s", err.msg[0] ? err.msg : "writing the report failed");
         rc = 1;

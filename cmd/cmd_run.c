@@ -6,7 +6,7 @@
 #include "consumers/kafka_admin.h"
 #include "consumers/kafka_source.h"
 #include "processors/pipeline.h"
-#include "sinks/flusher.h"
+#include "cmd/flush.h"
 #include "cmd/commands.h"
 #include "cmd/runner.h"
 #include "lib/config.h"
@@ -143,14 +143,11 @@ static int parse_args(int argc, char **argv, run_config *rc)
     scd2_config_defaults(&rc->scd2);
     int opt;
     errbuf err = {{0}};
-    if (config_sources(&rc->common, "run", opts, &argc, &argv, &err)) {
-        log_error("%s", err.msg);
+    if (config_start(&rc->common, "run", opts, &argc, &argv))
         return -1;
-    }
-    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+    while ((opt = config_next_option(argc, argv, opts, help)) != -1) {
         switch (opt) {
-        case 'h':
-            fputs(help, stdout);
+        case CONFIG_HELP:
             return 1;
         case OPT_GROUP:
             rc->source.group = optarg;

@@ -15,7 +15,7 @@
 
 #include "consumers/kafka_source.h"
 #include "processors/pipeline.h"
-#include "sinks/flusher.h"
+#include "cmd/flush.h"
 #include "lib/config.h"
 
 /* Everything `activity run` was told (cmd_run.c parses it). */

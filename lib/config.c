@@ -30,6 +30,42 @@ void config_defaults(common_config *c)
     c->dlq_topic = "activity.dlq";
 }
 
+int config_start(common_config *c, const char *cmd, const struct option *opts, int *argc,
+                 char ***argv)
+{
+    errbuf err = {{0}};
+    if (config_sources(c, cmd, opts, argc, argv, &err) == 0)
+        return 0;
+    log_error("%s", err.msg);
+    return -1;
+}
+
+int config_next_option(int argc, char **argv, const struct option *opts, const char *help)
+{
+    int opt = getopt_long(argc, argv, "hX:", opts, NULL);
+    if (opt != 'h')
+        return opt;
+    fputs(help, stdout);
+    return CONFIG_HELP;
+}
+
+int config_parse(common_config *c, const char *cmd, const struct option *opts, int *argc,
+                 char ***argv, const char *help, int (*own)(void *ctx, int opt, const char *arg),
+                 void *ctx)
+{
+    if (config_start(c, cmd, opts, argc, argv))
+        return -1;
+    int opt;
+    while ((opt = config_next_option(*argc, *argv, opts, help)) != -1) {
+        if (opt == CONFIG_HELP)
+            return 1;
+        int took = own ? own(ctx, opt, optarg) : 0;
+        if (took < 0 || (took == 0 && config_common_option_or_complain(c, cmd, opt, optarg, help)))
+            return -1;
+    }
+    return 0;
+}
+
 void config_free(common_config *c)
 {
     for (int i = 0; i < c->n_kafka; i++)

@@ -115,6 +115,22 @@ void config_defaults(common_config *c);
 int config_sources(common_config *c, const char *cmd, const struct option *opts, int *argc,
                    char ***argv, errbuf *err);
 void config_free(common_config *c);
+/* The start of every subcommand's option parsing: config_sources, its
+ * error logged. Returns 0, or -1. */
+int config_start(common_config *c, const char *cmd, const struct option *opts, int *argc,
+                 char ***argv);
+/* The next option of that vector (getopt_long, -1 at the end); -h and
+ * --help print help to stdout and return CONFIG_HELP. */
+#define CONFIG_HELP (-2)
+int config_next_option(int argc, char **argv, const struct option *opts, const char *help);
+/* The whole option loop of a subcommand that has few options of its own:
+ * own (may be NULL) is offered each option first and returns 1 when it
+ * took it, 0 when it is not its, -1 on a bad value (after logging why);
+ * the shared ones go to config_common_option_or_complain. Returns 0 to run
+ * the command, 1 after printing the help (exit 0), -1 on a bad option. */
+int config_parse(common_config *c, const char *cmd, const struct option *opts, int *argc,
+                 char ***argv, const char *help, int (*own)(void *ctx, int opt, const char *arg),
+                 void *ctx);
 /* Handles a shared option (including -X); returns 1 if handled, 0 if not
  * ours, -1 on a bad value (err set). */
 int config_common_option(common_config *c, int opt, const char *arg, errbuf *err);

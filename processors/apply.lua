@@ -1,22 +1,31 @@
 -- apply.lua: applies one key group's deltas of one partition batch, fenced.
 --
--- KEYS[1] is the group's fence hash "<prefix>:{g}:fence"; every other key
--- is built from the same "<prefix>:{g}:" prefix, so all of them share the
--- group's hash tag (one Redis Cluster slot) and this call is one atomic
--- unit: either the deltas and the new fence are both applied, or neither.
+-- Every key this call touches comes in KEYS (Redis Cluster routes a call by
+-- them), all named "<prefix>:{g}:..." by processors/state_apply.c, so they
+-- share the group's hash tag (one slot) and this call is one atomic unit:
+-- either the deltas and the new fence are both applied, or neither.
+--
+-- KEYS: [1] fence hash, [2] dirty set, [3] device hash, [4] dimension
+-- buffer; then per host-day of the first section, in its order, the hits
+-- hash h:<YYYYMM>:<host>, the exact set s:<YYYYMMDD>:<host> and the
+-- HyperLogLog p:<YYYYMMDD>:<host> of its uniques; then per user hash of the
+-- second section, in its order, u:<YYYYMM>:<bucket>.
 --
 -- ARGV: fence field ("topic/partition"), expected fence ("-1" if none; "*"
 -- only from the benchmark's unfenced build, ACTIVITY_UNFENCED in
--- redis_state.c: no fence check and no fence update, to price them), new fence, the exact-uniques limit, then three sections, each a count followed by its entries:
---   host-days: month(YYYYMM) day(D) ymd(YYYYMMDD) host hits nusers user...
---   user hashes: month bucket nusers, then per user: user ndev (dev mask)...
---   devices: device value
+-- state_apply.c: no fence check and no fence update, to price them), new
+-- fence, the exact-uniques limit, then four sections, each a count followed
+-- by its entries:
+--   host-days: month(YYYYMM) day(D) host hits nusers user...
+--   user hashes: month nusers, then per user: user ndev (dev mask)...
+--   devices: device value (processors/batch.h: device_value_encode)
 --   dimension changes: field entries (processors/dims.h: field "d<id>" or
 --     "u<id>", entries "<updated_at>:<len>:<payload>"..., sorted)
+-- The dirty markers it adds are defined in processors/dirty_marker.h.
 -- Returns {1} when applied, {0, current fence} when the fence moved (another
 -- instance applied this range, or this one is a zombie): nothing is written.
-local fence_key = KEYS[1]
-local pre = string.sub(fence_key, 1, -6)
+local fence_key, dirty_key, devkey, dimkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local kx = 5 -- the next key of the sections
 local fenced = ARGV[2] ~= '*'
 if fenced then
   local cur = redis.call('HGET', fence_key, ARGV[1]) or '-1'
@@ -38,19 +47,19 @@ end
 local i = 5
 local nh = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nh do
-  local month, day, ymd, host = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local hits, nu = ARGV[i + 4], tonumber(ARGV[i + 5])
-  i = i + 6
-  redis.call('HINCRBY', pre .. 'h:' .. month .. ':' .. host, day, hits)
+  local month, day, host = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local hits, nu = ARGV[i + 3], tonumber(ARGV[i + 4])
+  local hkey, set, hll = KEYS[kx], KEYS[kx + 1], KEYS[kx + 2]
+  i = i + 5
+  kx = kx + 3
+  redis.call('HINCRBY', hkey, day, hits)
   if nu > 0 then
     -- Exact while small (a set), HyperLogLog once past EXACT_LIMIT: counts
     -- up to the limit are exact, larger ones cost 12 KB at most and carry
     -- HyperLogLog's ~0.8% standard error.
-    local hll = pre .. 'p:' .. ymd .. ':' .. host
     if redis.call('EXISTS', hll) == 1 then
       chunked('PFADD', hll, ARGV, i, i + nu - 1)
     else
-      local set = pre .. 's:' .. ymd .. ':' .. host
       chunked('SADD', set, ARGV, i, i + nu - 1)
       if redis.call('SCARD', set) > EXACT_LIMIT then
         local members = redis.call('SMEMBERS', set)
@@ -116,9 +125,10 @@ end
 
 local nk = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nk do
-  local month, bucket, nu = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
-  local key = pre .. 'u:' .. month .. ':' .. bucket
+  local month, nu = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  local key = KEYS[kx]
+  kx = kx + 1
   local users, starts = {}, {}
   local j = i
   for u = 1, nu do
@@ -146,6 +156,9 @@ for _ = 1, nk do
   i = j
 end
 
+-- Device values are encoded by processors/batch.c (device_value_encode, the
+-- format's one definition in processors/batch.h): length-prefixed fields,
+-- browser_type first, updated_at fourth. These two readers follow it.
 local function browser(v)
   if string.sub(v, 1, 1) == '-' then return '-' end
   local n = string.match(v, '^(%d+):')
@@ -170,7 +183,6 @@ local function updated_at(v)
 end
 
 local nd = tonumber(ARGV[i]); i = i + 1
-local devkey = pre .. 'd'
 for _ = 1, nd do
   local dev, val = ARGV[i], ARGV[i + 1]
   i = i + 2
@@ -193,7 +205,7 @@ for _ = 1, nd do
   end
 end
 
--- Dimension changes are buffered per entity in the hash <pre>dim until a
+-- Dimension changes are buffered per entity in the hash dimkey until a
 -- flush takes it: each value is the entity's changes, sorted by updated_at,
 -- an exact repeat (same updated_at, same payload) kept once.
 local function dim_entries(s)
@@ -209,7 +221,6 @@ local function dim_entries(s)
 end
 
 local nz = tonumber(ARGV[i] or '0'); i = i + 1
-local dimkey = pre .. 'dim'
 for _ = 1, nz do
   local field, new = ARGV[i], ARGV[i + 1]
   i = i + 2
@@ -240,7 +251,7 @@ for _ = 1, nz do
 end
 
 if #dirty > 0 then
-  chunked('SADD', pre .. 'dirty', dirty, 1, #dirty)
+  chunked('SADD', dirty_key, dirty, 1, #dirty)
 end
 if fenced then
   redis.call('HSET', fence_key, ARGV[1], ARGV[3])

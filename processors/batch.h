@@ -137,7 +137,10 @@ size_t batch_bytes(const batch *b);
 /* Device attributes as one string: each field is "-" (null) or
  * "<len>:<bytes>", in the order browser_type, os_type, device_type,
  * updated_at. Length-prefixed so any byte may appear in a value; the
- * browser_type comes first so Lua can compare it cheaply. Returns bytes
+ * browser_type comes first so Lua can compare it cheaply. This is the
+ * format's one definition: apply.lua stores the value as given and reads
+ * only fields 1 and 4 of it (browser(), updated_at()), following this
+ * comment; the flush decodes it with device_value_decode. Returns bytes
  * written or needed (like snprintf). */
 size_t device_value_encode(const device_record *dev, char *buf, size_t size);
 /* Parses it back; strings point into value. Returns false if malformed. */

@@ -34,7 +34,7 @@ end
 -- newer entries are appended: the list is then no longer sorted and may
 -- repeat an entry, which the SCD2 merge does not mind (it depends neither
 -- on order nor on repeats). The member "D" tells the flush to read
--- :dimflushing.
+-- :dimflushing (the markers: processors/dirty_marker.h).
 if KEYS[5] then
   if redis.call('EXISTS', KEYS[4]) == 1 then
     if redis.call('EXISTS', KEYS[5]) == 0 then

@@ -356,6 +356,29 @@ void flush_payload_free(flush_payload *p)
         strbuf_free(&p->dims[k]);
 }
 
+int flush_payload_build(flush_payload *p, const flush_plan *plan)
+{
+    for (size_t i = 0; i < plan->n_hosts; i++)
+        if (rows_encode_host(&p->hosts, &plan->hosts[i]))
+            return -1;
+    for (size_t i = 0; i < plan->n_user_keys; i++)
+        if (rows_encode_user_key(&p->user_keys, plan->user_keys[i].user_id,
+                                 plan->user_keys[i].month))
+            return -1;
+    for (size_t i = 0; i < plan->n_users; i++)
+        if (rows_encode_user(&p->users, &plan->users[i]))
+            return -1;
+    for (size_t i = 0; i < plan->n_dims; i++)
+        if (scd2_encode_row(&p->dims[plan->dims[i].kind], &plan->dims[i]))
+            return -1;
+    p->n_hosts = plan->n_hosts;
+    p->n_user_keys = plan->n_user_keys;
+    p->n_users = plan->n_users;
+    for (int k = 0; k < DIM_COUNT; k++)
+        p->n_dims[k] = plan->n_dims_by_kind[k];
+    return 0;
+}
+
 static int copy_in(pg_sink *pg, const char *table, const strbuf *data, errbuf *err)
 {
     char sql[128];

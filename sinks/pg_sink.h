@@ -9,6 +9,7 @@
 #ifndef ACTIVITY_PG_SINK_H
 #define ACTIVITY_PG_SINK_H
 
+#include "processors/flush_plan.h"
 #include "sinks/rows.h"
 #include "sinks/scd2.h"
 #include "lib/log.h"
@@ -55,6 +56,9 @@ typedef struct {
 } flush_payload;
 
 void flush_payload_free(flush_payload *p);
+/* Encodes a flush's planned rows (processors/flush_plan.h) as the COPY
+ * lines of the staging tables. Returns 0, or -1 when out of memory. */
+int flush_payload_build(flush_payload *p, const flush_plan *plan);
 
 /* Writes the payload in one transaction, fenced by token: returns 0 when
  * committed, 1 when a flush with a newer token for fence_name has

@@ -1,17 +1,17 @@
 /*
  * rows.h — the sink rows a flush writes, and their COPY text encoding.
  *
- * A flush turns Redis state into whole-row values: the full hit and unique
- * arrays of a (host, month), its datelist, and per (user, month) the full
- * set of (browser_type, day mask) rows. Rows are absolute values, never
- * increments, so writing the same rows twice leaves the tables unchanged.
- * The encoders write PostgreSQL's COPY text format, escaping every byte
- * COPY treats specially, so no host name can break a row.
+ * A flush turns Redis state into whole-row values (processors/flush_rows.h): the full hit and
+ * unique arrays of a (host, month), its datelist, and per (user, month) the full set of
+ * (browser_type, day mask) rows. Rows are absolute values, never increments, so writing the same
+ * rows twice leaves the tables unchanged. The encoders write PostgreSQL's COPY text format,
+ * escaping every byte COPY treats specially, so no host name can break a row.
  */
 #ifndef ACTIVITY_ROWS_H
 #define ACTIVITY_ROWS_H
 
 #include "consumers/records.h"
+#include "processors/flush_rows.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -26,21 +26,6 @@ int strbuf_append(strbuf *sb, const void *data, size_t len);
 int strbuf_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends a value escaped for COPY text format. */
 int strbuf_copy_text(strbuf *sb, const char *s, size_t len);
-
-typedef struct {
-    const char *host;
-    size_t host_len;
-    int32_t month;       /* month_index */
-    const int64_t *hits; /* [days_in_month], [d-1] = day d */
-    const int64_t *uniq;
-} host_row;
-
-typedef struct {
-    int64_t user_id;
-    int32_t month;
-    opt_str browser_type;
-    uint32_t mask; /* bit d-1 = active on day d */
-} user_row;
 
 /* One line of stage_hosts: host, month_start, hit_array,
  * unique_visitors_array, host_activity_datelist. */

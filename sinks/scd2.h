@@ -3,7 +3,8 @@
  * the buffered changes as staging rows, and the set-based merge SQL.
  *
  * A flush takes each key group's buffer of dimension changes (per entity,
- * sorted, deduplicated: processors/dims.h) and turns it into COPY rows of
+ * sorted, deduplicated: processors/dims.h), parses them into dim_changes
+ * (processors/flush_plan.h), and this file turns those into COPY rows of
  * stage_dim_devices / stage_dim_users. In the flush's transaction, the
  * merge (sinks/sql/scd2.sql) adds them to the dimension's change history and
  * re-derives the versions of the entities they touch from that history:
@@ -22,11 +23,9 @@
 #define ACTIVITY_SCD2_H
 
 #include "processors/dims.h"
-#include "processors/redis_state.h"
 #include "sinks/rows.h"
 #include "lib/log.h"
 
-#include <hiredis/hiredis.h>
 #include <stdbool.h>
 
 typedef struct {
@@ -45,18 +44,6 @@ void scd2_config_format(const scd2_config *c, enum dim_kind kind, char *buf, siz
  * merge of one dimension (per flush). Returns 0, or -1 with err set. */
 int scd2_stage_sql(strbuf *out, errbuf *err);
 int scd2_apply_sql(const scd2_config *c, enum dim_kind kind, strbuf *out, errbuf *err);
-
-/* Staging rows of the changes buffered in one key group: reply is the
- * HGETALL of its buffer (field "d42" → entries). Appends COPY lines to
- * rows[kind] and counts them. Malformed fields or entries are skipped
- * with a warning (they cannot come from this program). */
-int scd2_rows_from_buffer(const redisReply *reply, strbuf rows[DIM_COUNT], size_t counts[DIM_COUNT],
-                          errbuf *err);
-
-/* Reads the changes a flush took in these groups (those whose flushing set
- * holds "D": processors/take_dirty.lua) and appends their staging rows. */
-int scd2_collect(redis_state *rs, const uint32_t *groups, size_t n, strbuf rows[DIM_COUNT],
-                 size_t counts[DIM_COUNT], errbuf *err);
 
 /* One COPY line of stage_<dim>: key, updated_at_ms, is_tombstone, attrs. */
 int scd2_encode_row(strbuf *sb, const dim_change *c);

@@ -5,6 +5,7 @@
  * results are checked against plain SQL on the real stack:
  * tests/integration/test_scd2.sh.)
  */
+#include "processors/flush_plan.h"
 #include "sinks/scd2.h"
 #include "tests/unit/unit.h"
 
@@ -66,17 +67,6 @@ START_TEST(merge_sql_from_template)
 }
 END_TEST
 
-static redisReply *str_reply(const char *s, size_t len)
-{
-    redisReply *r = calloc(1, sizeof *r);
-    r->type = REDIS_REPLY_STRING;
-    r->str = malloc(len + 1);
-    memcpy(r->str, s, len);
-    r->str[len] = '\0';
-    r->len = len;
-    return r;
-}
-
 START_TEST(staging_rows_from_buffer)
 {
     const char *pairs[][2] = {
@@ -85,27 +75,26 @@ START_TEST(staging_rows_from_buffer)
         {"zz", "1:1:T"},    /* not a field of ours: skipped */
         {"d8", "1:4:Vxyz"}, /* malformed payload: skipped */
     };
-    redisReply top = {.type = REDIS_REPLY_ARRAY, .elements = 8};
-    top.element = calloc(8, sizeof *top.element);
+    redis_str v[8];
     for (int i = 0; i < 4; i++) {
-        top.element[2 * i] = str_reply(pairs[i][0], strlen(pairs[i][0]));
-        top.element[2 * i + 1] = str_reply(pairs[i][1], strlen(pairs[i][1]));
+        v[2 * i] = (redis_str){pairs[i][0], strlen(pairs[i][0])};
+        v[2 * i + 1] = (redis_str){pairs[i][1], strlen(pairs[i][1])};
     }
+    redis_strings top = {v, 8, NULL};
     strbuf rows[DIM_COUNT] = {{0}};
     size_t counts[DIM_COUNT] = {0};
-    errbuf err = {{0}};
-    ck_assert_int_eq(scd2_rows_from_buffer(&top, rows, counts, &err), 0);
+    dim_change *changes = NULL;
+    size_t n = 0, cap = 0;
+    ck_assert_int_eq(flush_plan_dims_from_buffer(&top, &changes, &n, &cap, counts), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(scd2_encode_row(&rows[changes[i].kind], &changes[i]), 0);
+    free(changes);
     ck_assert_uint_eq(counts[DIM_DEVICES], 2);
     ck_assert_uint_eq(counts[DIM_USERS], 1);
     ck_assert_str_eq(rows[DIM_DEVICES].data,
                      "-7\t5\tf\ta\\tb\t\\N\t\\N\n-7\t1672531200000\tt\t\\N\t\\N\t\\N\n");
     ck_assert_str_eq(rows[DIM_USERS].data,
                      "9\t1\tf\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n");
-    for (int i = 0; i < 8; i++) {
-        free(top.element[i]->str);
-        free(top.element[i]);
-    }
-    free(top.element);
     for (int k = 0; k < DIM_COUNT; k++)
         strbuf_free(&rows[k]);
 }
