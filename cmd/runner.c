@@ -6,6 +6,7 @@
 #include "consumers/kafka_admin.h"
 #include "lib/run_metrics.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,6 +361,16 @@ static void store_positions(kafka_source *src, const pipeline *pipe)
     rd_kafka_topic_partition_list_destroy(positions);
 }
 
+/* Gives back the memory of idle batches beyond `keep` bytes, and the
+ * allocator's free pages with it: glibc keeps freed heap memory (and raises
+ * its mmap threshold after the first large free), so without the trim the
+ * released batches would stay in the resident set. */
+static void release_batches(pipeline *pipe, size_t keep)
+{
+    if (pipeline_release_batches(pipe, keep))
+        malloc_trim(0);
+}
+
 /* pipeline_apply_end, timed for the metrics: from sending the batches
  * (*sent_at, 0 if nothing was in flight) and the wait for the replies. */
 static int apply_end_timed(pipeline *pipe, rd_kafka_topic_partition_list_t **reseek,
@@ -377,6 +388,13 @@ static int apply_end_timed(pipeline *pipe, rd_kafka_topic_partition_list_t **res
 
 /* Messages taken from librdkafka per call (a batch takes several calls). */
 #define POLL_CHUNK 4096
+/* A batch being polled and folded ends after this long, so the loop
+ * still reads the replies, flushes and reports on time while records
+ * keep arriving. */
+#define BATCH_MAX_SECONDS 1.0
+/* How long a batch under way waits for librdkafka to refill an empty
+ * queue before it ends (a fetch round trip on a local broker). */
+#define BATCH_REFILL_MS 10
 
 int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
                redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
@@ -405,21 +423,30 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
         chunk_cap = 1;
     while (!stop_requested) {
         run_metrics_heartbeat();
-        /* Up to a batch of messages (by count, record bytes and folded
-         * bytes), waiting only for the first. */
-        size_t bytes = 0;
-        for (size_t got = 0; got < rc->batch_size && bytes < rc->batch_bytes && status == 0 &&
-                             pipeline_pending_bytes(pipe) < BATCH_SOFT_BYTES;) {
+        /* A flush due this round is best run with every batch applied and
+         * idle (its rows then take the batches' memory, not more): no
+         * records are polled in that round, so the round only reads the
+         * replies of the batch in flight. Not while Redis is down: the
+         * poll keeps the group membership alive. */
+        bool flush_round = !redis_down && now_seconds() >= next_flush &&
+                           now_seconds() >= fc.next_attempt && pipeline_in_flight(pipe);
+        /* Up to a batch of messages, waiting only for the first: the batch
+         * ends at --batch-size records or once its folded state (distinct
+         * keys, not records: most records fold into keys already there)
+         * holds rc->batch_bytes, checked between chunks. */
+        double batch_deadline = now_seconds() + BATCH_MAX_SECONDS;
+        for (size_t got = 0; !flush_round && !stop_requested && got < rc->batch_size &&
+                             status == 0 && pipeline_pending_bytes(pipe) < rc->batch_bytes;) {
             size_t want = rc->batch_size - got < POLL_CHUNK ? rc->batch_size - got : POLL_CHUNK;
             if (want > chunk_cap)
                 want = chunk_cap;
-            /* While Redis applies a batch, the replies are what to wait
-             * for, not more records. */
-            size_t n =
-                kafka_source_poll(src, msgs, want, got == 0 && !pipeline_in_flight(pipe) ? 200 : 0);
+            /* The first poll of a batch waits for records only when no
+             * batch is in flight (otherwise its replies are what to wait
+             * for); later ones wait briefly for librdkafka to refill. */
+            int wait_ms = got > 0 ? BATCH_REFILL_MS : pipeline_in_flight(pipe) ? 0 : 200;
+            size_t n = kafka_source_poll(src, msgs, want, wait_ms);
             for (size_t i = 0; i < n; i++) {
                 rd_kafka_message_t *m = msgs[i];
-                bytes += m->len;
                 if (m->err) {
                     if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                         m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
@@ -434,7 +461,14 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
                 rd_kafka_message_destroy(m);
             }
             got += n;
-            if (n < want)
+            /* Only an empty queue ends the batch early: librdkafka's prefetch
+             * (an eighth of --max-memory) holds far fewer records than a
+             * batch folds, so it is drained and refilled several times over
+             * one batch; ending at the first short read made the batch
+             * only as large as the prefetch, and Redis paid its per-batch
+             * work (a Lua call per key group, a read and write per user
+             * hash) for every ~12,000 records. */
+            if (n == 0 || now_seconds() >= batch_deadline)
                 break;
         }
         run_metrics_commit();
@@ -494,6 +528,9 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
             rebuild_state(rs, "a fence went back", &epoch);
         seek_and_free(src, reseek);
         reseek = NULL;
+        /* The batch just applied is idle: beyond two full batches (the one
+         * folded meanwhile and the next), its memory goes back. */
+        release_batches(pipe, 2 * rc->batch_capacity);
         store_positions(src, pipe);
         size_t n_assigned = 0;
         for (size_t i = 0; i < pipe->n_parts; i++)
@@ -523,6 +560,8 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
             caught_up(cu, pipe, rs, &next_catch_up_check) && !pipeline_rebuilding(pipe))
             break;
         if (now >= next_flush && now >= fc.next_attempt) {
+            /* A flush holds its rows while it runs: idle batches make room. */
+            release_batches(pipe, 0);
             int fr = flush_step(rc, pipe, src, rs, pg, &fc, &epoch, &rebuilding, &err);
             if (fr == REDIS_REFUSED) {
                 log_error("%s", err.msg);
@@ -596,6 +635,7 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
             rebuild_state(rs, "a fence went back", &epoch);
         if (reseek)
             rd_kafka_topic_partition_list_destroy(reseek);
+        release_batches(pipe, 0);
         int fr = 0;
         if (pipeline_rebuilding(pipe))
             log_warn("stopping while redis state is being rebuilt: no final flush, so that a "

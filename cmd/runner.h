@@ -26,7 +26,8 @@ typedef struct {
     bool until_caught_up;
     bool reset;
     size_t batch_size;
-    size_t batch_bytes; /* record bytes folded into one batch, from --max-memory */
+    size_t batch_bytes;    /* folded state of one batch (batch_bytes), from --max-memory */
+    size_t batch_capacity; /* memory a full batch may hold (batch_capacity) */
     long exact_limit;
     registry_options registry;
     validation_rules rules;

@@ -63,7 +63,27 @@ size_t batch_bytes(const batch *b)
 {
     return b->strings_len + b->n_host_days * sizeof *b->host_days + b->n_users * sizeof *b->users +
            b->n_uds * sizeof *b->uds + b->n_devices * sizeof *b->devices +
-           b->n_dim_changes * sizeof *b->dim_changes;
+           b->n_dim_entities * sizeof *b->dim_entities + b->n_dim_changes * sizeof *b->dim_changes +
+           bytes_map_bytes(&b->host_day_index) + bytes_map_bytes(&b->user_seen) +
+           bytes_map_bytes(&b->ud_index) + bytes_map_bytes(&b->device_index) +
+           bytes_map_bytes(&b->dim_index) + bytes_map_bytes(&b->dim_seen);
+}
+
+size_t batch_capacity(const batch *b)
+{
+    return b->strings_cap + b->cap_host_days * sizeof *b->host_days +
+           b->cap_users * sizeof *b->users + b->cap_uds * sizeof *b->uds +
+           b->cap_devices * sizeof *b->devices + b->cap_dim_entities * sizeof *b->dim_entities +
+           b->cap_dim_changes * sizeof *b->dim_changes + bytes_map_capacity(&b->host_day_index) +
+           bytes_map_capacity(&b->user_seen) + bytes_map_capacity(&b->ud_index) +
+           bytes_map_capacity(&b->device_index) + bytes_map_capacity(&b->dim_index) +
+           bytes_map_capacity(&b->dim_seen);
+}
+
+void batch_release(batch *b)
+{
+    batch_free(b);
+    batch_init(b);
 }
 
 bool batch_group_empty(const batch *b, uint32_t g)

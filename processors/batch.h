@@ -131,8 +131,17 @@ static inline const char *batch_str(const batch *b, uint32_t off)
 }
 
 bool batch_group_empty(const batch *b, uint32_t group);
-/* Roughly the memory the batch's deltas and strings hold. */
+/* The memory the batch's folded state needs: its deltas, strings and
+ * maps, counted by entries (so it grows with the distinct keys folded,
+ * not with the records: a record whose keys are in already adds nothing).
+ * The arrays' and maps' capacities are at most about twice that. */
 size_t batch_bytes(const batch *b);
+
+/* The memory the batch has allocated: a reset keeps it, so that the next
+ * batch does not grow its arrays and maps again. */
+size_t batch_capacity(const batch *b);
+/* Gives that memory back (the batch must be empty: just reset). */
+void batch_release(batch *b);
 
 /* Device attributes as one string: each field is "-" (null) or
  * "<len>:<bytes>", in the order browser_type, os_type, device_type,

@@ -20,6 +20,16 @@ void bytes_map_free(bytes_map *m)
     memset(m, 0, sizeof *m);
 }
 
+size_t bytes_map_bytes(const bytes_map *m)
+{
+    return m->keys_len + 2 * m->count * sizeof *m->slots;
+}
+
+size_t bytes_map_capacity(const bytes_map *m)
+{
+    return m->keys_cap + m->cap * sizeof *m->slots;
+}
+
 void bytes_map_clear(bytes_map *m)
 {
     if (m->slots && m->count)
@@ -57,6 +67,8 @@ static uint64_t map_hash(const void *key, size_t len)
 static bool grow(bytes_map *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 1024;
+    if (ncap > ((size_t)1 << 32))
+        return false; /* the 32-bit hashes index at most 2^32 slots */
     bytes_map_slot *ns = calloc(ncap, sizeof *ns);
     if (!ns)
         return false;
@@ -79,7 +91,8 @@ static bytes_map_slot *probe(const bytes_map *m, const void *key, size_t len, ui
     size_t i = h & (m->cap - 1);
     while (m->slots[i].used) {
         bytes_map_slot *s = &m->slots[i];
-        if (s->hash == h && s->key_len == len && memcmp(m->keys + s->key_off, key, len) == 0)
+        if (s->hash == (uint32_t)h && s->key_len == len &&
+            memcmp(m->keys + s->key_off, key, len) == 0)
             return s;
         i = (i + 1) & (m->cap - 1);
     }
@@ -106,7 +119,7 @@ uint32_t *bytes_map_upsert(bytes_map *m, const void *key, size_t len, uint32_t v
         return &s->value;
     /* Key offsets are 32-bit: a map past 4 GiB of keys is refused (the
      * caller reports it as out of memory), never wrapped. */
-    if (m->keys_len + len > UINT32_MAX)
+    if (m->keys_len + len > UINT32_MAX || len > INT32_MAX)
         return NULL;
     if (m->keys_len + len > m->keys_cap) {
         size_t ncap = m->keys_cap ? m->keys_cap * 2 : 65536;
@@ -119,7 +132,7 @@ uint32_t *bytes_map_upsert(bytes_map *m, const void *key, size_t len, uint32_t v
         m->keys_cap = ncap;
     }
     memcpy(m->keys + m->keys_len, key, len);
-    s->hash = h;
+    s->hash = (uint32_t)h;
     s->key_off = (uint32_t)m->keys_len;
     s->key_len = (uint32_t)len;
     s->value = value;

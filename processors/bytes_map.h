@@ -13,12 +13,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 16 bytes: a batch's maps hold one slot per distinct key folded and
+ * twice that in empty ones, so the slot's size is most of what a batch
+ * of many distinct keys costs. Tables stay far below 2^32 slots, so 32
+ * bits of the hash both index them and tell most keys apart. */
 typedef struct {
-    uint64_t hash;
+    uint32_t hash;
     uint32_t key_off;
-    uint32_t key_len;
+    uint32_t key_len : 31;
+    uint32_t used : 1;
     uint32_t value;
-    uint32_t used;
 } bytes_map_slot;
 
 typedef struct {
@@ -38,5 +42,11 @@ void bytes_map_clear(bytes_map *m);
 uint32_t *bytes_map_upsert(bytes_map *m, const void *key, size_t len, uint32_t value,
                            bool *inserted);
 uint32_t *bytes_map_find(const bytes_map *m, const void *key, size_t len);
+/* The memory the map's entries need: their keys, and the two slots each
+ * takes at the table's highest load (it doubles at 50%). A table's
+ * capacity can be up to twice that right after it doubles. */
+size_t bytes_map_bytes(const bytes_map *m);
+/* The memory the map has allocated (kept across clears). */
+size_t bytes_map_capacity(const bytes_map *m);
 
 #endif

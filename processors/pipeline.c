@@ -367,6 +367,7 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
         if (r < 0)
             return -1;
         ps->inflight = false;
+        size_t folded = batch_bytes(&ps->inflight_b);
         batch_reset(&ps->inflight_b);
         /* Revoked or re-assigned meanwhile: the new owner (or the new
          * assignment) works from the fences, whatever this batch did. */
@@ -379,10 +380,11 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
                 p, ps, went_back(ps->fences, ps->ticket.groups, ps->ticket.expected, ps->ticket.n),
                 conflict);
         } else {
-            log_debug("applied %s [%d] %lld..%lld (%llu records, %zu key groups)", ps->topic,
-                      ps->partition, (long long)ps->inflight_first,
+            log_debug("applied %s [%d] %lld..%lld (%llu records folded into %zu bytes, %zu key "
+                      "groups)",
+                      ps->topic, ps->partition, (long long)ps->inflight_first,
                       (long long)ps->inflight_position - 1,
-                      (unsigned long long)ps->inflight_records, ps->ticket.n);
+                      (unsigned long long)ps->inflight_records, folded, ps->ticket.n);
             ps->applied = ps->inflight_position;
             run_metrics_applied(ps->topic, ps->inflight_records - ps->inflight_dead);
         }
@@ -408,6 +410,34 @@ size_t pipeline_pending_bytes(const pipeline *p)
     for (size_t i = 0; i < p->n_parts; i++)
         n += batch_bytes(&p->parts[i]->b);
     return n;
+}
+
+size_t pipeline_release_batches(pipeline *p, size_t keep)
+{
+    size_t held = 0, released = 0;
+    for (size_t i = 0; i < p->n_parts; i++)
+        held += batch_capacity(&p->parts[i]->b) + batch_capacity(&p->parts[i]->inflight_b);
+    while (held > keep) {
+        batch *largest = NULL;
+        size_t largest_cap = 0;
+        for (size_t i = 0; i < p->n_parts; i++) {
+            partition_state *ps = p->parts[i];
+            batch *idle[2] = {ps->pending ? NULL : &ps->b, ps->inflight ? NULL : &ps->inflight_b};
+            for (int k = 0; k < 2; k++) {
+                size_t cap = idle[k] ? batch_capacity(idle[k]) : 0;
+                if (cap > largest_cap) {
+                    largest = idle[k];
+                    largest_cap = cap;
+                }
+            }
+        }
+        if (!largest)
+            break;
+        batch_release(largest);
+        held -= largest_cap;
+        released += largest_cap;
+    }
+    return released;
 }
 
 bool pipeline_in_flight(const pipeline *p)

@@ -124,6 +124,12 @@ bool pipeline_in_flight(const pipeline *p);
 rd_kafka_topic_partition_list_t *pipeline_positions(const pipeline *p);
 /* Bytes the batches being folded hold (batch_bytes over the partitions). */
 size_t pipeline_pending_bytes(const pipeline *p);
+/* Gives back the memory of idle batches (neither being folded nor in
+ * flight), largest first, until every batch together holds at most
+ * `keep` bytes (batch_capacity), or none is idle. A batch keeps its
+ * capacity across resets, so partitions that each once took a large batch
+ * would otherwise hold it all at once. Returns the bytes released. */
+size_t pipeline_release_batches(pipeline *p, size_t keep);
 
 /* After a Redis failure, when whether the last batches applied is unknown,
  * or after a fence moved: drops every batch (no reply may be pending on

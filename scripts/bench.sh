@@ -164,6 +164,20 @@ PY
 if [ "${BENCH_PEERS:-0}" = 1 ]; then
     SBS=$ROOT/../shared/peers/side_by_side.sh
     [ -x "$SBS" ] || { echo "bench: BENCH_PEERS=1 needs $SBS" >&2; exit 1; }
+    # side_by_side.sh (read-only, shared) reads the peers' schema from the checkout's
+    # sinks/schema.sql, which is sinks/sql/schema.sql here since the folders became layers: it
+    # gets a checkout whose entries link to this one's, plus that file. BENCH_ACTIVITY, if
+    # set, is the binary it runs as bin/activity.
+    VIEW=$(mktemp -d "${TMPDIR:-/tmp}/bench-peers.XXXXXX")
+    trap 'rm -rf "$VIEW"; cleanup' EXIT
+    for entry in "$ROOT"/* "$ROOT"/.stack; do
+        [ -e "$entry" ] && ln -s "$entry" "$VIEW/$(basename "$entry")"
+    done
+    rm "$VIEW/sinks" "$VIEW/bin"
+    mkdir "$VIEW/sinks" "$VIEW/bin"
+    ln -s "$ROOT"/sinks/* "$VIEW/sinks/"
+    ln -s "$ROOT/sinks/sql/schema.sql" "$VIEW/sinks/schema.sql"
+    ln -s "$ACTIVITY" "$VIEW/bin/activity"
     echo "bench: side by side with the peers (${SBS_SYSTEMS:-project python kstreams flink})" >&2
-    SBS_SYSTEMS=${SBS_SYSTEMS:-project python kstreams flink} "$SBS" "$ROOT" "${BENCH_PEERS_EVENTS:-1000000}"
+    SBS_SYSTEMS=${SBS_SYSTEMS:-project python kstreams flink} "$SBS" "$VIEW" "${BENCH_PEERS_EVENTS:-1000000}"
 fi

@@ -122,6 +122,50 @@ START_TEST(many_keys_grow_maps)
 }
 END_TEST
 
+/* A batch is sized by its folded state: records whose keys are in already
+ * add nothing to batch_bytes, new keys do, and batch_release gives the
+ * capacity a reset keeps back. */
+START_TEST(bytes_count_distinct_keys_not_records)
+{
+    batch b;
+    batch_init(&b);
+    web_event ev = event("a.com", 1, true, 10, 1, 0);
+    ck_assert_int_eq(batch_add_event(&b, &ev, true, true), 0);
+    size_t one = batch_bytes(&b);
+    ck_assert_uint_gt(one, 0);
+    for (int i = 0; i < 10000; i++) {
+        ev = event("a.com", 1, true, 10, 1, i % 24);
+        ck_assert_int_eq(batch_add_event(&b, &ev, true, true), 0);
+    }
+    ck_assert_uint_eq(batch_bytes(&b), one); /* 10,000 repeats: the same state */
+    ck_assert_uint_eq(b.host_days[0].hits, 10001);
+    char host[32];
+    for (int i = 0; i < 50000; i++) {
+        snprintf(host, sizeof host, "h%d.example", i % 500);
+        ev = event(host, 1000 + i, true, i, 1 + i % 28, 0);
+        ck_assert_int_eq(batch_add_event(&b, &ev, true, true), 0);
+    }
+    /* Each new (host-day, user) pair and (user, device, month) costs its
+     * deltas, key bytes and two 16-byte slots per map entry. */
+    size_t many = batch_bytes(&b);
+    ck_assert_uint_gt(many, one + 50000 * (16 + 12 + 2 * 16 + 32 + 20 + 2 * 16));
+    /* The arrays and maps allocated hold it, and at most about twice it
+     * (plus the maps' first tables) */
+    size_t cap = batch_capacity(&b);
+    ck_assert_uint_ge(cap, many);
+    ck_assert_uint_le(cap, 2 * many + 6 * (65536 + 1024 * sizeof(bytes_map_slot)));
+    batch_reset(&b);
+    ck_assert_uint_eq(batch_bytes(&b), 0);
+    ck_assert_uint_eq(batch_capacity(&b), cap); /* a reset keeps the memory */
+    batch_release(&b);
+    ck_assert_uint_lt(batch_capacity(&b), cap / 10);
+    ev = event("a.com", 1, true, 10, 1, 0); /* and the batch still works */
+    ck_assert_int_eq(batch_add_event(&b, &ev, true, true), 0);
+    ck_assert_uint_eq(batch_bytes(&b), one);
+    batch_free(&b);
+}
+END_TEST
+
 START_TEST(device_values)
 {
     device_record d = {.device_id = 5,
@@ -155,6 +199,7 @@ Suite *suite_batch(void)
     tcase_add_test(tc, folds_hits_and_distinct_users);
     tcase_add_test(tc, skips_parts_behind_fences);
     tcase_add_test(tc, many_keys_grow_maps);
+    tcase_add_test(tc, bytes_count_distinct_keys_not_records);
     tcase_add_test(tc, device_values);
     suite_add_tcase(s, tc);
     return s;
