@@ -93,7 +93,7 @@ unit-asan: build/unit_tests_asan
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/unit/lsan.supp \
 		UBSAN_OPTIONS=print_stacktrace=1 CK_FORK=yes CK_DEFAULT_TIMEOUT=120 build/unit_tests_asan
 
-integration: bin/activity
+integration: bin/activity build/hll_tool
 	tests/integration/run_all.sh
 
 check-layers:
@@ -142,6 +142,10 @@ distclean:
 
 build/consume_decode: tests/bench/consume_decode.c $(OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(OBJ) $(LDLIBS)
+
+# lib/hll against the real extension and Redis (tests/integration/test_hll_format.sh).
+build/hll_tool: tests/integration/hll_tool.c build/obj/lib/hll.o
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lhiredis -lm
 
 # Fuzzing (libFuzzer needs clang): the library objects built with ASan/UBSan
 # and fuzzer coverage, the target linked with libFuzzer's main.

@@ -10,6 +10,7 @@
 #include "cmd/commands.h"
 #include "cmd/runner.h"
 #include "lib/config.h"
+#include "lib/hll.h"
 #include "cmd/deployment.h"
 #include "lib/metrics_http.h"
 #include "lib/run_metrics.h"
@@ -41,8 +42,10 @@ static const char help[] =
     "                          and the sink tables' rows first, then rebuild everything\n"
     "                          from the topics (refused while members of --group are\n"
     "                          live or other prefixes share the database)\n"
-    "  --exact-uniques-limit N count unique visitors of a host-day exactly up to N,\n"
-    "                          then by HyperLogLog (default: 10000)\n"
+    "  --exact-uniques-limit N keep a host-day's visitors as an exact set in Redis up to\n"
+    "                          N, then as HyperLogLog registers; at least 1280, the\n"
+    "                          sketches' EXPLICIT threshold, so the output does not\n"
+    "                          depend on it (default: 1280)\n"
     "  --pg-lock-timeout SEC   a flush waiting this long for a lock on a sink table\n"
     "                          fails and is retried with backoff; also how long a\n"
     "                          signalled shutdown retries its final flush (default: 5)\n"
@@ -209,8 +212,12 @@ static int parse_args(int argc, char **argv, run_config *rc)
             }
             break;
         case OPT_EXACT:
-            if (!option_long(optarg, 0, LONG_MAX, &n)) {
-                log_error("--exact-uniques-limit takes a count >= 0");
+            /* Below the sketch's EXPLICIT threshold the exact list of a host-day
+             * would be gone before the sketch stops needing it. */
+            if (!option_long(optarg, (long)HLL_EXPLICIT_MAX, LONG_MAX, &n)) {
+                log_error("--exact-uniques-limit takes a count >= %zu (the EXPLICIT threshold "
+                          "of the daily sketches, README \"Daily sketches\"), not '%s'",
+                          (size_t)HLL_EXPLICIT_MAX, optarg);
                 return -1;
             }
             rc->exact_limit = (long)n;
@@ -413,8 +420,10 @@ int cmd_run(int argc, char **argv)
         avro_codec_set_registry(codec, registry);
         log_info("schema ids are resolved in the registry at %s", rc.registry.url);
     }
+    /* --reset checks the layout after deleting the state: that is how state of
+     * an older layout is rebuilt (README "Daily sketches"). */
     if (!(rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)) ||
-        redis_state_check_layout(rs, &err) ||
+        (!rc.reset && redis_state_check_layout(rs, &err)) ||
         !(apply_rs = redis_state_connect(rc.common.redis_url, rc.common.redis_prefix, &err)))
         goto out;
     redis_state_set_exact_limit(apply_rs, rc.exact_limit);

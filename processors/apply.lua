@@ -16,7 +16,9 @@
 -- state_apply.c: no fence check and no fence update, to price them), new
 -- fence, the exact-uniques limit, then four sections, each a count followed
 -- by its entries:
---   host-days: month(YYYYMM) day(D) host hits nusers user...
+--   host-days: month(YYYYMM) day(D) host hits nusers nreg member...
+--     (members: lib/hll.h hll_redis_member; the first nreg are 8 bytes, PFADD-able;
+--     the others, 9 bytes, set no register of the sketch and are never PFADDed)
 --   user hashes: month nusers, then per user: user ndev (dev mask)...
 --   devices: device value (processors/batch.h: device_value_encode)
 --   dimension changes: field entries (processors/dims.h: field "d<id>" or
@@ -48,22 +50,28 @@ local i = 5
 local nh = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nh do
   local month, day, host = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local hits, nu = ARGV[i + 3], tonumber(ARGV[i + 4])
+  local hits, nu, nreg = ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   local hkey, set, hll = KEYS[kx], KEYS[kx + 1], KEYS[kx + 2]
-  i = i + 5
+  i = i + 6
   kx = kx + 3
   redis.call('HINCRBY', hkey, day, hits)
   if nu > 0 then
-    -- Exact while small (a set), HyperLogLog once past EXACT_LIMIT: counts
-    -- up to the limit are exact, larger ones cost 12 KB at most and carry
-    -- HyperLogLog's ~0.8% standard error.
+    -- What the day's sketch is built from (README "Daily sketches"): the
+    -- exact set while small, HyperLogLog registers once past EXACT_LIMIT
+    -- (never below the sketch's EXPLICIT threshold, 1280, so the set lasts
+    -- as long as the sketch lists users). Members are the preimages of the
+    -- users' hashes, so PFADD sets the sketch's registers.
     if redis.call('EXISTS', hll) == 1 then
-      chunked('PFADD', hll, ARGV, i, i + nu - 1)
+      chunked('PFADD', hll, ARGV, i, i + nreg - 1)
     else
       chunked('SADD', set, ARGV, i, i + nu - 1)
       if redis.call('SCARD', set) > EXACT_LIMIT then
-        local members = redis.call('SMEMBERS', set)
-        chunked('PFADD', hll, members, 1, #members)
+        local members, regs = redis.call('SMEMBERS', set), {}
+        for _, m in ipairs(members) do
+          if #m == 8 then regs[#regs + 1] = m end
+        end
+        redis.call('PFADD', hll) -- exists from now on, even with no register set
+        chunked('PFADD', hll, regs, 1, #regs)
         redis.call('DEL', set)
       end
     end

@@ -180,7 +180,8 @@ static int classify(flush_plan *p, const redis_strings *set, bool *has_dims)
         case DIRTY_HOST_MONTH:
             if (GROW_ONE(p->hosts, p->n_hosts, w->cap_hosts, 256))
                 return -1;
-            p->hosts[p->n_hosts++] = (host_row){m.name, m.name_len, m.month, NULL, NULL};
+            p->hosts[p->n_hosts++] =
+                (host_row){m.name, m.name_len, m.month, NULL, NULL, NULL, NULL};
             break;
         case DIRTY_USER_MONTH:
             if (add_user(p, m.month, m.id))
@@ -531,7 +532,8 @@ int flush_plan_build(redis_state *rs, flush_plan *p, errbuf *err)
         }
     }
 
-    if (!(w->days = malloc((p->n_hosts ? p->n_hosts : 1) * sizeof *w->days))) {
+    /* calloc: every sketch pointer starts NULL, for flush_plan_free. */
+    if (!(w->days = calloc(p->n_hosts ? p->n_hosts : 1, sizeof *w->days))) {
         err_set(err, "flush: out of memory");
         return -1;
     }
@@ -644,6 +646,8 @@ void flush_plan_free(flush_plan *p)
         free(w->resolved);
         free(w->resolved_len);
         free(w->resolved_group);
+        for (size_t i = 0; w->days && i < p->n_hosts; i++)
+            host_days_release(&w->days[i]);
         free(w->days);
         bytes_map_free(&w->new_devices);
         bytes_map_free(&w->changed_devices);

@@ -15,13 +15,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One (host, month): the full hit and unique-visitor arrays. */
+/* One (host, month): the full hit and unique-visitor arrays, and the
+ * day's sketches of host_daily_uniques (lib/hll.h). */
 typedef struct {
     const char *host;
     size_t host_len;
-    int32_t month;       /* month_index */
-    const int64_t *hits; /* [days_in_month], [d-1] = day d */
-    const int64_t *uniq;
+    int32_t month;                /* month_index */
+    const int64_t *hits;          /* [days_in_month], [d-1] = day d */
+    const int64_t *uniq;          /* round(cardinality) of the day's sketch */
+    unsigned char *const *sketch; /* [d-1]: the sketch's bytes, NULL on days without hits */
+    const size_t *sketch_len;
 } host_row;
 
 /* One (user, month, browser_type): the days the user was active on it. */

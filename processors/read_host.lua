@@ -5,9 +5,11 @@
 -- KEYS[2d] the exact set "<prefix>:{g}:s:<YYYYMMDD>:<host>", KEYS[2d+1]
 -- the HyperLogLog "<prefix>:{g}:p:<YYYYMMDD>:<host>" (every key in KEYS:
 -- Redis Cluster routes by them; processors/state_read.c names them).
--- Returns a flat array: day, hits (the decimal string HINCRBY keeps),
--- unique visitors, for each day with hits. Unique visitors come from the
--- exact set while it exists, else from the HyperLogLog it was folded into.
+-- Returns a flat array, per day with hits: the day, the hits (the decimal
+-- string HINCRBY keeps), then what the day's sketch is built from: 's' and
+-- the exact set's members while it exists, else 'p' and the HyperLogLog
+-- string it was folded into, or 'n' and '' for a day without users. Only
+-- reads (GET, not PFCOUNT, which caches its count in the key).
 local h = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #h, 2 do
@@ -16,12 +18,21 @@ for i = 1, #h, 2 do
   if not hll then
     return redis.error_reply('read_host: day ' .. h[i] .. ' of ' .. KEYS[1] .. ' has no keys')
   end
-  local u = redis.call('SCARD', set)
-  if u == 0 then
-    u = redis.call('PFCOUNT', hll)
-  end
   out[#out + 1] = day
   out[#out + 1] = h[i + 1] -- as stored: a Lua number would round past 2^53
-  out[#out + 1] = u
+  local members = redis.call('SMEMBERS', set)
+  if #members > 0 then
+    out[#out + 1] = 's'
+    out[#out + 1] = members
+  else
+    local v = redis.call('GET', hll)
+    if v then
+      out[#out + 1] = 'p'
+      out[#out + 1] = v
+    else
+      out[#out + 1] = 'n'
+      out[#out + 1] = ''
+    end
+  end
 end
 return out

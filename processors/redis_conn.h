@@ -42,9 +42,10 @@ int redis_state_check_eviction(redis_state *rs, errbuf *err);
 /* Deletes every key of this prefix (a full rebuild; single Redis only). */
 int redis_state_drop_all(redis_state *rs, errbuf *err);
 
-/* Unique visitors of a (host, day) are counted exactly (a set) up to this
- * many, then by HyperLogLog (~0.8% standard error, 12 KB). */
-#define REDIS_DEFAULT_EXACT_LIMIT 10000
+/* The users of a (host, day) are kept as an exact set up to this many, then
+ * as HyperLogLog registers (12 KB); at least HLL_EXPLICIT_MAX (1280), the
+ * daily sketch's EXPLICIT threshold, which is also the default. */
+#define REDIS_DEFAULT_EXACT_LIMIT 1280
 void redis_state_set_exact_limit(redis_state *rs, long limit);
 
 /* Commands sent over the network (a script call counts once). */

@@ -8,8 +8,10 @@
  *   <p>:meta                    layout version and KEY_GROUPS
  *   <p>:{g}:fence               hash "topic/partition" -> next offset to apply
  *   <p>:{g}:h:<YYYYMM>:<host>   hash day -> hits
- *   <p>:{g}:s:<YYYYMMDD>:<host> set of user ids (exact, while small)
- *   <p>:{g}:p:<YYYYMMDD>:<host> HyperLogLog of user ids (once large)
+ *   <p>:{g}:s:<YYYYMMDD>:<host> set of users (exact, while small), members as
+ *                               lib/hll.h's hll_redis_member
+ *   <p>:{g}:p:<YYYYMMDD>:<host> HyperLogLog of the same members (once large): the
+ *                               day's sketch registers
  *   <p>:{g}:u:<YYYYMM>:<bucket> hash user -> "device=mask,..." (day masks)
  *   <p>:{g}:d                   hash device -> encoded attributes
  *   <p>:{g}:w                   set of "device|YYYYMM:user" waiting for a device

@@ -17,13 +17,16 @@
 #include "lib/civil_time.h"
 #include "lib/failpoint.h"
 #include "lib/grow.h"
+#include "lib/hll.h"
 
 #include <time.h>
 #include <unistd.h>
 
 /* ---- the layout marker ------------------------------------------------ */
 
-#define LAYOUT_VERSION "1"
+/* 2: unique-visitor sets hold lib/hll.h members (preimages of the sketch's
+ * hashes), not user ids. */
+#define LAYOUT_VERSION "2"
 
 int redis_state_check_layout(redis_state *rs, errbuf *err)
 {
@@ -48,7 +51,8 @@ int redis_state_check_layout(redis_state *rs, errbuf *err)
         strcmp(r->element[1]->str, want_groups) != 0) {
         err_set(err,
                 "redis key prefix '%s' holds state of another layout (want layout %s with %d "
-                "key groups); use another --redis-prefix or database",
+                "key groups); rebuild it from the topics with activity backfill --reset, or "
+                "use another --redis-prefix or database",
                 rs->prefix, LAYOUT_VERSION, KEY_GROUPS);
         rc = -1;
     }
@@ -249,13 +253,24 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         const host_day_delta *hd = &b->host_days[i];
         civil_date d = civil_from_days(hd->day);
+        /* Members (lib/hll.h): the 8-byte ones first, their count before them;
+         * a 9-byte one (a hash setting no register, odds 2^-50) last. */
+        uint32_t nreg = 0;
+        unsigned char m[HLL_MEMBER_MAX];
+        for (uint32_t u = hd->users_head; u != BATCH_NONE; u = b->users[u].next)
+            nreg += hll_redis_member(b->users[u].user_id, m) == 8;
         if (ab_addf(ab, "%04d%02d", d.year, d.month) || ab_addf(ab, "%d", d.day) ||
             ab_add(ab, batch_str(b, hd->host_off), hd->host_len) ||
-            ab_addf(ab, "%llu", (unsigned long long)hd->hits) || ab_addf(ab, "%u", hd->nusers))
+            ab_addf(ab, "%llu", (unsigned long long)hd->hits) || ab_addf(ab, "%u", hd->nusers) ||
+            ab_addf(ab, "%u", nreg))
             return -1;
         for (uint32_t u = hd->users_head; u != BATCH_NONE; u = b->users[u].next)
-            if (ab_add_i64(ab, b->users[u].user_id))
+            if (hll_redis_member(b->users[u].user_id, m) == 8 && ab_add(ab, m, 8))
                 return -1;
+        if (nreg < hd->nusers)
+            for (uint32_t u = hd->users_head; u != BATCH_NONE; u = b->users[u].next)
+                if (hll_redis_member(b->users[u].user_id, m) == 9 && ab_add(ab, m, 9))
+                    return -1;
     }
     if (add_user_section(ab, *rows, nu))
         return -1;

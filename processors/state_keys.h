@@ -30,8 +30,8 @@
 /* Per-entity keys, "<prefix>:{g}:<kind>:...": the kind letters (SCANs and
  * rs_key_group_of match them). */
 #define KEY_KIND_HOST_MONTH 'h' /* h:<YYYYMM>:<host> hash day -> hits */
-#define KEY_KIND_UNIQ_SET 's'   /* s:<YYYYMMDD>:<host> exact set of users */
-#define KEY_KIND_UNIQ_HLL 'p'   /* p:<YYYYMMDD>:<host> HyperLogLog of users */
+#define KEY_KIND_UNIQ_SET 's'   /* s:<YYYYMMDD>:<host> exact set of users (hll_redis_member) */
+#define KEY_KIND_UNIQ_HLL 'p'   /* p:<YYYYMMDD>:<host> HyperLogLog of those members */
 #define KEY_KIND_USER_HASH 'u'  /* u:<YYYYMM>:<bucket> hash user -> masks */
 
 /* Adds group g's key name as one argument. */

@@ -16,6 +16,11 @@
 #include "processors/state_keys.h"
 
 #include "lib/civil_time.h"
+#include "lib/hll.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, redis_strings *out,
                           errbuf *err)
@@ -48,6 +53,66 @@ int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, red
         for (size_t i = 0; i < n; i++)
             redis_strings_free(&out[i]);
     return rc;
+}
+
+void host_days_release(host_days *days)
+{
+    for (int d = 0; d < 31; d++) {
+        free(days->sketch[d]);
+        days->sketch[d] = NULL;
+        days->sketch_len[d] = 0;
+    }
+}
+
+/* The day's sketch from what read_host.lua returned for it (kind 's': the
+ * exact set's members, 'p': the HyperLogLog string, 'n': no users), and
+ * its rounded cardinality (PostgreSQL's round(): half to even, as rint). */
+static int day_sketch(const host_row *hm, host_days *days, int day, const redisReply *kind,
+                      const redisReply *data, errbuf *err)
+{
+    static _Thread_local hll_sketch sk;
+    static _Thread_local uint8_t regs[HLL_REGISTERS];
+    const char k = kind->type == REDIS_REPLY_STRING && kind->len == 1 ? kind->str[0] : '?';
+    if (k == 's' && data->type == REDIS_REPLY_ARRAY) {
+        uint64_t *h = malloc((data->elements ? data->elements : 1) * sizeof *h);
+        if (!h) {
+            err_set(err, "out of memory for the sketch of %.*s day %d", (int)hm->host_len, hm->host,
+                    day);
+            return -1;
+        }
+        for (size_t j = 0; j < data->elements; j++)
+            if (data->element[j]->type != REDIS_REPLY_STRING ||
+                hll_redis_member_hash(data->element[j]->str, data->element[j]->len, &h[j])) {
+                free(h);
+                err_set(err, "redis: a member of the users of %.*s day %d is not of this layout",
+                        (int)hm->host_len, hm->host, day);
+                return -1;
+            }
+        hll_from_hashes(h, data->elements, &sk);
+        free(h);
+    } else if (k == 'p' && data->type == REDIS_REPLY_STRING) {
+        if (hll_registers_from_redis((const unsigned char *)data->str, data->len, regs)) {
+            err_set(err, "redis: the HyperLogLog of %.*s day %d is not one", (int)hm->host_len,
+                    hm->host, day);
+            return -1;
+        }
+        hll_from_registers(regs, &sk);
+    } else if (k == 'n') {
+        hll_from_hashes(NULL, 0, &sk);
+    } else {
+        err_set(err, "redis: unexpected reply for the users of %.*s day %d", (int)hm->host_len,
+                hm->host, day);
+        return -1;
+    }
+    if (!(days->sketch[day - 1] = malloc(sk.len))) {
+        err_set(err, "out of memory for the sketch of %.*s day %d", (int)hm->host_len, hm->host,
+                day);
+        return -1;
+    }
+    memcpy(days->sketch[day - 1], sk.bytes, sk.len);
+    days->sketch_len[day - 1] = sk.len;
+    days->uniq[day - 1] = (int64_t)rint(sk.cardinality);
+    return 0;
 }
 
 /* One read_host.lua call per (host, month), naming every key it may read:
@@ -83,23 +148,31 @@ int redis_state_read_host_months(redis_state *rs, host_row *hm, host_days *days,
             rs_load_scripts(rs, &(errbuf){{0}});
         return -1;
     }
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         memset(&days[i], 0, sizeof days[i]);
         hm[i].hits = days[i].hits;
         hm[i].uniq = days[i].uniq;
-        for (size_t k = 0; r[i]->type == REDIS_REPLY_ARRAY && k + 2 < r[i]->elements; k += 3) {
+        hm[i].sketch = days[i].sketch;
+        hm[i].sketch_len = days[i].sketch_len;
+        for (size_t k = 0; rc == 0 && r[i]->type == REDIS_REPLY_ARRAY && k + 3 < r[i]->elements;
+             k += 4) {
             long long day = r[i]->element[k]->integer;
             const redisReply *hits = r[i]->element[k + 1];
-            if (day >= 1 && day <= 31) {
-                days[i].hits[day - 1] =
-                    hits->type == REDIS_REPLY_STRING ? strtoll(hits->str, NULL, 10) : hits->integer;
-                days[i].uniq[day - 1] = r[i]->element[k + 2]->integer;
-            }
+            if (day < 1 || day > 31)
+                continue;
+            days[i].hits[day - 1] =
+                hits->type == REDIS_REPLY_STRING ? strtoll(hits->str, NULL, 10) : hits->integer;
+            rc = day_sketch(&hm[i], &days[i], (int)day, r[i]->element[k + 2], r[i]->element[k + 3],
+                            err);
         }
         freeReplyObject(r[i]);
     }
     free(r);
-    return 0;
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            host_days_release(&days[i]);
+    return rc;
 queue_failed:
     err_set(err, "redis: cannot queue host read");
     return -1;

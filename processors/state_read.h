@@ -19,13 +19,20 @@ int redis_state_read_dims(redis_state *rs, const uint32_t *groups, size_t n, red
 /* The per-day values of one (host, month), [d-1] = day d. */
 typedef struct {
     int64_t hits[31];
-    int64_t uniq[31];
+    int64_t uniq[31]; /* round(cardinality) of the day's sketch */
+    /* The day's sketch (lib/hll.h) built from the exact set or the
+     * HyperLogLog registers; malloc'd, NULL on days without hits. */
+    unsigned char *sketch[31];
+    size_t sketch_len[31];
 } host_days;
 
 /* Reads each rows[i] (host, host_len, month) into days[i] and points
- * rows[i].hits / .uniq at it: one read_host.lua call per (host, month). */
+ * rows[i].hits / .uniq / .sketch at it: one read_host.lua call per (host,
+ * month). On error nothing is left to release. */
 int redis_state_read_host_months(redis_state *rs, host_row *rows, host_days *days, size_t n,
                                  errbuf *err);
+/* Frees the sketches of days (after a successful read). */
+void host_days_release(host_days *days);
 
 typedef struct {
     int64_t user_id;

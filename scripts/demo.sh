@@ -68,6 +68,13 @@ ORDER BY month_hits DESC LIMIT 5;
 SELECT host, month_start, cardinality(host_activity_datelist) AS active_days,
        host_activity_datelist[1:4] AS latest_days
 FROM hosts_cumulated ORDER BY active_days, host LIMIT 5;
+\echo host_daily_uniques: a postgresql-hll sketch per (host, day); uniques over any range in SQL
+SELECT host, count(*) AS days,
+       round(#hll_union_agg(users)) AS january_uniques,
+       round(#hll_union_agg(users) FILTER (WHERE day < '2023-01-08')) AS first_week_uniques,
+       sum(octet_length(users::text::bytea)) AS sketch_bytes
+FROM host_daily_uniques WHERE day >= '2023-01-01' AND day < '2023-02-01'
+GROUP BY host ORDER BY january_uniques DESC, host LIMIT 5;
 \echo user_devices_cumulated: per user and browser, with the datelist as a bit integer
 SELECT user_id, browser_type, month_start, device_activity_datelist[1:4] AS latest_days,
        datelist_int, lpad(datelist_int::bit(31)::text, 31, '0') AS days_31_to_1

@@ -51,6 +51,9 @@ if [ "$build_only" -eq 0 ]; then
     # procps for pgrep, prometheus for the metrics test (which starts its own on loopback);
     # runuser comes from util-linux, which is essential.
     PACKAGES+=(redis-server redis-tools postgresql postgresql-client kcat procps prometheus)
+    # The postgresql-hll extension: host_daily_uniques holds its sketches (README "Daily
+    # sketches"); the stack's PostgreSQL 15 loads it from Debian's package.
+    PACKAGES+=(postgresql-15-hll)
     # GNU time: `make bench` reports the processor's maximum RSS with it.
     PACKAGES+=(time)
     # Headless Chromium: test_report.sh renders the HTML report in it (console, DOM,

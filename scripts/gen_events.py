@@ -41,7 +41,8 @@ to the month, shuffled into it (so they also arrive out of order). Each is switc
   * heavy-users: a few shared or bot user ids, each on thousands of distinct devices of
     hundreds of browser types in one month (up to 4,500 devices at --skew-scale 1);
   * hot-host: one host-day with several times --exact-limit distinct users, and two more with
-    exactly --exact-limit and --exact-limit + 1 (the last exact count and the first estimate);
+    exactly --exact-limit and --exact-limit + 1 (at the default 1280: the last EXPLICIT sketch
+    and the first SPARSE one);
   * many-hosts: thousands of hosts with a single event each;
   * every-day: a user active on every day of a 31-day month, on three devices at once (the
     same instants), of two browser types;
@@ -789,8 +790,9 @@ def parse_args(argv):
                    "'all': " + ", ".join(SKEW_SHAPES))
     p.add_argument("--skew-scale", type=float, default=1.0,
                    help="size of the skew shapes (default 1: a user on 4,500 devices)")
-    p.add_argument("--exact-limit", type=int, default=10_000,
-                   help="the processor's --exact-uniques-limit, for hot-host (default 10000)")
+    p.add_argument("--exact-limit", type=int, default=1280,
+                   help="the processor's --exact-uniques-limit, for hot-host (default 1280, "
+                        "the daily sketches' EXPLICIT threshold)")
     p.add_argument("--max-key-bytes", type=int, default=2048,
                    help="the processor's --max-key-bytes, for long-hosts (default 2048)")
     p.add_argument("--devices-out", default=None,

@@ -31,7 +31,7 @@ import random, sys
 r = random.Random(int(sys.argv[1]))
 shapes = [s for s in sys.argv[2:] if r.random() < 0.5] or [r.choice(sys.argv[2:])]
 print(",".join(shapes), round(r.uniform(0.03, 0.15), 3), r.choice((2000, 5000, 10000)),
-      r.choice((30, 200, 1000)), r.choice((500000, 5000, 333)))
+      r.choice((1280, 2000, 5000)), r.choice((500000, 5000, 333)))
 PY
     )
     cmd="env SKEW_EXACT_LIMIT=$limit SKEW_RUN_FLAGS=--batch-size=$batch"

@@ -68,6 +68,19 @@ static const char *const apply_sql =
     "datelist_int = EXCLUDED.datelist_int, updated_at = now() "
     "WHERE t.datelist_int IS DISTINCT FROM EXCLUDED.datelist_int;";
 
+/* host_daily_uniques' staging table takes the column's type as it is now
+ * (hll, or bytea where the extension is missing; both read the same hex
+ * input), so it is created per flush: a column cast to hll later (README
+ * "Daily sketches") needs no restart. */
+static const char *const stage_daily_sql =
+    "CREATE TEMP TABLE stage_daily ON COMMIT DROP AS "
+    "SELECT host, day, users FROM host_daily_uniques WITH NO DATA";
+static const char *const apply_daily_sql =
+    "INSERT INTO host_daily_uniques AS t (host, day, users, updated_at) "
+    "SELECT host, day, users, now() FROM stage_daily "
+    "ON CONFLICT (host, day) DO UPDATE SET users = EXCLUDED.users, updated_at = now() "
+    "WHERE t.users IS DISTINCT FROM EXCLUDED.users";
+
 static void note_error(pg_sink *pg, errbuf *err, const char *what, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -215,6 +228,29 @@ bool pg_sink_error_is_transient(const pg_sink *pg)
     return pg->transient;
 }
 
+/* schema.sql makes host_daily_uniques.users bytea where the postgresql-hll
+ * extension is missing (or may not be created by this role): the bytes are
+ * the same, but SQL cannot union them until the column is cast. Said at
+ * every migrate, so that nobody runs on the fallback unaware. */
+static int warn_sketch_fallback(pg_sink *pg, errbuf *err)
+{
+    PGresult *res = exec_params(pg,
+                                "SELECT format_type(atttypid, NULL) FROM pg_attribute "
+                                "WHERE attrelid = 'host_daily_uniques'::regclass "
+                                "AND attname = 'users'",
+                                0, NULL, "host_daily_uniques column type", err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "bytea") == 0)
+        log_warn("the postgresql-hll extension is not available in this database (not installed "
+                 "on the server, or this role may not CREATE EXTENSION): host_daily_uniques.users "
+                 "is bytea, holding the same bytes as the extension's hll. Install it (Debian: "
+                 "postgresql-15-hll), CREATE EXTENSION hll, then ALTER TABLE host_daily_uniques "
+                 "ALTER COLUMN users TYPE hll USING users::hll (README \"Daily sketches\")");
+    PQclear(res);
+    return 0;
+}
+
 int pg_sink_migrate(pg_sink *pg, errbuf *err)
 {
     size_t len;
@@ -231,7 +267,7 @@ int pg_sink_migrate(pg_sink *pg, errbuf *err)
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;
     }
-    return 0;
+    return warn_sketch_fallback(pg, err);
 }
 
 /* The other deployments (Redis prefixes) that have flushed into this
@@ -289,6 +325,7 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
     }
     if (exec_ok(pg,
                 "TRUNCATE host_activity_reduced, hosts_cumulated, user_devices_cumulated, "
+                "host_daily_uniques, "
                 "dim_devices, dim_users, dim_devices_changes, dim_users_changes",
                 "reset", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
@@ -352,15 +389,27 @@ void flush_payload_free(flush_payload *p)
     strbuf_free(&p->hosts);
     strbuf_free(&p->user_keys);
     strbuf_free(&p->users);
+    strbuf_free(&p->daily);
     for (int k = 0; k < DIM_COUNT; k++)
         strbuf_free(&p->dims[k]);
 }
 
 int flush_payload_build(flush_payload *p, const flush_plan *plan)
 {
-    for (size_t i = 0; i < plan->n_hosts; i++)
-        if (rows_encode_host(&p->hosts, &plan->hosts[i]))
+    for (size_t i = 0; i < plan->n_hosts; i++) {
+        const host_row *h = &plan->hosts[i];
+        if (rows_encode_host(&p->hosts, h))
             return -1;
+        /* host_daily_uniques: one sketch per day with hits, absolute bytes. */
+        for (int d = 0; h->sketch && d < 31; d++) {
+            if (!h->sketch[d])
+                continue;
+            if (rows_encode_daily(&p->daily, h->host, h->host_len, h->month, d + 1, h->sketch[d],
+                                  h->sketch_len[d]))
+                return -1;
+            p->n_daily++;
+        }
+    }
     for (size_t i = 0; i < plan->n_user_keys; i++)
         if (rows_encode_user_key(&p->user_keys, plan->user_keys[i].user_id,
                                  plan->user_keys[i].month))
@@ -532,12 +581,18 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, i
     if (claimed != 0) {
         if (PQstatus(pg->conn) == CONNECTION_OK)
             exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
-        pg->transient = claimed > 0;
+        /* -1: note_error classified it (a lock timeout on the fence row, held
+         * by another instance's flush, is worth retrying). */
+        if (claimed > 0)
+            pg->transient = true;
         return claimed > 0 ? claimed : -1;
     }
     if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
         (p->user_keys.len && copy_in(pg, "stage_user_keys", &p->user_keys, err)) ||
         (p->users.len && copy_in(pg, "stage_users", &p->users, err)) ||
+        (p->daily.len && (exec_ok(pg, stage_daily_sql, "daily sketches staging", err) ||
+                          copy_in(pg, "stage_daily", &p->daily, err) ||
+                          exec_ok(pg, apply_daily_sql, "daily sketches", err))) ||
         exec_ok(pg, apply_sql, "apply flush", err) || write_dims(pg, p, err) ||
         (failpoint("flush-before-commit"), exec_ok(pg, "COMMIT", "commit", err))) {
         if (PQstatus(pg->conn) == CONNECTION_OK)

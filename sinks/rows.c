@@ -205,3 +205,28 @@ int rows_encode_user_key(strbuf *sb, int64_t user_id, int32_t month)
         return -1;
     return strbuf_append(sb, "\n", 1);
 }
+
+int rows_encode_daily(strbuf *sb, const char *host, size_t host_len, int32_t month, int day,
+                      const unsigned char *sketch, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char date[11];
+    month_prefix(month, date, NULL);
+    date[8] = (char)('0' + day / 10);
+    date[9] = (char)('0' + day % 10);
+    date[10] = '\t';
+    /* "\\x": COPY text reads the backslash escaped, bytea input then sees \x. */
+    if (strbuf_copy_text(sb, host, host_len) || strbuf_append(sb, "\t", 1) ||
+        strbuf_append(sb, date, sizeof date) || strbuf_append(sb, "\\\\x", 3) ||
+        reserve(sb, 2 * len + 1))
+        return -1;
+    char *o = sb->data + sb->len;
+    for (size_t i = 0; i < len; i++) {
+        *o++ = hex[sketch[i] >> 4];
+        *o++ = hex[sketch[i] & 15];
+    }
+    *o++ = '\n';
+    sb->len = (size_t)(o - sb->data);
+    sb->data[sb->len] = '\0';
+    return 0;
+}

@@ -30,6 +30,10 @@ int strbuf_copy_text(strbuf *sb, const char *s, size_t len);
 /* One line of stage_hosts: host, month_start, hit_array,
  * unique_visitors_array, host_activity_datelist. */
 int rows_encode_host(strbuf *sb, const host_row *row);
+/* One line of stage_daily: host, day (d of month), users (the sketch bytes,
+ * as bytea hex input, which both hll and bytea columns read). */
+int rows_encode_daily(strbuf *sb, const char *host, size_t host_len, int32_t month, int day,
+                      const unsigned char *sketch, size_t len);
 /* One line of stage_users: user_id, browser_type, month_start,
  * device_activity_datelist, datelist_int. */
 int rows_encode_user(strbuf *sb, const user_row *row);

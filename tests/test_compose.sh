@@ -10,7 +10,7 @@
 # KAFKA_DEFAULT_PARTITIONS (the dead-letter topic run creates); two or more activity
 # replicas in one group, each serving --metrics-addr with a /readyz healthcheck on that
 # port, all scraped by the pinned Prometheus; and the Dockerfile multi-stage, pinned, with
-# a non-root runtime user.
+# a non-root runtime user; PostgreSQL (compose and the local stack) with postgresql-hll.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT"
@@ -60,6 +60,23 @@ if redis_local:
           f"redis: {services['redis']['image']}, but the stack runs Redis {redis_local}")
 check(tag(services["postgres"]["image"]).split(".")[0] == pg_major,
       f"postgres: {services['postgres']['image']}, but the stack runs PostgreSQL {pg_major}")
+
+# host_daily_uniques needs the postgresql-hll extension: the postgres service is built
+# from a Dockerfile on the pinned image that installs postgresql-<major>-hll.
+pg = services["postgres"]
+pg_build = pg.get("build")
+pg_ctx = pg_build if isinstance(pg_build, str) else (pg_build or {}).get("context")
+if not pg_ctx:
+    problems.append("postgres: not built with the postgresql-hll extension (no build:)")
+else:
+    pg_docker = open(os.path.join(pg_ctx, "Dockerfile")).read()
+    pg_from = re.findall(r"^FROM\s+(\S+)", pg_docker, re.M)
+    check(pg_from and re.search(r":" + pg_major + r"\.\d+", pg_from[-1]),
+          f"postgres: {pg_ctx}/Dockerfile is not on a pinned PostgreSQL {pg_major} image: {pg_from}")
+    check("postgresql-$PG_MAJOR-hll" in pg_docker or f"postgresql-{pg_major}-hll" in pg_docker,
+          f"postgres: {pg_ctx}/Dockerfile does not install postgresql-{pg_major}-hll")
+check("postgresql-15-hll" in open("scripts/deps.sh").read(),
+      "scripts/deps.sh does not install postgresql-15-hll for the local stack")
 
 init = " ".join(services["kafka-init"]["command"])
 created = [int(n) for n in re.findall(r"--partitions (\d+)", init)]

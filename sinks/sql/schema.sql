@@ -18,6 +18,42 @@ CREATE TABLE IF NOT EXISTS hosts_cumulated (
     PRIMARY KEY (host, month_start)
 );
 
+-- One sketch of the day's unique visitors per (host, day), in the format of the
+-- postgresql-hll extension: the bytes hll_add_agg(hll_hash_bigint(user_id), 14, 5, -1, 1)
+-- builds from the same users (lib/hll.h). #hll_union_agg(users) over any days and hosts is
+-- their unique visitors (README "Daily sketches"). Where the extension is not available
+-- (not installed on the server, or this role may not create it) the column is bytea with
+-- the same bytes, and `ALTER TABLE host_daily_uniques ALTER COLUMN users TYPE hll USING
+-- users::hll` turns it into hll once the extension is there.
+DO $$
+BEGIN
+    IF to_regtype('hll') IS NULL
+       AND EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hll') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS hll;
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL; -- the bytea fallback below; pg_sink_migrate warns
+        END;
+    END IF;
+    IF to_regtype('hll') IS NOT NULL THEN
+        CREATE TABLE IF NOT EXISTS host_daily_uniques (
+            host       text        NOT NULL,
+            day        date        NOT NULL,
+            users      hll         NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (host, day)
+        );
+    ELSE
+        CREATE TABLE IF NOT EXISTS host_daily_uniques (
+            host       text        NOT NULL,
+            day        date        NOT NULL,
+            users      bytea       NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (host, day)
+        );
+    END IF;
+END $$;
+
 -- browser_type is null for a known device whose browser is unknown; NULLS
 -- NOT DISTINCT keeps one row per (user, null browser, month).
 CREATE TABLE IF NOT EXISTS user_devices_cumulated (

@@ -6,6 +6,7 @@
 --     hosts_cumulated(host, month_start, host_activity_datelist)
 --     user_devices_cumulated(user_id, browser_type, month_start, device_activity_datelist,
 --                            datelist_int)
+--     host_daily_uniques(host, day, users)
 --
 -- (extra columns are ignored) and the expected_* tables of the same shape, and fails — an
 -- ERROR, so `psql -v ON_ERROR_STOP=1` exits non-zero — on any difference:
@@ -13,9 +14,11 @@
 --     duplicate keys in the real table;
 --   * hit_array, host_activity_datelist, device_activity_datelist and datelist_int must be
 --     exactly equal (arrays: same elements, same order, same bounds — element [d] is day d);
---   * unique_visitors_array (HyperLogLog estimates): same bounds, and every element within 2%
---     of the exact count, and exactly equal where the exact count is below 100 (both can be
---     changed with -v uv_tolerance_pct=P -v uv_exact_below=N).
+--   * host_daily_uniques.users must be the bytes the postgresql-hll extension builds from the
+--     same events (compared as their text, '\x...', the same for an hll and a bytea column);
+--   * unique_visitors_array: same bounds and every element equal to the reference's, which is
+--     round(#sketch) of the extension's sketch (-v uv_tolerance_pct=P allows P% off, and
+--     exactly equal only below -v uv_exact_below=N; the defaults demand equality).
 -- It prints the rows compared per table, the counts of each kind of difference and a few
 -- examples, and ends with one summary line: `compare: OK ...` or an ERROR `compare: FAIL ...`.
 --
@@ -26,7 +29,7 @@
 -- Visitor tolerance, overridable: psql -v uv_tolerance_pct=3 -v uv_exact_below=50 ...
 \if :{?uv_tolerance_pct}
 \else
-\set uv_tolerance_pct 2
+\set uv_tolerance_pct 0
 \endif
 \if :{?uv_exact_below}
 \else
@@ -40,6 +43,7 @@ DROP TABLE IF EXISTS pg_temp.cmp_rows;
 DROP TABLE IF EXISTS pg_temp.cmp_har;
 DROP TABLE IF EXISTS pg_temp.cmp_hc;
 DROP TABLE IF EXISTS pg_temp.cmp_udc;
+DROP TABLE IF EXISTS pg_temp.cmp_hdu;
 CREATE TEMP TABLE cmp_diff (tbl text, kind text, key text, detail text);
 CREATE TEMP TABLE cmp_rows (tbl text, expected_rows bigint, actual_rows bigint,
                             compared_rows bigint, visitors_max_err_pct numeric);
@@ -112,6 +116,38 @@ SELECT 'host_activity_reduced',
           FROM cmp_har c, generate_series(1, cardinality(c.e_uv)) i
          WHERE c.in_expected AND c.in_actual AND c.e_uv[i] > 0)
   FROM cmp_har;
+
+-- --------------------------------------------------------------------- host_daily_uniques
+
+CREATE TEMP TABLE cmp_hdu AS
+SELECT COALESCE(e.host, r.host) AS host, COALESCE(e.day, r.day) AS day,
+       e.present AS in_expected, r.present AS in_actual,
+       e.users AS e_users, r.users AS r_users
+  FROM (SELECT true AS present, host, day, users::text AS users
+          FROM expected_host_daily_uniques) e
+  FULL JOIN (SELECT true AS present, host::text AS host, day::date AS day, users::text AS users
+               FROM host_daily_uniques) r
+    ON r.host = e.host AND r.day = e.day;
+
+INSERT INTO cmp_diff
+SELECT 'host_daily_uniques', CASE WHEN in_actual IS NULL THEN 'missing' ELSE 'extra' END,
+       format('(%s, %s)', host, day), NULL
+  FROM cmp_hdu
+ WHERE in_actual IS NULL OR in_expected IS NULL;
+
+INSERT INTO cmp_diff
+SELECT 'host_daily_uniques', 'sketch', format('(%s, %s)', host, day),
+       format('expected %s... (%s bytes), got %s... (%s bytes)',
+              left(e_users, 26), (length(e_users) - 2) / 2,
+              left(r_users, 26), (length(r_users) - 2) / 2)
+  FROM cmp_hdu
+ WHERE in_expected AND in_actual AND e_users <> r_users;
+
+INSERT INTO cmp_rows
+SELECT 'host_daily_uniques',
+       count(*) FILTER (WHERE in_expected), count(*) FILTER (WHERE in_actual),
+       count(*) FILTER (WHERE in_expected AND in_actual), NULL
+  FROM cmp_hdu;
 
 -- ------------------------------------------------------------------------ hosts_cumulated
 

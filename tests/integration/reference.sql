@@ -9,8 +9,7 @@
 --
 -- it (re)creates expected_host_activity_reduced, expected_hosts_cumulated and
 -- expected_user_devices_cumulated with the columns and meanings of the contract
--- (DESIGN.md, "Sink tables"), the way the seeds do it in batch: COUNT(1) for hits,
--- COUNT(DISTINCT user_id) for unique visitors (exact; the processor estimates it), arrays
+-- (DESIGN.md, "Sink tables"), the way the seeds do it in batch: COUNT(1) for hits, arrays
 -- with one element per day of the month, datelists most recent first, and datelist_int with
 -- bit (d-1) set iff active on day d (least significant bit = day 1).
 --
@@ -19,6 +18,13 @@
 -- compared as given (no case folding, no trailing-dot or port stripping). Exact duplicate
 -- events count twice as hits and change nothing else. raw_devices is expected to hold one
 -- row per device_id (the latest attributes); a warning is printed if it does not.
+--
+-- Unique visitors are the postgresql-hll extension's: expected_host_daily_uniques holds the
+-- sketch the extension builds from each (host, day)'s raw events,
+-- hll_add_agg(hll_hash_bigint(user_id), 14, 5, -1, 1), which the processor's
+-- host_daily_uniques must equal byte for byte, and unique_visitors_array[d] is
+-- round(#sketch): exactly COUNT(DISTINCT user_id) up to 1,280 users (EXPLICIT), the
+-- extension's HyperLogLog estimate past that (exact_visitors keeps COUNT(DISTINCT)).
 --
 -- Usage: psql -v ON_ERROR_STOP=1 -f tests/integration/reference.sql   (then compare.sql)
 
@@ -36,6 +42,20 @@ BEGIN
 END
 $$;
 
+CREATE EXTENSION IF NOT EXISTS hll;
+
+-- host_daily_uniques(host, day, users hll)
+DROP TABLE IF EXISTS expected_host_daily_uniques;
+CREATE TABLE expected_host_daily_uniques AS
+SELECT host,
+       event_time::date                                      AS day,
+       hll_add_agg(hll_hash_bigint(user_id), 14, 5, -1, 1)   AS users,
+       COUNT(DISTINCT user_id)                               AS exact_visitors
+  FROM raw_events
+ GROUP BY 1, 2;
+
+ALTER TABLE expected_host_daily_uniques ADD PRIMARY KEY (host, day);
+
 -- host_activity_reduced(host, month_start, hit_array bigint[], unique_visitors_array bigint[])
 DROP TABLE IF EXISTS expected_host_activity_reduced;
 CREATE TABLE expected_host_activity_reduced AS
@@ -43,8 +63,7 @@ WITH daily AS (
     SELECT host,
            date_trunc('month', event_time)::date AS month_start,
            event_time::date                      AS day,
-           COUNT(1)                              AS hits,
-           COUNT(DISTINCT user_id)               AS unique_visitors
+           COUNT(1)                              AS hits
       FROM raw_events
      GROUP BY 1, 2, 3
 ),
@@ -61,10 +80,12 @@ month_days AS (   -- every day of each (host, month), active or not
 SELECT md.host,
        md.month_start,
        array_agg(COALESCE(d.hits, 0)            ORDER BY md.day)::bigint[] AS hit_array,
-       array_agg(COALESCE(d.unique_visitors, 0) ORDER BY md.day)::bigint[] AS unique_visitors_array
+       array_agg(COALESCE(round(#u.users), 0) ORDER BY md.day)::bigint[] AS unique_visitors_array
   FROM month_days md
   LEFT JOIN daily d
     ON d.host = md.host AND d.month_start = md.month_start AND d.day = md.day
+  LEFT JOIN expected_host_daily_uniques u
+    ON u.host = md.host AND u.day = md.day
  GROUP BY md.host, md.month_start;
 
 ALTER TABLE expected_host_activity_reduced ADD PRIMARY KEY (host, month_start);

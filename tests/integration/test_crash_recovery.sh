@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_crash_recovery.sh — kill -9 at 20 moments of a 500,000-event run,
 # restarting each time; the tables must equal the plain-SQL reference
-# exactly (hits, datelists, datelist_int, and unique counts, which are exact
-# below --exact-uniques-limit).
+# exactly (hits, datelists, datelist_int, the daily sketches byte for byte and unique
+# counts equal to their cardinality).
 #
 # The events arrive in chunks while the processor runs, so every kill lands
 # mid-stream. Half the kills are SIGKILLs at random instants; the other half

@@ -29,13 +29,23 @@ START_TEST(host_row_february)
     uniq[0] = 2;
     hits[27] = 1;
     hits[28] = 99; /* past February's end: must not appear */
-    host_row row = {"a\tb\\c\nd", 7, month_index(2023, 2), hits, uniq};
+    host_row row = {"a\tb\\c\nd", 7, month_index(2023, 2), hits, uniq, NULL, NULL};
     strbuf sb = {0};
     ck_assert_int_eq(rows_encode_host(&sb, &row), 0);
     ck_assert_str_eq(sb.data, "a\\tb\\\\c\\nd\t2023-02-01\t"
                               "{5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1}\t"
                               "{2,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0}\t"
                               "{2023-02-28,2023-02-01}\n");
+    strbuf_free(&sb);
+}
+END_TEST
+
+START_TEST(daily_row)
+{
+    strbuf sb = {0};
+    const unsigned char sk[] = {0x11, 0x8e, 0x7f, 0x00, 0xff};
+    ck_assert_int_eq(rows_encode_daily(&sb, "a\tb", 3, month_index(2024, 2), 9, sk, 5), 0);
+    ck_assert_str_eq(sb.data, "a\\tb\t2024-02-09\t\\\\x118e7f00ff\n");
     strbuf_free(&sb);
 }
 END_TEST
@@ -73,6 +83,7 @@ Suite *suite_rows(void)
     tcase_add_test(tc, datelists);
     tcase_add_test(tc, host_row_february);
     tcase_add_test(tc, user_rows);
+    tcase_add_test(tc, daily_row);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,5 +22,6 @@ Suite *suite_dlq(void);
 Suite *suite_metrics(void);
 Suite *suite_config(void);
 Suite *suite_report(void);
+Suite *suite_hll(void);
 
 #endif
