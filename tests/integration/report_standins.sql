@@ -21,8 +21,18 @@ BEGIN
         CREATE VIEW growth_accounting_daily AS
         SELECT day, new, retained, resurrected, churned, stale FROM expected_report_growth;
     END IF;
-    IF to_regclass('host_uniques_monthly') IS NULL THEN
-        RAISE NOTICE 'report_standins.sql: stand-in host_uniques_monthly';
+    -- Over the processor's sketches where they are hll values (the union's cardinality, as
+    -- the real view), else exact counts over the raw events.
+    IF to_regclass('host_uniques_monthly') IS NULL AND EXISTS (
+           SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('host_daily_uniques')
+              AND attname = 'users' AND format_type(atttypid, atttypmod) = 'hll') THEN
+        RAISE NOTICE 'report_standins.sql: stand-in host_uniques_monthly over host_daily_uniques';
+        CREATE VIEW host_uniques_monthly AS
+        SELECT host, date_trunc('month', day::timestamp)::date AS month_start,
+               hll_cardinality(hll_union_agg(users)) AS uniques
+          FROM host_daily_uniques GROUP BY 1, 2;
+    ELSIF to_regclass('host_uniques_monthly') IS NULL THEN
+        RAISE NOTICE 'report_standins.sql: stand-in host_uniques_monthly over raw_events';
         CREATE VIEW host_uniques_monthly AS
         SELECT host, date_trunc('month', event_time)::date AS month_start,
                count(DISTINCT user_id) AS uniques
