@@ -355,6 +355,11 @@ static int with_stats_interval(common_config *c, errbuf *err)
 
 int cmd_run(int argc, char **argv)
 {
+    return cmd_run_hooked(argc, argv, NULL);
+}
+
+int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks)
+{
     run_config rc;
     memset(&rc, 0, sizeof rc);
     /* One malloc arena for every thread. librdkafka's threads allocate the
@@ -377,6 +382,11 @@ int cmd_run(int argc, char **argv)
         return pr > 0 ? 0 : 2;
     }
     errbuf err = {{0}};
+    if (hooks && hooks->configure && hooks->configure(hooks->ctx, &rc, &err)) {
+        log_error("%s", err.msg);
+        config_free(&rc.common);
+        return 1;
+    }
     int status = 1;
     avro_codec *codec = NULL;
     schema_registry *registry = NULL;
@@ -490,6 +500,9 @@ int cmd_run(int argc, char **argv)
     }
     if (rc.until_caught_up &&
         runner_catch_up_init(&cu, kafka_source_handle(src), existing, n_existing, &err))
+        goto out;
+    if (hooks && hooks->prepare &&
+        hooks->prepare(hooks->ctx, &rc, kafka_source_handle(src), rs, &pipe, &cu, &err))
         goto out;
     if (kafka_source_subscribe(src, existing, n_existing, &err))
         goto out;

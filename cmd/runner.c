@@ -396,9 +396,42 @@ static int apply_end_timed(pipeline *pipe, rd_kafka_topic_partition_list_t **res
  * queue before it ends (a fetch round trip on a local broker). */
 #define BATCH_REFILL_MS 10
 
+/* A progress line (backfill --from/--to): records so far, the share of
+ * the offsets to read (catch-up targets from low to high) already read,
+ * the rate and the time left at that rate. */
+static void report_progress(pipeline *pipe, const catch_up *cu, double elapsed)
+{
+    int64_t total = 0, done = 0;
+    for (size_t i = 0; i < cu->n; i++) {
+        const catch_up_target *t = &cu->t[i];
+        if (t->high <= t->low)
+            continue;
+        total += t->high - t->low;
+        partition_state *ps = pipeline_find(pipe, t->topic, t->partition);
+        int64_t at = ps && ps->position >= 0 ? ps->position : t->low;
+        at = at < t->low ? t->low : at > t->high ? t->high : at;
+        done += at - t->low;
+    }
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    double rate = elapsed > 0 ? (double)pipe->stats.records / elapsed : 0;
+    double offsets_rate = elapsed > 0 ? (double)done / elapsed : 0;
+    char eta[32];
+    if (done >= total)
+        snprintf(eta, sizeof eta, "0 s");
+    else if (offsets_rate > 0)
+        snprintf(eta, sizeof eta, "%.1f s", (double)(total - done) / offsets_rate);
+    else
+        snprintf(eta, sizeof eta, "unknown");
+    log_info("progress: %llu records (%llu events in range, %llu outside), %.1f%% of %lld "
+             "offsets, %.0f records/s, ETA %s",
+             (unsigned long long)pipe->stats.records, (unsigned long long)pipe->stats.events,
+             (unsigned long long)pipe->stats.out_of_range, pct, (long long)total, rate, eta);
+}
+
 int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *rs,
                redis_state *apply_rs, pg_sink *pg, const catch_up *cu)
 {
+    double started = now_seconds(), last_progress = started;
     rd_kafka_message_t *msgs[POLL_CHUNK];
     errbuf err = {{0}};
     flush_control fc = {0};
@@ -602,6 +635,10 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
             last_report = now;
             last_records = pipe->stats.records;
         }
+        if (rc->progress_interval > 0 && now - last_progress >= rc->progress_interval) {
+            report_progress(pipe, cu, now - started);
+            last_progress = now;
+        }
     }
     run_metrics_stopping();
     if (status == 0 && !redis_down) {
@@ -656,6 +693,8 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
     }
     /* The rate counts from the first record, so group join time at start
      * does not dilute it; the final flush is included. */
+    if (rc->progress_interval > 0)
+        report_progress(pipe, cu, now_seconds() - started);
     double busy = first_record ? now_seconds() - first_record : 0;
     log_info("done: %llu records (%llu events, %llu devices, %llu user profiles, %llu "
              "tombstones, %llu dead letters) in %.2f s, "

@@ -37,6 +37,7 @@ typedef struct {
     double pg_lock_timeout, pg_statement_timeout; /* seconds */
     const char *metrics_addr;                     /* NULL: no metrics endpoint */
     double ready_flush_failure;
+    double progress_interval; /* > 0: a progress line this often (backfill --from/--to) */
 } run_config;
 
 /* Where "caught up" is: the end offset of every partition at start. */
@@ -60,6 +61,21 @@ void runner_on_signal(int sig);
 
 /* The consumer's rebalance callbacks, answered by the pipeline. */
 source_callbacks runner_source_callbacks(pipeline *pipe);
+
+/* What a command built on `activity run` (backfill --from/--to) changes
+ * in it: configure runs after the options are parsed (it may change them),
+ * prepare after the connections are up and the catch-up targets known,
+ * before the consumer subscribes (rk: the consumer's handle, used for
+ * look-ups only). Each returns 0, or -1 with err set to stop. */
+typedef struct {
+    int (*configure)(void *ctx, run_config *rc, errbuf *err);
+    int (*prepare)(void *ctx, const run_config *rc, rd_kafka_t *rk, redis_state *rs, pipeline *pipe,
+                   catch_up *cu, errbuf *err);
+    void *ctx;
+} run_hooks;
+
+/* `activity run` with hooks (NULL: none); the exit status. */
+int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks);
 
 /* Runs until a signal, --until-caught-up's end or a failure that waiting
  * does not fix; the exit status. */

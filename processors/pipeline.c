@@ -27,6 +27,13 @@ void pipeline_set_profiles_topic(pipeline *p, const char *topic)
     p->profiles_topic = topic;
 }
 
+void pipeline_set_event_range(pipeline *p, int64_t from_ms, int64_t to_ms)
+{
+    p->range = true;
+    p->range_from_ms = from_ms;
+    p->range_to_ms = to_ms;
+}
+
 void pipeline_free(pipeline *p)
 {
     for (size_t i = 0; i < p->n_parts; i++) {
@@ -125,9 +132,11 @@ static int dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *rea
 {
     log_debug("dead letter %s [%d] @%lld: %s: %s", rd_kafka_topic_name(m->rkt), m->partition,
               (long long)m->offset, reason, detail);
-    if (dlq_send(p->dead_letters, m, reason, detail, err))
-        return -1;
-    p->dlq_pending = true;
+    if (!p->range) {
+        if (dlq_send(p->dead_letters, m, reason, detail, err))
+            return -1;
+        p->dlq_pending = true;
+    }
     p->stats.dead_letters++;
     run_metrics_dead_letter(rd_kafka_topic_name(m->rkt), reason);
     partition_state *ps = pipeline_find(p, rd_kafka_topic_name(m->rkt), m->partition);
@@ -230,6 +239,11 @@ int pipeline_handle(pipeline *p, const rd_kafka_message_t *m, errbuf *err)
         const char *why = validate_event(&p->rules, ev, &detail);
         if (why)
             return dead_letter(p, m, why, detail.msg, err);
+        if (p->range &&
+            (ev->event_time_ms < p->range_from_ms || ev->event_time_ms >= p->range_to_ms)) {
+            p->stats.out_of_range++;
+            return 0;
+        }
         bool past = m->offset >= ps->fence_max;
         bool host = past || m->offset >= ps->fences[group_of_host(ev->host.ptr, ev->host.len)];
         bool user = ev->user_id.present &&

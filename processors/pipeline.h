@@ -62,6 +62,7 @@ typedef struct {
     uint64_t tombstones;   /* null values on the devices and profiles topics */
     uint64_t dead_letters; /* sent to the DLQ */
     uint64_t fence_conflicts;
+    uint64_t out_of_range; /* events skipped by the event-time range (backfill) */
 } pipeline_stats;
 
 typedef struct {
@@ -76,6 +77,12 @@ typedef struct {
     partition_state **parts;
     size_t n_parts, cap_parts;
     bool dlq_pending;
+    /* `activity backfill --from/--to`: only events with event_time in
+     * [range_from_ms, range_to_ms) are folded, the others are counted in
+     * stats.out_of_range; and dead letters are counted, not sent again (the
+     * live processor sent them when it read those records). */
+    bool range;
+    int64_t range_from_ms, range_to_ms;
     pipeline_stats stats;
 } pipeline;
 
@@ -84,6 +91,9 @@ void pipeline_init(pipeline *p, avro_codec *codec, redis_state *redis, redis_sta
 void pipeline_free(pipeline *p);
 /* Records of this topic are user profiles (dim_users' changes). */
 void pipeline_set_profiles_topic(pipeline *p, const char *topic);
+/* Folds only the events with event_time in [from_ms, to_ms) and sends no
+ * dead letters (see pipeline.range). */
+void pipeline_set_event_range(pipeline *p, int64_t from_ms, int64_t to_ms);
 
 partition_state *pipeline_find(pipeline *p, const char *topic, int32_t partition);
 

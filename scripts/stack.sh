@@ -17,6 +17,7 @@
 #   scripts/stack.sh reset     down, then delete all data (keeps the downloaded Kafka jars)
 #   scripts/stack.sh pid kafka|redis|pg            print the pid (for kill -9 in fault tests)
 #   scripts/stack.sh kafka-topics|kafka-groups ARGS  Kafka's TopicCommand / ConsumerGroupCommand
+#   scripts/stack.sh kafka-delete-records ARGS  Kafka's DeleteRecordsCommand (--offset-json-file F)
 #                              on the local broker (topics are never auto-created)
 #   scripts/stack.sh start-X|stop-X|restart-X      one component, data kept (X: kafka|redis|pg);
 #                              `stop-pg immediate` stops PostgreSQL without a checkpoint
@@ -581,6 +582,7 @@ main() {
     pid) cmd_pid "$@" ;;
     kafka-topics) cmd_kafka_tool org.apache.kafka.tools.TopicCommand "$@" ;;
     kafka-groups) cmd_kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
+    kafka-delete-records) cmd_kafka_tool org.apache.kafka.tools.DeleteRecordsCommand "$@" ;;
     start-kafka | stop-kafka | restart-kafka | start-redis | stop-redis | restart-redis | \
         start-pg | stop-pg | restart-pg)
         cmd_component "${cmd%%-*}" "${cmd#*-}" "$@"
