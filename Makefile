@@ -4,6 +4,9 @@
 #   make demo       install what is missing, start the local stack, load a month, run, show tables
 #   make test       install what is missing, start the stack, run unit (also under ASan/UBSan),
 #                   the compose/Dockerfile check (tests/test_compose.sh) and integration tests
+#   make dbt-test   the dbt project (dbt/) on fresh data through the processor: dbt build and
+#                   source freshness, dbt from PyPI in .stack/dbtenv (tests/integration/test_dbt.sh;
+#                   part of make test, as an integration test)
 #   make bench      throughput / Redis cost / max RSS figures (prints, never fails on them)
 #   make fuzz       libFuzzer + ASan/UBSan on framing, Avro decode, validation
 #                   (FUZZ_SECONDS, default 60; part of make test)
@@ -38,7 +41,7 @@ LDLIBS   = $(PKG_LIBS) -lm
 # An include may only point down (make check-layers, part of make test).
 LAYERS   := lib consumers processors sinks cmd
 LIB_SRC  := $(filter-out cmd/main.c,$(wildcard $(addsuffix /*.c,$(LAYERS))))
-EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/sql/schema.sql sinks/sql/scd2.sql
+EMBED    := $(wildcard schemas/*.avsc) $(wildcard processors/*.lua) sinks/sql/schema.sql sinks/sql/views.sql sinks/sql/views_hll.sql sinks/sql/scd2.sql
 GEN      := build/gen/embedded.c
 
 OBJ      := $(patsubst %.c,build/obj/%.o,$(LIB_SRC) $(GEN))
@@ -50,7 +53,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 # The schema registry tests serve HTTP in-process (tests/unit/test_schema_registry.c).
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 
-.PHONY: all deps demo test unit unit-asan integration bench format clean distclean stack-up stack-down fuzz soak check-layers
+.PHONY: all deps demo test dbt-test unit unit-asan integration bench format clean distclean stack-up stack-down fuzz soak check-layers
 
 all: bin/activity
 
@@ -107,6 +110,12 @@ test:
 	tests/test_compose.sh
 	$(MAKE) fuzz
 	tests/integration/run_all.sh
+
+# run_all.sh starts the stack if it is down (and stops it again after).
+dbt-test:
+	scripts/deps.sh
+	$(MAKE) all
+	ONLY=test_dbt tests/integration/run_all.sh
 
 demo:
 	scripts/deps.sh

@@ -163,10 +163,13 @@ static int add_user_part(batch *b, const web_event *ev, int64_t day)
 {
     civil_date d = civil_from_days(day);
     int32_t month = month_index(d.year, d.month);
-    unsigned char key[20];
+    bool device_null = !ev->device_id.present;
+    int64_t device = device_null ? 0 : ev->device_id.value;
+    unsigned char key[21];
     memcpy(key, &ev->user_id.value, 8);
-    memcpy(key + 8, &ev->device_id.value, 8);
+    memcpy(key + 8, &device, 8);
     memcpy(key + 16, &month, 4);
+    key[20] = device_null;
     bool inserted;
     uint32_t *slot = bytes_map_upsert(&b->ud_index, key, sizeof key, (uint32_t)b->n_uds, &inserted);
     if (!slot)
@@ -176,7 +179,7 @@ static int add_user_part(batch *b, const web_event *ev, int64_t day)
             return -1;
         uint32_t g = group_of_user(ev->user_id.value);
         b->uds[b->n_uds] =
-            (user_device_delta){ev->user_id.value, ev->device_id.value, month, 0, b->ud_head[g]};
+            (user_device_delta){ev->user_id.value, device, month, 0, b->ud_head[g], device_null};
         b->ud_head[g] = (uint32_t)b->n_uds++;
     }
     b->uds[*slot].mask |= 1u << (d.day - 1);
@@ -188,8 +191,9 @@ int batch_add_event(batch *b, const web_event *ev, bool include_host, bool inclu
     int64_t day = day_of_epoch_ms(ev->event_time_ms);
     if (include_host && add_host_part(b, ev, day))
         return -1;
-    /* Only identified users on a known device id enter the user tables. */
-    if (include_user && ev->user_id.present && ev->device_id.present && add_user_part(b, ev, day))
+    /* Identified users enter the user state whatever the device: a null
+     * device counts for users_cumulated (the device join skips it). */
+    if (include_user && ev->user_id.present && add_user_part(b, ev, day))
         return -1;
     return 0;
 }

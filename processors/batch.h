@@ -39,12 +39,16 @@ typedef struct {
     uint32_t next;
 } user_node;
 
+/* A user's days on one device in one month. device_null: the events had
+ * no device_id (device_id is then 0 and means nothing): they count for
+ * users_cumulated, never for the device join of user_devices_cumulated. */
 typedef struct {
     int64_t user_id;
     int64_t device_id;
     int32_t month; /* month_index() */
     uint32_t mask; /* bit d-1 = active on day d */
     uint32_t next;
+    bool device_null;
 } user_device_delta;
 
 typedef struct {

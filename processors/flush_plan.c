@@ -125,7 +125,7 @@ static int add_user(flush_plan *p, int32_t month, int64_t user)
         return 0;
     if (GROW_ONE(p->user_keys, p->n_user_keys, w->cap_users, 256))
         return -1;
-    p->user_keys[p->n_user_keys++] = (user_month){user, month};
+    p->user_keys[p->n_user_keys++] = (user_month){user, month, 0};
     return 0;
 }
 
@@ -209,9 +209,14 @@ static int classify(flush_plan *p, const redis_strings *set, bool *has_dims)
 typedef struct {
     int64_t device;
     uint32_t mask;
+    bool null; /* the device "null": events without a device_id */
 } device_mask;
 
-/* Appends the pairs of "device=mask,device=mask" to (*out, *n, *cap).
+/* A null device has no slot: it is never looked up, waited on or joined. */
+#define NO_SLOT UINT32_MAX
+
+/* Appends the pairs of "device=mask,device=mask" to (*out, *n, *cap); the
+ * device may be "null" (events without a device_id).
  * Returns 0; -1 when the value is not in that format (state this process
  * cannot read must stop the flush, never lose a device); -2 when out of
  * memory. */
@@ -222,13 +227,14 @@ static int append_device_masks(const char *s, size_t len, device_mask **out, siz
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
         const char *eq = memchr(p, '=', (size_t)(stop - p));
-        int64_t dev, mask;
-        if (!eq || !parse_i64(p, (size_t)(eq - p), &dev) ||
+        int64_t dev = 0, mask;
+        bool null = eq && eq - p == 4 && memcmp(p, "null", 4) == 0;
+        if (!eq || (!null && !parse_i64(p, (size_t)(eq - p), &dev)) ||
             !parse_i64(eq + 1, (size_t)(stop - eq - 1), &mask) || mask < 0 || mask > UINT32_MAX)
             return -1;
         if (grow((void **)out, cap, *n + 1, sizeof **out, 256))
             return -2;
-        (*out)[(*n)++] = (device_mask){dev, (uint32_t)mask};
+        (*out)[(*n)++] = (device_mask){dev, (uint32_t)mask, null};
         p = stop + 1;
     }
     return 0;
@@ -264,19 +270,25 @@ typedef struct {
     int64_t user;
 } waiter;
 
-/* Rows of one user month: its known devices' masks OR-ed per browser. The
- * devices are sorted by browser, so grouping is n log n in the user's
- * devices, whatever their number (a shared or bot id can have thousands). */
-static int user_month_rows(flush_plan *p, const user_month_state *um, const device_mask *dm,
-                           size_t n, char *const *dev_vals, const size_t *dev_lens,
-                           const uint32_t *dev_slot, browser_mask **bm, size_t *bm_cap)
+/* Rows of one user month (key: p->user_keys[i]): its users_cumulated mask,
+ * the OR of every device's (described, unknown or null); and its
+ * user_devices_cumulated rows, the described devices' masks OR-ed per
+ * browser. The devices are sorted by browser, so grouping is n log n in
+ * the user's devices, whatever their number (a shared or bot id can have
+ * thousands). */
+static int user_month_rows(flush_plan *p, size_t i, const user_month_state *um,
+                           const device_mask *dm, size_t n, char *const *dev_vals,
+                           const size_t *dev_lens, const uint32_t *dev_slot, browser_mask **bm,
+                           size_t *bm_cap)
 {
+    for (size_t k = 0; k < n; k++)
+        p->user_keys[i].mask |= dm[k].mask;
     size_t nb = 0;
     for (size_t k = 0; k < n; k++) {
         uint32_t slot = dev_slot[k];
         device_record dev;
-        if (!dev_vals[slot])
-            continue; /* unknown device: not in the inner join */
+        if (slot == NO_SLOT || !dev_vals[slot])
+            continue; /* null or unknown device: not in the inner join */
         if (!device_value_decode(dev_vals[slot], dev_lens[slot], &dev)) {
             log_error("flush: device %lld has a malformed stored value (%zu bytes); its "
                       "user rows cannot be built",
@@ -348,6 +360,10 @@ static int build_user_rows(redis_state *rs, flush_plan *p, errbuf *err)
         goto out;
     for (size_t k = 0; k < n_dm; k++) {
         bool inserted;
+        if (dm[k].null) {
+            dm_slot[k] = NO_SLOT;
+            continue;
+        }
         uint32_t *slot = bytes_map_upsert(&dev_index, &dm[k].device, 8, (uint32_t)n_dev, &inserted);
         if (!slot)
             goto out;
@@ -368,7 +384,7 @@ static int build_user_rows(redis_state *rs, flush_plan *p, errbuf *err)
      * arrival re-flushes them. */
     for (size_t i = 0; i < n_users; i++)
         for (size_t k = first[i]; k < first[i + 1]; k++) {
-            if (dev_vals[dm_slot[k]])
+            if (dm_slot[k] == NO_SLOT || dev_vals[dm_slot[k]])
                 continue;
             if (GROW_ONE(wait, n_wait, cap_wait, 256))
                 goto out;
@@ -414,8 +430,8 @@ static int build_user_rows(redis_state *rs, flush_plan *p, errbuf *err)
             w->missing_users++;
             continue;
         }
-        if (user_month_rows(p, &um[i], dm + first[i], first[i + 1] - first[i], dev_vals, dev_lens,
-                            dm_slot + first[i], &bm, &bm_cap))
+        if (user_month_rows(p, i, &um[i], dm + first[i], first[i + 1] - first[i], dev_vals,
+                            dev_lens, dm_slot + first[i], &bm, &bm_cap))
             goto out;
     }
     rc = 0;

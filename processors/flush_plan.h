@@ -43,9 +43,13 @@
  * (a wipe racing the flush, or keys deleted one by one): nothing written. */
 #define FLUSH_STATE_PARTIAL 4
 
+/* A (user, month) whose rows are replaced: its user_devices_cumulated
+ * rows (user_row) and its users_cumulated row, mask: the user's days on
+ * every device, described, unknown or null. */
 typedef struct {
     int64_t user_id;
     int32_t month;
+    uint32_t mask; /* bit d-1 = active on day d */
 } user_month;
 
 typedef struct flush_work flush_work; /* the plan's bookkeeping (flush_plan.c) */
@@ -57,7 +61,7 @@ typedef struct {
     /* the rows (flush_plan_build) */
     host_row *hosts;
     size_t n_hosts;
-    user_month *user_keys; /* every (user, month) whose rows are replaced */
+    user_month *user_keys; /* every (user, month) whose rows are replaced, with its mask */
     size_t n_user_keys;
     user_row *users;
     size_t n_users;

@@ -39,6 +39,7 @@ typedef struct {
     uint32_t bucket;
     int64_t user, device;
     uint32_t mask;
+    bool device_null; /* written as the device "null" (redis_state.h) */
 } ud_row;
 
 struct redis_state {

@@ -12,7 +12,9 @@
  *                               lib/hll.h's hll_redis_member
  *   <p>:{g}:p:<YYYYMMDD>:<host> HyperLogLog of the same members (once large): the
  *                               day's sketch registers
- *   <p>:{g}:u:<YYYYMM>:<bucket> hash user -> "device=mask,..." (day masks)
+ *   <p>:{g}:u:<YYYYMM>:<bucket> hash user -> "device=mask,..." (day masks;
+ *                               the device "null" holds the days of events
+ *                               without a device_id)
  *   <p>:{g}:d                   hash device -> encoded attributes
  *   <p>:{g}:w                   set of "device|YYYYMM:user" waiting for a device
  *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush

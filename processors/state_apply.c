@@ -126,6 +126,8 @@ static int cmp_ud(const void *a, const void *b)
         return x->bucket < y->bucket ? -1 : 1;
     if (x->user != y->user)
         return x->user < y->user ? -1 : 1;
+    if (x->device_null != y->device_null)
+        return x->device_null ? 1 : -1;
     if (x->device != y->device)
         return x->device < y->device ? -1 : 1;
     return 0;
@@ -182,7 +184,9 @@ static int add_user_section(argv_builder *ab, const ud_row *rows, size_t n)
             if (ab_add_i64(ab, rows[u].user) || ab_add_i64(ab, (long long)(uend - u)))
                 return -1;
             for (size_t k = u; k < uend; k++)
-                if (ab_add_i64(ab, rows[k].device) || ab_add_i64(ab, rows[k].mask))
+                if ((rows[k].device_null ? ab_add(ab, "null", 4)
+                                         : ab_add_i64(ab, rows[k].device)) ||
+                    ab_add_i64(ab, rows[k].mask))
                     return -1;
             u = uend;
         }
@@ -221,8 +225,12 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         if (grow((void **)rows, rows_cap, nu + 1, sizeof **rows, 1024))
             return -1;
         const user_device_delta *ud = &b->uds[i];
-        (*rows)[nu++] =
-            (ud_row){ud->month, bucket_of_user(ud->user_id), ud->user_id, ud->device_id, ud->mask};
+        (*rows)[nu++] = (ud_row){.month = ud->month,
+                                 .bucket = bucket_of_user(ud->user_id),
+                                 .user = ud->user_id,
+                                 .device = ud->device_id,
+                                 .mask = ud->mask,
+                                 .device_null = ud->device_null};
     }
     qsort(*rows, nu, sizeof **rows, cmp_ud);
 

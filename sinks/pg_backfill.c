@@ -21,6 +21,7 @@ static const struct {
     {"host_activity_reduced", "month_start"},
     {"hosts_cumulated", "month_start"},
     {"user_devices_cumulated", "month_start"},
+    {"users_cumulated", "month_start"},
     {"host_daily_uniques", "day"},
 };
 #define N_RANGE_TABLES (sizeof RANGE_TABLES / sizeof RANGE_TABLES[0])
@@ -183,20 +184,33 @@ static int table_exists(pg_backfill *b, const char *schema, const char *table, e
 
 /* The scratch table's columns, quoted and comma-separated (the live
  * table may list them in another order after migrations). */
-static char *column_list(pg_backfill *b, const char *schema, const char *table, errbuf *err)
+/* The live table's columns, comma-separated (*cols), and the same list with
+ * each column cast to its live type (*casts). The scratch run may hold a
+ * column in another type than the live table: its search_path is the
+ * scratch schema only, so a type of an extension that lives elsewhere (hll)
+ * is not visible to it and the scratch column falls back to bytea with the
+ * same bytes; the cast turns it back on the way in. */
+static int column_lists(pg_backfill *b, const char *table, char **cols, char **casts, errbuf *err)
 {
     PGresult *r = query(b,
-                        "SELECT string_agg(quote_ident(column_name), ', ' "
-                        "ORDER BY ordinal_position) FROM information_schema.columns "
-                        "WHERE table_schema = $1 AND table_name = $2",
-                        2, schema, table, "list the columns", err);
+                        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum), "
+                        "string_agg(quote_ident(attname) || '::' || "
+                        "format_type(atttypid, atttypmod), ', ' ORDER BY attnum) "
+                        "FROM pg_attribute WHERE attrelid = to_regclass($1) "
+                        "AND attnum > 0 AND NOT attisdropped",
+                        1, table, NULL, "list the columns", err);
     if (!r)
-        return NULL;
-    char *cols = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+        return -1;
+    *cols = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+    *casts = PQgetisnull(r, 0, 1) ? NULL : strdup(PQgetvalue(r, 0, 1));
     PQclear(r);
-    if (!cols)
-        err_set(err, "no columns found for %s.%s", schema, table);
-    return cols;
+    if (!*cols || !*casts) {
+        free(*cols);
+        free(*casts);
+        err_set(err, "no columns found for %s (or out of memory)", table);
+        return -1;
+    }
+    return 0;
 }
 
 static long long affected(PGresult *r)
@@ -229,13 +243,14 @@ int pg_backfill_swap(pg_backfill *b, const char *schema, const char *from, const
                     live ? "in the scratch schema" : "live");
             goto fail;
         }
-        char *cols = column_list(b, schema, t, err);
-        if (!cols)
+        char *cols, *casts;
+        if (column_lists(b, t, &cols, &casts, err))
             goto fail;
-        size_t len = 2 * strlen(cols) + 512;
+        size_t len = strlen(cols) + strlen(casts) + 512;
         char *sql = malloc(len);
         if (!sql) {
             free(cols);
+            free(casts);
             err_set(err, "out of memory");
             goto fail;
         }
@@ -253,11 +268,12 @@ int pg_backfill_swap(pg_backfill *b, const char *schema, const char *from, const
             snprintf(sql, len,
                      "INSERT INTO %s (%s) SELECT %s FROM %s.%s WHERE %s >= $1::date AND %s < "
                      "$2::date",
-                     t, cols, cols, sid, t, c, c);
+                     t, cols, casts, sid, t, c, c);
             r = query(b, sql, 2, from, to, "insert the rebuilt rows", err);
         }
         free(sql);
         free(cols);
+        free(casts);
         if (!r) {
             errbuf ctx;
             err_set(&ctx, "%s", err->msg);

@@ -38,8 +38,8 @@ struct pg_sink {
 static const char *const stage_sql =
     "CREATE TEMP TABLE IF NOT EXISTS stage_hosts (host text, month_start date, "
     "hit_array bigint[], unique_visitors_array bigint[], datelist date[]) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS stage_user_keys (user_id bigint, month_start date) "
-    "ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_user_keys (user_id bigint, month_start date, "
+    "dates_active date[], datelist_int integer) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS stage_users (user_id bigint, browser_type text, "
     "month_start date, datelist date[], datelist_int integer) ON COMMIT DELETE ROWS;";
 
@@ -65,6 +65,12 @@ static const char *const apply_sql =
     "SELECT user_id, browser_type, month_start, datelist, datelist_int, now() FROM stage_users "
     "ON CONFLICT ON CONSTRAINT user_devices_cumulated_key DO UPDATE SET "
     "device_activity_datelist = EXCLUDED.device_activity_datelist, "
+    "datelist_int = EXCLUDED.datelist_int, updated_at = now() "
+    "WHERE t.datelist_int IS DISTINCT FROM EXCLUDED.datelist_int;"
+    "INSERT INTO users_cumulated AS t (user_id, month_start, dates_active, datelist_int, "
+    "updated_at) "
+    "SELECT user_id, month_start, dates_active, datelist_int, now() FROM stage_user_keys "
+    "ON CONFLICT (user_id, month_start) DO UPDATE SET dates_active = EXCLUDED.dates_active, "
     "datelist_int = EXCLUDED.datelist_int, updated_at = now() "
     "WHERE t.datelist_int IS DISTINCT FROM EXCLUDED.datelist_int;";
 
@@ -251,22 +257,96 @@ static int warn_sketch_fallback(pg_sink *pg, errbuf *err)
     return 0;
 }
 
-int pg_sink_migrate(pg_sink *pg, errbuf *err)
+/* Runs one of the embedded SQL files (sinks/sql/), inside the open
+ * transaction. With once, a file is skipped when activity_sql_applied
+ * holds the md5 of this very text and every view it creates exists (one
+ * dropped by hand is made again); otherwise it runs and its md5 is
+ * recorded. */
+static int exec_embedded(pg_sink *pg, const char *path, bool once, errbuf *err)
 {
     size_t len;
-    const char *schema = embedded_file("sinks/sql/schema.sql", &len);
-    if (!schema) {
-        err_set(err, "sinks/sql/schema.sql is not embedded in this build");
+    const char *sql = embedded_file(path, &len);
+    if (!sql) {
+        err_set(err, "%s is not embedded in this build", path);
         return -1;
     }
+    const char *params[2] = {path, sql};
+    if (once) {
+        PGresult *res = exec_params(
+            pg,
+            "SELECT EXISTS (SELECT 1 FROM activity_sql_applied WHERE file = $1 AND md5 = md5($2)) "
+            "AND (SELECT bool_and(to_regclass(m[1]) IS NOT NULL) "
+            "     FROM regexp_matches($2, 'CREATE OR REPLACE VIEW (\\w+)', 'g') AS m)",
+            2, params, path, err);
+        if (!res)
+            return -1;
+        bool unchanged = PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+        if (unchanged)
+            return 0;
+    }
+    if (exec_ok(pg, sql, path, err))
+        return -1;
+    if (once) {
+        PGresult *res = exec_params(pg,
+                                    "INSERT INTO activity_sql_applied (file, md5) "
+                                    "VALUES ($1, md5($2)) ON CONFLICT (file) DO UPDATE "
+                                    "SET md5 = EXCLUDED.md5, updated_at = now()",
+                                    2, params, path, err);
+        if (!res)
+            return -1;
+        PQclear(res);
+    }
+    return 0;
+}
+
+/* Whether the sketch views can be built: the hll extension is installed
+ * and host_daily_uniques.users is an hll (a bytea where the extension was
+ * missing when the table was made). Sets *why when they cannot. */
+static int sketches_usable(pg_sink *pg, bool *usable, const char **why, errbuf *err)
+{
+    PGresult *res =
+        exec_params(pg,
+                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hll'), "
+                    "to_regclass('host_daily_uniques') IS NOT NULL, "
+                    "(SELECT format_type(atttypid, NULL) FROM pg_attribute "
+                    "  WHERE attrelid = to_regclass('host_daily_uniques') AND attname = 'users' "
+                    "    AND NOT attisdropped)",
+                    0, NULL, "migrate: sketch table check", err);
+    if (!res)
+        return -1;
+    bool ext = PQgetvalue(res, 0, 0)[0] == 't', table = PQgetvalue(res, 0, 1)[0] == 't';
+    bool is_hll = strcmp(PQgetvalue(res, 0, 2), "hll") == 0;
+    PQclear(res);
+    *usable = ext && table && is_hll;
+    *why = !ext      ? "the hll extension (postgresql-hll) is not installed in this database"
+           : !table  ? "the table host_daily_uniques does not exist"
+           : !is_hll ? "host_daily_uniques.users is not of type hll"
+                     : NULL;
+    return 0;
+}
+
+int pg_sink_migrate(pg_sink *pg, errbuf *err)
+{
     /* The advisory lock serialises processes that start together; CREATE
-     * TABLE IF NOT EXISTS alone can race on the catalog. */
+     * TABLE IF NOT EXISTS alone can race on the catalog. The views go in
+     * the same transaction: a migrate leaves all or nothing. */
+    bool usable = false;
+    const char *why = NULL;
     if (exec_ok(pg, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('activity.migrate'))", "migrate",
                 err) ||
-        exec_ok(pg, schema, "migrate", err) || exec_ok(pg, "COMMIT", "migrate", err)) {
+        exec_embedded(pg, "sinks/sql/schema.sql", false, err) ||
+        exec_embedded(pg, "sinks/sql/views.sql", true, err) ||
+        sketches_usable(pg, &usable, &why, err) ||
+        (usable && exec_embedded(pg, "sinks/sql/views_hll.sql", true, err)) ||
+        exec_ok(pg, "COMMIT", "migrate", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
         return -1;
     }
+    if (!usable)
+        log_warn("the per-host uniques views (host_uniques_daily, _weekly, _monthly) "
+                 "are not created: %s (README, \"Querying\")",
+                 why);
     return warn_sketch_fallback(pg, err);
 }
 
@@ -325,7 +405,7 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
     }
     if (exec_ok(pg,
                 "TRUNCATE host_activity_reduced, hosts_cumulated, user_devices_cumulated, "
-                "host_daily_uniques, "
+                "users_cumulated, host_daily_uniques, "
                 "dim_devices, dim_users, dim_devices_changes, dim_users_changes",
                 "reset", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
@@ -412,7 +492,7 @@ int flush_payload_build(flush_payload *p, const flush_plan *plan)
     }
     for (size_t i = 0; i < plan->n_user_keys; i++)
         if (rows_encode_user_key(&p->user_keys, plan->user_keys[i].user_id,
-                                 plan->user_keys[i].month))
+                                 plan->user_keys[i].month, plan->user_keys[i].mask))
             return -1;
     for (size_t i = 0; i < plan->n_users; i++)
         if (rows_encode_user(&p->users, &plan->users[i]))

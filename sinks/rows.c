@@ -199,9 +199,11 @@ int rows_encode_user(strbuf *sb, const user_row *row)
                : 0;
 }
 
-int rows_encode_user_key(strbuf *sb, int64_t user_id, int32_t month)
+int rows_encode_user_key(strbuf *sb, int64_t user_id, int32_t month, uint32_t mask)
 {
-    if (append_i64(sb, user_id) || strbuf_append(sb, "\t", 1) || month_start(sb, month))
+    if (append_i64(sb, user_id) || strbuf_append(sb, "\t", 1) || month_start(sb, month) ||
+        strbuf_append(sb, "\t", 1) || rows_datelist(sb, month, mask) ||
+        strbuf_append(sb, "\t", 1) || append_i64(sb, (int)mask))
         return -1;
     return strbuf_append(sb, "\n", 1);
 }

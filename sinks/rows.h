@@ -37,8 +37,10 @@ int rows_encode_daily(strbuf *sb, const char *host, size_t host_len, int32_t mon
 /* One line of stage_users: user_id, browser_type, month_start,
  * device_activity_datelist, datelist_int. */
 int rows_encode_user(strbuf *sb, const user_row *row);
-/* One line of stage_user_keys: user_id, month_start. */
-int rows_encode_user_key(strbuf *sb, int64_t user_id, int32_t month);
+/* One line of stage_user_keys: user_id, month_start, dates_active,
+ * datelist_int: a (user, month) whose rows are replaced, and its
+ * users_cumulated row (mask: the user's days on every device). */
+int rows_encode_user_key(strbuf *sb, int64_t user_id, int32_t month, uint32_t mask);
 
 /* "{2023-01-31,2023-01-05}": active days of the mask, most recent first. */
 int rows_datelist(strbuf *sb, int32_t month, uint32_t mask);

@@ -66,6 +66,22 @@ CREATE TABLE IF NOT EXISTS user_devices_cumulated (
     CONSTRAINT user_devices_cumulated_key UNIQUE NULLS NOT DISTINCT (user_id, browser_type, month_start)
 );
 
+-- users_cumulated: the seeds' users_cumulated, by month. One row per
+-- (user, month) for every identified user whatever the device (described,
+-- undescribed or null): the OR of the user's day masks over all devices,
+-- so a user on an unknown device is here though not in
+-- user_devices_cumulated. dates_active is most recent first; datelist_int
+-- has bit d-1 set iff active on day d. The analytics views
+-- (sinks/sql/views.sql) are built on it.
+CREATE TABLE IF NOT EXISTS users_cumulated (
+    user_id      bigint  NOT NULL,
+    month_start  date    NOT NULL,
+    dates_active date[]  NOT NULL,
+    datelist_int integer NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, month_start)
+);
+
 -- The newest flush token committed per Redis key prefix (one deployment).
 -- A flush commits only with a token larger than the stored one, so a
 -- flush that read older Redis state (a paused or partitioned instance)
@@ -170,4 +186,14 @@ CREATE TABLE IF NOT EXISTS activity_consumer_groups (
     group_id   text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (prefix, group_id)
+);
+
+-- The md5 of each SQL file of views (sinks/sql/views*.sql) last applied
+-- here: migrate (and run on start) skips a file whose text is unchanged
+-- and whose views all exist, so a start does not take the views' exclusive
+-- locks (queueing behind, and then ahead of, queries reading them).
+CREATE TABLE IF NOT EXISTS activity_sql_applied (
+    file       text PRIMARY KEY,
+    md5        text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );

@@ -6,14 +6,15 @@
 --     hosts_cumulated(host, month_start, host_activity_datelist)
 --     user_devices_cumulated(user_id, browser_type, month_start, device_activity_datelist,
 --                            datelist_int)
+--     users_cumulated(user_id, month_start, dates_active, datelist_int)
 --     host_daily_uniques(host, day, users)
 --
 -- (extra columns are ignored) and the expected_* tables of the same shape, and fails — an
 -- ERROR, so `psql -v ON_ERROR_STOP=1` exits non-zero — on any difference:
 --   * missing rows (key only in expected_*), extra rows (key only in the real table) and
 --     duplicate keys in the real table;
---   * hit_array, host_activity_datelist, device_activity_datelist and datelist_int must be
---     exactly equal (arrays: same elements, same order, same bounds — element [d] is day d);
+--   * hit_array, host_activity_datelist, device_activity_datelist, dates_active and
+--     datelist_int must be exactly equal (arrays: same elements, same order, same bounds — element [d] is day d);
 --   * host_daily_uniques.users must be the bytes the postgresql-hll extension builds from the
 --     same events (compared as their text, '\x...', the same for an hll and a bytea column);
 --   * unique_visitors_array: same bounds and every element equal to the reference's, which is
@@ -43,6 +44,7 @@ DROP TABLE IF EXISTS pg_temp.cmp_rows;
 DROP TABLE IF EXISTS pg_temp.cmp_har;
 DROP TABLE IF EXISTS pg_temp.cmp_hc;
 DROP TABLE IF EXISTS pg_temp.cmp_udc;
+DROP TABLE IF EXISTS pg_temp.cmp_uc;
 DROP TABLE IF EXISTS pg_temp.cmp_hdu;
 CREATE TEMP TABLE cmp_diff (tbl text, kind text, key text, detail text);
 CREATE TEMP TABLE cmp_rows (tbl text, expected_rows bigint, actual_rows bigint,
@@ -246,6 +248,49 @@ SELECT 'user_devices_cumulated',
        count(*) FILTER (WHERE in_expected), count(*) FILTER (WHERE in_actual),
        count(*) FILTER (WHERE in_expected AND in_actual), NULL
   FROM cmp_udc;
+
+-- ------------------------------------------------------------------------ users_cumulated
+
+CREATE TEMP TABLE cmp_uc AS
+SELECT COALESCE(e.user_id, r.user_id)         AS user_id,
+       COALESCE(e.month_start, r.month_start) AS month_start,
+       e.present AS in_expected, r.present AS in_actual,
+       e.dates_active AS e_dl, r.dates_active AS r_dl,
+       e.datelist_int AS e_int, r.datelist_int AS r_int
+  FROM (SELECT true AS present, user_id, month_start, dates_active,
+               datelist_int::bigint AS datelist_int
+          FROM expected_users_cumulated) e
+  FULL JOIN (SELECT true AS present, user_id::bigint AS user_id, month_start::date AS month_start,
+                    dates_active::date[] AS dates_active, datelist_int::bigint AS datelist_int
+               FROM users_cumulated) r
+    ON r.user_id = e.user_id AND r.month_start = e.month_start;
+
+INSERT INTO cmp_diff
+SELECT 'users_cumulated', CASE WHEN in_actual IS NULL THEN 'missing' ELSE 'extra' END,
+       format('(%s, %s)', user_id, month_start), NULL
+  FROM cmp_uc
+ WHERE in_actual IS NULL OR in_expected IS NULL;
+
+INSERT INTO cmp_diff
+SELECT 'users_cumulated', 'datelist', format('(%s, %s)', user_id, month_start),
+       format('missing days %s, extra days %s (expected %s, got %s)',
+              ARRAY(SELECT unnest(e_dl) EXCEPT SELECT unnest(r_dl) ORDER BY 1),
+              ARRAY(SELECT unnest(r_dl) EXCEPT SELECT unnest(e_dl) ORDER BY 1),
+              left(e_dl::text, 60), left(r_dl::text, 60))
+  FROM cmp_uc
+ WHERE in_expected AND in_actual AND e_dl IS DISTINCT FROM r_dl;
+
+INSERT INTO cmp_diff
+SELECT 'users_cumulated', 'datelist_int', format('(%s, %s)', user_id, month_start),
+       format('expected %s, got %s', e_int, COALESCE(r_int::text, 'NULL'))
+  FROM cmp_uc
+ WHERE in_expected AND in_actual AND e_int IS DISTINCT FROM r_int;
+
+INSERT INTO cmp_rows
+SELECT 'users_cumulated',
+       count(*) FILTER (WHERE in_expected), count(*) FILTER (WHERE in_actual),
+       count(*) FILTER (WHERE in_expected AND in_actual), NULL
+  FROM cmp_uc;
 
 -- ------------------------------------------------------------------------------- report
 

@@ -103,6 +103,22 @@ load_events() {
     load_reference "$1" "$DEVICES"
 }
 
+# generate_months OUT EVENTS SEED MONTH:USERS...: EVENTS generated events in each MONTH
+# (YYYY-MM) from a population of USERS, all with one SEED, so the same user ids recur across
+# months (a smaller population is a prefix of a larger one); concatenated into the CSV OUT.
+generate_months() {
+    local out=$1 n=$2 seed=$3 m part
+    shift 3
+    : >"$out"
+    for m in "$@"; do
+        part=$out.${m%:*}
+        python3 "$ROOT/scripts/gen_events.py" --events "$n" --month "${m%:*}" --seed "$seed" \
+            --users "${m#*:}" --out "$part"
+        if [ -s "$out" ]; then tail -n +2 "$part" >>"$out"; else cat "$part" >"$out"; fi
+        rm -f "$part"
+    done
+}
+
 # Runs the processor to completion (extra flags appended); fails the test
 # if it does not exit 0.
 run_until_caught_up() {
@@ -114,13 +130,14 @@ run_until_caught_up() {
     }
 }
 
-# A digest of the three sink tables, to show a rerun changed nothing.
+# A digest of the four sink tables, to show a rerun changed nothing.
 tables_digest() {
     psql_test -tA <<'SQL' | md5sum | cut -d' ' -f1
 SELECT host, month_start, hit_array, unique_visitors_array FROM host_activity_reduced ORDER BY 1, 2;
 SELECT host, month_start, host_activity_datelist FROM hosts_cumulated ORDER BY 1, 2;
 SELECT user_id, browser_type, month_start, device_activity_datelist, datelist_int
 FROM user_devices_cumulated ORDER BY 1, 2, 3;
+SELECT user_id, month_start, dates_active, datelist_int FROM users_cumulated ORDER BY 1, 2;
 SQL
 }
 

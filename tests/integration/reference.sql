@@ -7,11 +7,12 @@
 --                event_time timestamp)                          -- UTC, no time zone
 --     raw_devices(device_id bigint, browser_type text, os_type text, device_type text)
 --
--- it (re)creates expected_host_activity_reduced, expected_hosts_cumulated and
--- expected_user_devices_cumulated with the columns and meanings of the contract
--- (DESIGN.md, "Sink tables"), the way the seeds do it in batch: COUNT(1) for hits, arrays
--- with one element per day of the month, datelists most recent first, and datelist_int with
--- bit (d-1) set iff active on day d (least significant bit = day 1).
+-- it (re)creates expected_host_activity_reduced, expected_hosts_cumulated,
+-- expected_user_devices_cumulated and expected_users_cumulated with the columns and
+-- meanings of the contract (DESIGN.md, "Sink tables"), the way the seeds do it in batch:
+-- COUNT(1) for hits, arrays with one element per day of the month, datelists most recent
+-- first, and datelist_int with bit (d-1) set iff active on day d (least significant bit =
+-- day 1).
 --
 -- Days are UTC calendar days (event_time::date); month_start is the first day of the
 -- event's month, so events of neighbouring months produce rows of their own. Hosts are
@@ -127,12 +128,35 @@ SELECT user_id,
 -- the key without refusing that case.
 CREATE UNIQUE INDEX ON expected_user_devices_cumulated (user_id, browser_type, month_start);
 
+-- users_cumulated(user_id, month_start, dates_active date[], datelist_int integer): every
+-- identified user whatever the device: no join, so unknown and null devices count.
+DROP TABLE IF EXISTS expected_users_cumulated;
+CREATE TABLE expected_users_cumulated AS
+WITH user_days AS (
+    SELECT DISTINCT user_id,
+           date_trunc('month', event_time)::date AS month_start,
+           event_time::date                      AS day
+      FROM raw_events
+     WHERE user_id IS NOT NULL
+)
+SELECT user_id,
+       month_start,
+       array_agg(day ORDER BY day DESC)                           AS dates_active,
+       bit_or(1 << (extract(day FROM day)::integer - 1))::integer AS datelist_int
+  FROM user_days
+ GROUP BY 1, 2;
+
+ALTER TABLE expected_users_cumulated ADD PRIMARY KEY (user_id, month_start);
+
 ANALYZE expected_host_activity_reduced;
 ANALYZE expected_hosts_cumulated;
 ANALYZE expected_user_devices_cumulated;
+ANALYZE expected_users_cumulated;
 
 SELECT 'expected_host_activity_reduced'  AS "table", count(*) AS "rows" FROM expected_host_activity_reduced
 UNION ALL
 SELECT 'expected_hosts_cumulated',        count(*) FROM expected_hosts_cumulated
 UNION ALL
-SELECT 'expected_user_devices_cumulated', count(*) FROM expected_user_devices_cumulated;
+SELECT 'expected_user_devices_cumulated', count(*) FROM expected_user_devices_cumulated
+UNION ALL
+SELECT 'expected_users_cumulated',        count(*) FROM expected_users_cumulated;

@@ -10,15 +10,7 @@ source "$(dirname "$0")/lib.sh"
 
 EVENTS=${IT_CALENDAR_EVENTS:-40000}
 say "generating $EVENTS events in each of 2023-12, 2024-01, 2024-02"
-for m in 2023-12 2024-01 2024-02; do
-    python3 "$ROOT/scripts/gen_events.py" --events "$EVENTS" --month "$m" --seed 5 \
-        --users 5000 --out "$WORK/$m.csv"
-done
-{
-    cat "$WORK/2023-12.csv"
-    tail -n +2 "$WORK/2024-01.csv"
-    tail -n +2 "$WORK/2024-02.csv"
-} >"$WORK/events.csv"
+generate_months "$WORK/events.csv" "$EVENTS" 5 2023-12:5000 2024-01:5000 2024-02:5000
 
 load_events "$WORK/events.csv"
 run_until_caught_up "$WORK/run.log" --flush-interval 1

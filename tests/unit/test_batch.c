@@ -92,11 +92,20 @@ START_TEST(skips_parts_behind_fences)
     ck_assert_int_eq(batch_add_event(&b, &ev, true, false), 0);
     ck_assert_int_eq(b.n_host_days, 1);
     ck_assert_int_eq(b.n_uds, 1);
-    /* No device id: host counts, user tables do not. */
+    /* No device id: the user counts (users_cumulated), as a device of its
+     * own, distinct from a device whose id is 0. */
     web_event nodev = event("a.com", 8, true, 0, 3, 0);
     nodev.device_id.present = false;
     ck_assert_int_eq(batch_add_event(&b, &nodev, true, true), 0);
-    ck_assert_int_eq(b.n_uds, 1);
+    ck_assert_int_eq(b.n_uds, 2);
+    ck_assert(b.uds[1].device_null);
+    ck_assert_uint_eq(b.uds[1].mask, 1u << 2);
+    web_event dev0 = event("a.com", 8, true, 0, 4, 0);
+    ck_assert_int_eq(batch_add_event(&b, &dev0, true, true), 0);
+    ck_assert_int_eq(b.n_uds, 3);
+    ck_assert(!b.uds[2].device_null);
+    ck_assert_int_eq(batch_add_event(&b, &nodev, true, true), 0);
+    ck_assert_int_eq(b.n_uds, 3);
     batch_free(&b);
 }
 END_TEST

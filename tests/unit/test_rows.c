@@ -62,12 +62,12 @@ START_TEST(user_rows)
     ck_assert_int_eq(rows_encode_user(&sb, &n), 0);
     ck_assert_str_eq(sb.data, "1\t\\N\t2023-01-01\t{2023-01-31}\t1073741824\n");
     sb.len = 0;
-    ck_assert_int_eq(rows_encode_user_key(&sb, -5, month_index(2022, 12)), 0);
-    ck_assert_str_eq(sb.data, "-5\t2022-12-01\n");
+    ck_assert_int_eq(rows_encode_user_key(&sb, -5, month_index(2022, 12), (1u << 30) | 2u), 0);
+    ck_assert_str_eq(sb.data, "-5\t2022-12-01\t{2022-12-31,2022-12-02}\t1073741826\n");
     /* The extremes of the hand-written formatting. */
     sb.len = 0;
-    ck_assert_int_eq(rows_encode_user_key(&sb, INT64_MIN, month_index(999, 3)), 0);
-    ck_assert_str_eq(sb.data, "-9223372036854775808\t0999-03-01\n");
+    ck_assert_int_eq(rows_encode_user_key(&sb, INT64_MIN, month_index(999, 3), 1u), 0);
+    ck_assert_str_eq(sb.data, "-9223372036854775808\t0999-03-01\t{0999-03-01}\t1\n");
     sb.len = 0;
     ck_assert_int_eq(rows_datelist(&sb, month_index(9999, 12), 0x7fffffffu), 0);
     ck_assert_int_eq((int)sb.len, 2 + 31 * 10 + 30);
