@@ -34,8 +34,7 @@ SELECT DISTINCT user_id, event_time::date AS day FROM raw_events WHERE user_id I
 CREATE INDEX ON expected_report_user_days (day, user_id);
 ANALYZE expected_report_user_days;
 
--- Every day from the first to the last active one, in every month (the stand-in views read
--- these too).
+-- Every day from the first to the last active one, in every month.
 CREATE TABLE expected_report_daily_users AS
 SELECT d.day,
        (SELECT count(DISTINCT user_id) FROM expected_report_user_days u WHERE u.day = d.day) AS dau,
