@@ -21,7 +21,7 @@ static const char usage[] =
     "  run       consume the topics, keep state in Redis, flush to PostgreSQL\n"
     "  load      produce CSV / JSON-lines files to a topic as Avro records\n"
     "  backfill  process what the topics hold and exit; --reset rebuilds the tables\n"
-    "  report    print the busiest hosts, browsers and table sizes of a month\n"
+    "  report    one month of hosts, active users and growth: text, csv, json, html\n"
     "  migrate   create the PostgreSQL sink tables\n"
     "  dlq       list dead letters, re-drive them to their source topic\n"
     "\n"

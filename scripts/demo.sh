@@ -6,7 +6,8 @@
 # devices into Kafka as Avro, plus a sample of user profile changes
 # (scripts/gen_dims.py: out of order, repeated, with tombstones), runs the
 # processor until it has caught up, and prints what landed in PostgreSQL,
-# including a few dimension rows with their history. The demo keeps to its own topics
+# including a few dimension rows with their history, and writes the month's HTML report
+# (.stack/demo/report.html). The demo keeps to its own topics
 # (demo.*), Redis prefix (demo) and database (activity_demo), reset on
 # every run, so it can be repeated and never touches other data.
 set -euo pipefail
@@ -105,5 +106,7 @@ SELECT (SELECT count(*) FROM host_activity_reduced) AS host_month_rows,
        (SELECT count(DISTINCT user_id) FROM dim_users) AS users,
        (SELECT count(*) FROM dim_users WHERE is_current) AS current_users;
 SQL
+step "activity report --month 2023-01 --html $WORK/report.html (charts; the text report: without --html)"
+"$ROOT/bin/activity" report --pg-dsn "$PG" --month 2023-01 --html "$WORK/report.html"
 echo
 echo "Explore further:  psql $PG"

@@ -56,6 +56,9 @@ if [ "$build_only" -eq 0 ]; then
     PACKAGES+=(postgresql-15-hll)
     # GNU time: `make bench` reports the processor's maximum RSS with it.
     PACKAGES+=(time)
+    # Headless Chromium: test_report.sh renders the HTML report in it (console, DOM,
+    # screenshot).
+    PACKAGES+=(chromium)
     # Kafka runs on the JVM and its jars are fetched with Maven; any java/mvn already on
     # PATH (e.g. a newer JDK) is good enough, so only add Debian's when there is none.
     command -v java >/dev/null 2>&1 || PACKAGES+=(default-jre-headless)

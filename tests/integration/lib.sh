@@ -92,9 +92,15 @@ setup_month() {
     local n=$1 seed=${2:-11}
     EVENTS_CSV=$WORK/events.csv
     python3 "$ROOT/scripts/gen_events.py" --events "$n" --seed "$seed" --out "$EVENTS_CSV"
+    load_events "$EVENTS_CSV"
+}
+
+# Loads the devices and the event CSV into the test's topics and computes the
+# expected tables.
+load_events() {
     "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
-    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$EVENTS_CSV" 2>/dev/null
-    load_reference "$EVENTS_CSV" "$DEVICES"
+    "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$1" 2>/dev/null
+    load_reference "$1" "$DEVICES"
 }
 
 # generate_months OUT EVENTS SEED MONTH:USERS...: EVENTS generated events in each MONTH

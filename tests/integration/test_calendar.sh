@@ -12,9 +12,7 @@ EVENTS=${IT_CALENDAR_EVENTS:-40000}
 say "generating $EVENTS events in each of 2023-12, 2024-01, 2024-02"
 generate_months "$WORK/events.csv" "$EVENTS" 5 2023-12:5000 2024-01:5000 2024-02:5000
 
-"$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
-"$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/events.csv" 2>/dev/null
-load_reference "$WORK/events.csv" "$DEVICES"
+load_events "$WORK/events.csv"
 run_until_caught_up "$WORK/run.log" --flush-interval 1
 grep -h "done:" "$WORK/run.log" >&2
 

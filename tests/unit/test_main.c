@@ -20,6 +20,7 @@ int main(void)
     srunner_add_suite(sr, suite_config());
     srunner_add_suite(sr, suite_validate());
     srunner_add_suite(sr, suite_dlq());
+    srunner_add_suite(sr, suite_report());
     srunner_add_suite(sr, suite_hll());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

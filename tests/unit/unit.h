@@ -21,6 +21,7 @@ Suite *suite_validate(void);
 Suite *suite_dlq(void);
 Suite *suite_metrics(void);
 Suite *suite_config(void);
+Suite *suite_report(void);
 Suite *suite_hll(void);
 
 #endif
