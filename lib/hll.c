@@ -117,7 +117,11 @@ bool hll_hash_sets_register(uint64_t h)
 
 size_t hll_redis_member(int64_t id, unsigned char out[HLL_MEMBER_MAX])
 {
-    uint64_t h = hll_hash_bigint(id);
+    return hll_redis_member_of_hash(hll_hash_bigint(id), out);
+}
+
+size_t hll_redis_member_of_hash(uint64_t h, unsigned char out[HLL_MEMBER_MAX])
+{
     hll_le64_put(out, hll_redis_preimage(h));
     if (hll_hash_sets_register(h))
         return 8;
@@ -281,46 +285,62 @@ double hll_registers_cardinality(const uint8_t regs[HLL_REGISTERS])
     return (-1 * (int64_t)two_to_l) * log(1.0 - (estimator / (double)two_to_l));
 }
 
-int hll_sketch_cardinality(const unsigned char *b, size_t len, double *out)
+int hll_sketch_decode(const unsigned char *b, size_t len, uint64_t hashes[HLL_EXPLICIT_MAX],
+                      size_t *nhashes, uint8_t regs[HLL_REGISTERS])
 {
     if (len < HLL_HEADER || (b[0] >> 4) != 1 || b[1] != HDR1 || b[2] != HDR2)
         return -1;
     size_t body = len - HLL_HEADER;
-    static _Thread_local uint8_t regs[HLL_REGISTERS];
     bit_reader r = {b + HLL_HEADER, body, 0, 0, 0};
     switch (b[0] & 0xf) {
     case HLL_EMPTY:
         if (body)
             return -1;
-        *out = 0.0;
-        return 0;
+        *nhashes = 0;
+        return HLL_DECODED_HASHES;
     case HLL_EXPLICIT:
         if (body % 8 || body / 8 > HLL_EXPLICIT_MAX)
             return -1;
-        *out = (double)(body / 8);
-        return 0;
+        *nhashes = body / 8;
+        for (size_t i = 0; i < *nhashes; i++) {
+            uint64_t h = 0;
+            for (size_t k = 0; k < 8; k++) /* big-endian words */
+                h = (h << 8) | b[HLL_HEADER + 8 * i + k];
+            hashes[i] = h;
+        }
+        return HLL_DECODED_HASHES;
     case HLL_SPARSE: {
         const unsigned w = HLL_LOG2M + HLL_REGWIDTH;
         size_t n = body * 8 / w;
         if (body * 8 - n * w >= 8)
             return -1;
-        memset(regs, 0, sizeof regs);
+        memset(regs, 0, HLL_REGISTERS);
         for (size_t i = 0; i < n; i++) {
             uint32_t v = bits_get(&r, w);
             regs[v >> HLL_REGWIDTH] = (uint8_t)(v & HLL_REG_MAX);
         }
-        break;
+        return HLL_DECODED_REGISTERS;
     }
     case HLL_FULL:
         if (body != ((size_t)HLL_REGISTERS * HLL_REGWIDTH + 7) / 8)
             return -1;
         for (size_t i = 0; i < HLL_REGISTERS; i++)
             regs[i] = (uint8_t)bits_get(&r, HLL_REGWIDTH);
-        break;
+        return HLL_DECODED_REGISTERS;
     default:
         return -1;
     }
-    *out = hll_registers_cardinality(regs);
+}
+
+int hll_sketch_cardinality(const unsigned char *b, size_t len, double *out)
+{
+    static _Thread_local uint64_t hashes[HLL_EXPLICIT_MAX];
+    static _Thread_local uint8_t regs[HLL_REGISTERS];
+    size_t n;
+    int kind = hll_sketch_decode(b, len, hashes, &n, regs);
+    if (kind < 0)
+        return -1;
+    *out = kind == HLL_DECODED_HASHES ? (double)n : hll_registers_cardinality(regs);
     return 0;
 }
 
@@ -376,4 +396,25 @@ int hll_registers_from_redis(const unsigned char *s, size_t len, uint8_t regs[HL
         idx += run;
     }
     return idx == HLL_REGISTERS ? 0 : -1;
+}
+
+void hll_redis_dense_from_registers(const uint8_t regs[HLL_REGISTERS],
+                                    unsigned char out[HLL_REDIS_DENSE_BYTES])
+{
+    memset(out, 0, HLL_REDIS_DENSE_BYTES);
+    memcpy(out, "HYLL", 4); /* encoding 0: dense */
+    /* The cached count is marked stale (the top bit of its last byte), so
+     * the first PFCOUNT computes it from the registers. */
+    out[15] = 0x80;
+    unsigned char *p = out + REDIS_HDR;
+    const size_t nbytes = HLL_REDIS_DENSE_BYTES - REDIS_HDR;
+    for (size_t i = 0; i < HLL_REGISTERS; i++) {
+        /* Redis's HLL_DENSE_SET_REGISTER: 6 bits from bit i * 6, least
+         * significant bits first. */
+        size_t bit = i * REDIS_BITS, byte = bit / 8;
+        unsigned fb = bit % 8, v = regs[i];
+        p[byte] |= (unsigned char)(v << fb);
+        if (byte + 1 < nbytes)
+            p[byte + 1] |= (unsigned char)(v >> (8 - fb));
+    }
 }

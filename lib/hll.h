@@ -75,6 +75,9 @@ bool hll_hash_sets_register(uint64_t h);
  * length, 8 or 9. */
 #define HLL_MEMBER_MAX 9
 size_t hll_redis_member(int64_t id, unsigned char out[HLL_MEMBER_MAX]);
+/* The member of hash h (hll_redis_member of an id hashing to h): how a
+ * sketch's EXPLICIT hashes come back into the exact set. */
+size_t hll_redis_member_of_hash(uint64_t h, unsigned char out[HLL_MEMBER_MAX]);
 /* The hll_hash_bigint a member stands for; -1 when m is not a member. */
 int hll_redis_member_hash(const void *m, size_t len, uint64_t *h);
 
@@ -100,6 +103,23 @@ double hll_registers_cardinality(const uint8_t regs[HLL_REGISTERS]);
  * returns its cardinality as the extension computes it; -1 when bytes are
  * not such a sketch. For tests and checks of stored bytes. */
 int hll_sketch_cardinality(const unsigned char *bytes, size_t len, double *out);
+
+/* Decodes a sketch of this configuration into what it holds: EMPTY and
+ * EXPLICIT give their hashes (hashes[0..*nhashes), sorted as stored) and
+ * return HLL_DECODED_HASHES; SPARSE and FULL give the 2^14 registers and
+ * return HLL_DECODED_REGISTERS; -1 when bytes are not such a sketch. How a
+ * stored day comes back into Redis (README "Lateness and eviction"). */
+enum { HLL_DECODED_HASHES = 0, HLL_DECODED_REGISTERS = 1 };
+int hll_sketch_decode(const unsigned char *bytes, size_t len, uint64_t hashes[HLL_EXPLICIT_MAX],
+                      size_t *nhashes, uint8_t regs[HLL_REGISTERS]);
+
+/* Redis's dense HyperLogLog string of these registers (SET to a key, it is
+ * a HyperLogLog PFADD and PFCOUNT accept): the 16-byte header with a stale
+ * cached count, then 2^14 6-bit registers. Registers of the extension are
+ * at most 31, so Redis holds them as they are. */
+#define HLL_REDIS_DENSE_BYTES (16 + ((size_t)HLL_REGISTERS * 6 + 7) / 8)
+void hll_redis_dense_from_registers(const uint8_t regs[HLL_REGISTERS],
+                                    unsigned char out[HLL_REDIS_DENSE_BYTES]);
 
 /* Decodes a Redis HyperLogLog string ("HYLL" header, dense or sparse
  * encoding, 2^14 registers of 6 bits) into the extension's registers:

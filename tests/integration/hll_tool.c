@@ -11,7 +11,12 @@
  *                              and compares every register with lib/hll's rule;
  *                              then shows why an element whose 50 bits above the
  *                              index are zero must not be PFADDed. Exit 1 on any
- *                              difference.
+ *                              difference. Then the way back (rehydration,
+ *                              README "Lateness and eviction"): registers
+ *                              written with SET as lib/hll's dense string are
+ *                              a HyperLogLog Redis accepts, whose PFCOUNT
+ *                              equals that of the same users PFADDed, and a
+ *                              PFADD on it sets what it would on the original.
  */
 #include "lib/hll.h"
 
@@ -141,6 +146,54 @@ static int cmd_redis(const char *host, int port, const char *key)
         fprintf(stderr, "hll_tool: both Redis encodings must be exercised\n");
         bad++;
     }
+
+    /* The way back: the registers of a stored sketch SET as a dense
+     * string must be a HyperLogLog equal to the PFADDed one. */
+    static const size_t back_sizes[] = {1281, 3000, 20000};
+    static unsigned char dense[HLL_REDIS_DENSE_BYTES];
+    char key2[512];
+    snprintf(key2, sizeof key2, "%s:back", key);
+    for (size_t k = 0; k < sizeof back_sizes / sizeof back_sizes[0]; k++) {
+        freeReplyObject(redisCommand(c, "DEL %s %s", key, key2));
+        memset(want, 0, sizeof want);
+        uint64_t later[100];
+        for (size_t i = 0; i < back_sizes[k] + 100; i++) {
+            uint64_t h = hll_hash_bigint((int64_t)(next_rand(&s) % 1000000000000ULL));
+            if (i >= back_sizes[k]) {
+                later[i - back_sizes[k]] = h;
+                continue;
+            }
+            hll_registers_add(want, h);
+            if (hll_hash_sets_register(h) && pfadd_hash(c, key, h))
+                return 1;
+        }
+        hll_redis_dense_from_registers(want, dense);
+        freeReplyObject(redisCommand(c, "SET %s %b", key2, dense, sizeof dense));
+        redisReply *a = redisCommand(c, "PFCOUNT %s", key),
+                   *b = redisCommand(c, "PFCOUNT %s", key2);
+        int ok = a && b && a->type == REDIS_REPLY_INTEGER && b->type == REDIS_REPLY_INTEGER &&
+                 a->integer == b->integer;
+        printf("%zu users SET back as dense registers: PFCOUNT %lld, PFADDed %lld: %s\n",
+               back_sizes[k], b && b->type == REDIS_REPLY_INTEGER ? b->integer : -1,
+               a && a->type == REDIS_REPLY_INTEGER ? a->integer : -1, ok ? "equal" : "DIFFER");
+        bad += !ok;
+        freeReplyObject(a);
+        freeReplyObject(b);
+        for (size_t i = 0; i < 100; i++) {
+            hll_registers_add(want, later[i]);
+            if (hll_hash_sets_register(later[i]) && pfadd_hash(c, key2, later[i]))
+                return 1;
+        }
+        redisReply *r = get_key(c, key2);
+        if (!r)
+            return 1;
+        int differ = hll_registers_from_redis((const unsigned char *)r->str, r->len, got) != 0 ||
+                     memcmp(want, got, sizeof want) != 0;
+        printf("  then 100 more PFADDed: registers %s\n", differ ? "DIFFER" : "equal");
+        bad += differ;
+        freeReplyObject(r);
+    }
+    freeReplyObject(redisCommand(c, "DEL %s", key2));
 
     /* The edges of the register rule, on hashes built for them: 49 trailing
      * zeros (Redis 50, the extension 50, both clamp to 31), and all 50 bits

@@ -220,6 +220,75 @@ START_TEST(redis_encodings)
 }
 END_TEST
 
+/* Rehydration's inverse of the sketch: every type decodes back to what
+ * rebuilds the same bytes (hashes for EMPTY/EXPLICIT, registers past the
+ * threshold), and the EXPLICIT hashes come back as the members that
+ * hll_redis_member gives their ids. */
+START_TEST(sketch_decode_round_trip)
+{
+    static uint64_t h[HLL_EXPLICIT_MAX * 4], back[HLL_EXPLICIT_MAX];
+    static uint8_t regs[HLL_REGISTERS];
+    static hll_sketch sk, again;
+    size_t sizes[] = {
+        0, 1, 2, 100, HLL_EXPLICIT_MAX, HLL_EXPLICIT_MAX + 1, 3000, HLL_EXPLICIT_MAX * 4};
+    for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++) {
+        uint64_t s = 11 + t;
+        for (size_t i = 0; i < sizes[t]; i++)
+            h[i] = hll_hash_bigint((int64_t)next_rand(&s));
+        hll_from_hashes(h, sizes[t], &sk);
+        size_t n = 99;
+        int kind = hll_sketch_decode(sk.bytes, sk.len, back, &n, regs);
+        if (sizes[t] <= HLL_EXPLICIT_MAX) {
+            ck_assert_int_eq(kind, HLL_DECODED_HASHES);
+            ck_assert_uint_eq(n, sizes[t]);
+            hll_from_hashes(back, n, &again);
+        } else {
+            ck_assert_int_eq(kind, HLL_DECODED_REGISTERS);
+            hll_from_registers(regs, &again);
+        }
+        ck_assert_uint_eq(again.len, sk.len);
+        ck_assert_int_eq(memcmp(again.bytes, sk.bytes, sk.len), 0);
+    }
+    /* An EXPLICIT hash comes back as its id's member. */
+    uint64_t s = 5;
+    int64_t id = (int64_t)next_rand(&s);
+    h[0] = hll_hash_bigint(id);
+    hll_from_hashes(h, 1, &sk);
+    size_t n;
+    ck_assert_int_eq(hll_sketch_decode(sk.bytes, sk.len, back, &n, regs), HLL_DECODED_HASHES);
+    unsigned char m1[HLL_MEMBER_MAX], m2[HLL_MEMBER_MAX];
+    size_t l1 = hll_redis_member(id, m1), l2 = hll_redis_member_of_hash(back[0], m2);
+    ck_assert_uint_eq(l1, l2);
+    ck_assert_int_eq(memcmp(m1, m2, l1), 0);
+    /* Not sketches. */
+    ck_assert_int_eq(
+        hll_sketch_decode((const unsigned char *)"\x12\x8e\x7f\x01", 4, back, &n, regs), -1);
+    ck_assert_int_eq(hll_sketch_decode((const unsigned char *)"xyz", 3, back, &n, regs), -1);
+}
+END_TEST
+
+/* Registers written as Redis's dense string read back the same through the
+ * Redis decoder (the real Redis's PFCOUNT of such a string:
+ * tests/integration/test_hll_format.sh). */
+START_TEST(redis_dense_round_trip)
+{
+    static uint8_t regs[HLL_REGISTERS], back[HLL_REGISTERS];
+    static unsigned char dense[HLL_REDIS_DENSE_BYTES];
+    uint64_t s = 3;
+    for (size_t i = 0; i < HLL_REGISTERS; i++)
+        regs[i] = (uint8_t)(next_rand(&s) % (HLL_REG_MAX + 1));
+    regs[0] = HLL_REG_MAX;
+    regs[HLL_REGISTERS - 1] = HLL_REG_MAX;
+    hll_redis_dense_from_registers(regs, dense);
+    ck_assert_uint_eq(HLL_REDIS_DENSE_BYTES, 16 + 12288);
+    ck_assert_int_eq(memcmp(dense, "HYLL", 4), 0);
+    ck_assert_uint_eq(dense[4], 0);
+    ck_assert_uint_eq(dense[15] & 0x80, 0x80);
+    ck_assert_int_eq(hll_registers_from_redis(dense, sizeof dense, back), 0);
+    ck_assert_int_eq(memcmp(regs, back, sizeof regs), 0);
+}
+END_TEST
+
 Suite *suite_hll(void)
 {
     Suite *s = suite_create("hll");
@@ -234,6 +303,8 @@ Suite *suite_hll(void)
     tcase_add_test(tc, register_rule);
     tcase_add_test(tc, malformed_sketches_refused);
     tcase_add_test(tc, redis_encodings);
+    tcase_add_test(tc, sketch_decode_round_trip);
+    tcase_add_test(tc, redis_dense_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }
