@@ -2,7 +2,8 @@
 -- PostgreSQL holds all of it.
 --
 -- KEYS: [1] dirty set, [2] flushing set, [3] set of the months held, [4]
--- set of the evicted months, [5] the month's key list k:<YYYYMM>, then
+-- set of the evicted months, [5] the month's key list k:<YYYYMM>, [6] the
+-- hash month -> eviction generation (rehydrate.lua's fence), then
 -- every member of that list (read just before; Redis Cluster routes by
 -- KEYS, and all share the group's hash tag).
 -- ARGV[1] = the month, YYYYMM.
@@ -32,13 +33,16 @@ end
 if pending(KEYS[1]) or pending(KEYS[2]) then
   return 0
 end
-if redis.call('SCARD', KEYS[5]) ~= #KEYS - 5 then
+if redis.call('SCARD', KEYS[5]) ~= #KEYS - 6 then
   return -1
 end
-for j = 6, #KEYS, 1000 do
+for j = 7, #KEYS, 1000 do
   redis.call('DEL', unpack(KEYS, j, math.min(j + 999, #KEYS)))
 end
 redis.call('DEL', KEYS[5])
 redis.call('SREM', KEYS[3], month)
 redis.call('SADD', KEYS[4], month)
+-- A rehydration that read PostgreSQL before this eviction must not write
+-- (rehydrate.lua compares the generation it read).
+redis.call('HINCRBY', KEYS[6], month, 1)
 return 1

@@ -208,7 +208,8 @@ int rs_load_scripts(redis_state *rs, errbuf *err)
            load_script(rs, "processors/take_dirty.lua", rs->take_sha, err) ||
            load_script(rs, "processors/read_host.lua", rs->read_host_sha, err) ||
            load_script(rs, "processors/finish_flush.lua", rs->finish_sha, err) ||
-           load_script(rs, "processors/evict.lua", rs->evict_sha, err);
+           load_script(rs, "processors/evict.lua", rs->evict_sha, err) ||
+           load_script(rs, "processors/rehydrate.lua", rs->rehydrate_sha, err);
 }
 
 /* Reads maxmemory-policy: CONFIG GET where allowed, else the field

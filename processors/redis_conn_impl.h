@@ -51,6 +51,7 @@ struct redis_state {
     char read_host_sha[41];
     char finish_sha[41];
     char evict_sha[41];
+    char rehydrate_sha[41];
     long exact_limit;
     int64_t lateness_ms;       /* the allowed lateness (watermarks) */
     bool evict;                /* evict closed months after flushes */

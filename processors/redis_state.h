@@ -24,6 +24,10 @@
  *                               (what evict.lua deletes)
  *   <p>:{g}:evicted             set of the months evicted (apply.lua leaves
  *                               their deltas out: no rehydration yet)
+ *   <p>:{g}:evgen               hash month -> how many times it was evicted
+ *                               (fences rehydrate.lua's writes)
+ *   <p>:{g}:r:<YYYYMM>          set of the entities ("h<host>", "u<user>") of an
+ *                               evicted month that rehydrate.lua brought back
  *   <p>:{g}:dirty, :flushing    sets of entities to (re-)flush
  *   <p>:{g}:flushtoken          token of the flush that took :flushing last
  *   <p>:{g}:dim, :dimflushing   hash "d<device>"/"u<user>" -> buffered dimension

@@ -837,12 +837,12 @@ int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
             }
             failpoint("evict-before");
             ab_reset(&rs->ab);
-            int bad = ab_add(&rs->ab, "EVALSHA", 7) || ab_add(&rs->ab, rs->evict_sha, 40) ||
-                      ab_addf(&rs->ab, "%zu", 5 + list->elements) ||
-                      key_group(&rs->ab, rs, g, KEY_DIRTY) ||
-                      key_group(&rs->ab, rs, g, KEY_FLUSHING) ||
-                      key_group(&rs->ab, rs, g, KEY_MONTHS) ||
-                      key_group(&rs->ab, rs, g, KEY_EVICTED) || key_month_list(&rs->ab, rs, g, m);
+            int bad =
+                ab_add(&rs->ab, "EVALSHA", 7) || ab_add(&rs->ab, rs->evict_sha, 40) ||
+                ab_addf(&rs->ab, "%zu", 6 + list->elements) ||
+                key_group(&rs->ab, rs, g, KEY_DIRTY) || key_group(&rs->ab, rs, g, KEY_FLUSHING) ||
+                key_group(&rs->ab, rs, g, KEY_MONTHS) || key_group(&rs->ab, rs, g, KEY_EVICTED) ||
+                key_month_list(&rs->ab, rs, g, m) || key_group(&rs->ab, rs, g, KEY_EVGEN);
             for (size_t e = 0; !bad && e < list->elements; e++)
                 bad = ab_add(&rs->ab, list->element[e]->str, list->element[e]->len);
             freeReplyObject(list);

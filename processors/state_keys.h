@@ -23,6 +23,7 @@
 #define KEY_WATERMARK "wm"
 #define KEY_MONTHS "months"
 #define KEY_EVICTED "evicted"
+#define KEY_EVGEN "evgen"
 
 /* Keys of the whole prefix, "<prefix>:<name>". */
 #define KEY_META "meta"

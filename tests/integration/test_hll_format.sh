@@ -7,7 +7,10 @@
 # (hll_add_agg(hll_hash_bigint(user_id), 14, 5, -1, 1)) and by lib/hll (build/hll_tool); the
 # bytes and the cardinality (#) must be identical for every set. The bytea fallback's cast
 # (README) is checked on the same bytes. Redis: build/hll_tool redis compares, register for
-# register, Redis's HyperLogLog after PFADD of the preimages with lib/hll's rule.
+# register, Redis's HyperLogLog after PFADD of the preimages with lib/hll's rule, and the way
+# back (registers SET as a dense string). Rehydration: build/hll_tool rehydrate runs
+# processors/rehydrate.lua and evict.lua on the real Redis with sketches decoded as PostgreSQL
+# stores them (state equal to the original, generation fence, replay, eviction again).
 . "$(dirname "$0")/lib.sh"
 
 make -s -C "$ROOT" build/hll_tool >/dev/null
@@ -97,4 +100,6 @@ say "bytea fallback: ALTER COLUMN users TYPE hll USING users::hll gives the same
 hp=${ACTIVITY_REDIS_URL#redis://}
 hp=${hp%%/*}
 "$TOOL" redis "${hp%:*}" "${hp##*:}" "$PREFIX:hlltool" >&2 || fail "Redis's registers differ from lib/hll's"
+(cd "$ROOT" && "$TOOL" rehydrate "${hp%:*}" "${hp##*:}" "$PREFIX") >&2 ||
+    fail "rehydrate.lua did not bring the state back exactly"
 say "ok"
