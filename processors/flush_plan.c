@@ -108,6 +108,9 @@ struct flush_work {
     /* device values the user rows' browsers point into */
     char **dev_vals;
     size_t n_dev;
+    /* user values, where the browsers of "~" entries were decoded */
+    char **user_vals;
+    size_t n_user_vals;
     /* dirty entities Redis holds no state for (it lost it) */
     size_t missing_hosts, missing_users;
 };
@@ -210,31 +213,67 @@ typedef struct {
     int64_t device;
     uint32_t mask;
     bool null; /* the device "null": events without a device_id */
+    /* A browser entry "~<hex>" or "~-" (NULL browser): a user-month brought
+     * back from PostgreSQL per browser (README "Lateness and eviction"),
+     * already resolved; browser points into the user's value, decoded in
+     * place. */
+    bool resolved;
+    opt_str browser;
 } device_mask;
 
 /* A null device has no slot: it is never looked up, waited on or joined. */
 #define NO_SLOT UINT32_MAX
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes the browser of a "~..." entry (hex from p + 1 to eq) in place at
+ * p + 1; false when it is neither "~-" nor lower-case hex. */
+static bool decode_browser(char *p, const char *eq, opt_str *out)
+{
+    size_t n = (size_t)(eq - p - 1);
+    if (n == 1 && p[1] == '-') {
+        *out = (opt_str){NULL, 0, false};
+        return true;
+    }
+    if (n % 2)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(p[1 + 2 * i]), lo = hex_digit(p[2 + 2 * i]);
+        if (hi < 0 || lo < 0)
+            return false;
+        p[1 + i] = (char)(hi << 4 | lo);
+    }
+    *out = (opt_str){p + 1, n / 2, true};
+    return true;
+}
+
 /* Appends the pairs of "device=mask,device=mask" to (*out, *n, *cap); the
- * device may be "null" (events without a device_id).
+ * device may be "null" (events without a device_id), or a browser entry
+ * "~<hex>" / "~-" (decoded in place: s is the user's own copy).
  * Returns 0; -1 when the value is not in that format (state this process
  * cannot read must stop the flush, never lose a device); -2 when out of
  * memory. */
-static int append_device_masks(const char *s, size_t len, device_mask **out, size_t *n, size_t *cap)
+static int append_device_masks(char *s, size_t len, device_mask **out, size_t *n, size_t *cap)
 {
-    const char *p = s, *end = s ? s + len : s;
+    char *p = s, *end = s ? s + len : s;
     while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *stop = comma ? comma : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        char *comma = memchr(p, ',', (size_t)(end - p));
+        char *stop = comma ? comma : end;
+        char *eq = memchr(p, '=', (size_t)(stop - p));
         int64_t dev = 0, mask;
         bool null = eq && eq - p == 4 && memcmp(p, "null", 4) == 0;
-        if (!eq || (!null && !parse_i64(p, (size_t)(eq - p), &dev)) ||
+        bool resolved = eq && *p == '~';
+        opt_str browser = {NULL, 0, false};
+        if (!eq || (resolved && !decode_browser(p, eq, &browser)) ||
+            (!null && !resolved && !parse_i64(p, (size_t)(eq - p), &dev)) ||
             !parse_i64(eq + 1, (size_t)(stop - eq - 1), &mask) || mask < 0 || mask > UINT32_MAX)
             return -1;
         if (grow((void **)out, cap, *n + 1, sizeof **out, 256))
             return -2;
-        (*out)[(*n)++] = (device_mask){dev, (uint32_t)mask, null};
+        (*out)[(*n)++] = (device_mask){dev, (uint32_t)mask, null, resolved, browser};
         p = stop + 1;
     }
     return 0;
@@ -287,6 +326,12 @@ static int user_month_rows(flush_plan *p, size_t i, const user_month_state *um,
     for (size_t k = 0; k < n; k++) {
         uint32_t slot = dev_slot[k];
         device_record dev;
+        if (dm[k].resolved) {
+            if (grow((void **)bm, bm_cap, nb + 1, sizeof **bm, 64))
+                return -1;
+            (*bm)[nb++] = (browser_mask){dm[k].browser, dm[k].mask};
+            continue;
+        }
         if (slot == NO_SLOT || !dev_vals[slot])
             continue; /* null or unknown device: not in the inner join */
         if (!device_value_decode(dev_vals[slot], dev_lens[slot], &dev)) {
@@ -360,7 +405,7 @@ static int build_user_rows(redis_state *rs, flush_plan *p, errbuf *err)
         goto out;
     for (size_t k = 0; k < n_dm; k++) {
         bool inserted;
-        if (dm[k].null) {
+        if (dm[k].null || dm[k].resolved) {
             dm_slot[k] = NO_SLOT;
             continue;
         }
@@ -436,9 +481,20 @@ static int build_user_rows(redis_state *rs, flush_plan *p, errbuf *err)
     }
     rc = 0;
 out:
-    for (size_t i = 0; um && i < n_users; i++)
-        free(um[i].devices);
-    /* The rows' browsers point into the device values: the plan keeps them. */
+    /* The rows' browsers point into the device values and the user values:
+     * the plan keeps them. */
+    if (um && (w->user_vals = malloc(n_users * sizeof *w->user_vals))) {
+        for (size_t i = 0; i < n_users; i++)
+            w->user_vals[i] = um[i].devices;
+        w->n_user_vals = n_users;
+    } else {
+        for (size_t i = 0; um && i < n_users; i++)
+            free(um[i].devices);
+        if (rc == 0 && um) {
+            rc = -1; /* rows may point into them */
+            err->msg[0] = '\0';
+        }
+    }
     w->dev_vals = dev_vals;
     w->n_dev = n_dev;
     free(dev_lens);
@@ -659,6 +715,9 @@ void flush_plan_free(flush_plan *p)
         for (size_t i = 0; w->dev_vals && i < w->n_dev; i++)
             free(w->dev_vals[i]);
         free(w->dev_vals);
+        for (size_t i = 0; w->user_vals && i < w->n_user_vals; i++)
+            free(w->user_vals[i]);
+        free(w->user_vals);
         free(w->resolved);
         free(w->resolved_len);
         free(w->resolved_group);
