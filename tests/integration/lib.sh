@@ -185,41 +185,57 @@ start_streaming_month() {
     LOADER_PID=$!
 }
 
+# crash_random LO HI FLAGS...: runs the processor with FLAGS and kills it
+# with kill -9 after a random LO-HI seconds. crash_at POINT NTH TENTHS
+# FLAGS...: runs it with ACTIVITY_FAILPOINT=POINT:NTH (it SIGKILLs itself
+# there) and kill -9s it after TENTHS tenths of a second if the point was not
+# reached. Both log to $WORK/crash.log and set CRASH_HOW to what happened.
+crash_random() {
+    local lo=$1 hi=$2 delay pid
+    shift 2
+    delay=$(python3 -c "import random; print(round(random.uniform($lo, $hi), 2))")
+    "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "$@" 2>>"$WORK/crash.log" &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    CRASH_HOW="kill -9 after ${delay}s"
+}
+
+crash_at() {
+    local point=$1 nth=$2 tenths=$3 pid
+    shift 3
+    ACTIVITY_FAILPOINT="$point:$nth" "$ACTIVITY" run "${TOPIC_FLAGS[@]}" \
+        --group "it$RUN_ID" "$@" 2>>"$WORK/crash.log" &
+    pid=$!
+    for _ in $(seq 1 "$tenths"); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -9 "$pid" 2>/dev/null; then
+        CRASH_HOW="kill -9 after $((tenths / 10))s ($point:$nth not reached)"
+    else
+        CRASH_HOW="failpoint $point:$nth"
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
 # crash_loop N FLAGS...: starts the processor N times with FLAGS and kills
 # each run: odd runs with kill -9 after a random 0.5-1.6 s, even runs by
 # SIGKILL at a failpoint (ACTIVITY_FAILPOINT, cycling through the crash
 # points; kill -9 after 4 s if the point was not reached). Logs go to
 # $WORK/crash.log; prints how many failpoints fired.
 crash_loop() {
-    local runs=$1 i pid how delay point nth
+    local runs=$1 i
     shift
     local points=(apply-sent apply-done flush-after-take flush-before-commit flush-after-commit)
     for i in $(seq 1 "$runs"); do
         if ((i % 2)); then
-            delay=$(python3 -c "import random; print(round(random.uniform(0.5, 1.6), 2))")
-            "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "$@" 2>>"$WORK/crash.log" &
-            pid=$!
-            sleep "$delay"
-            kill -9 "$pid" 2>/dev/null || true
-            how="kill -9 after ${delay}s"
+            crash_random 0.5 1.6 "$@"
         else
-            point=${points[$(((i / 2) % ${#points[@]}))]}
-            nth=$((RANDOM % 3 + 1))
-            ACTIVITY_FAILPOINT="$point:$nth" "$ACTIVITY" run "${TOPIC_FLAGS[@]}" \
-                --group "it$RUN_ID" "$@" 2>>"$WORK/crash.log" &
-            pid=$!
-            for _ in $(seq 1 40); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            if kill -9 "$pid" 2>/dev/null; then
-                how="kill -9 after 4s ($point:$nth not reached)"
-            else
-                how="failpoint $point:$nth"
-            fi
+            crash_at "${points[$(((i / 2) % ${#points[@]}))]}" $((RANDOM % 3 + 1)) 40 "$@"
         fi
-        wait "$pid" 2>/dev/null || true
-        say "crash $i: $how"
+        say "crash $i: $CRASH_HOW"
     done
     say "$(grep -c "failpoint .* reached" "$WORK/crash.log" || true) failpoints fired"
 }

@@ -48,30 +48,11 @@ FLAGS=(--instance-id "evict-$RUN_ID" --evict-closed-months --batch-size 2000 --f
 points=(evict-before evict-waiting-forgotten evict-after flush-after-commit)
 for i in $(seq 1 24); do
     if ((i % 3 == 0)); then
-        delay=$(python3 -c "import random; print(round(random.uniform(0.5, 2.0), 2))")
-        "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" "${FLAGS[@]}" 2>>"$WORK/crash.log" &
-        pid=$!
-        sleep "$delay"
-        kill -9 "$pid" 2>/dev/null || true
-        how="kill -9 after ${delay}s"
+        crash_random 0.5 2.0 "${FLAGS[@]}"
     else
-        point=${points[$((i % ${#points[@]}))]}
-        nth=$((RANDOM % 2 + 1))
-        ACTIVITY_FAILPOINT="$point:$nth" "$ACTIVITY" run "${TOPIC_FLAGS[@]}" --group "it$RUN_ID" \
-            "${FLAGS[@]}" 2>>"$WORK/crash.log" &
-        pid=$!
-        for _ in $(seq 1 60); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -9 "$pid" 2>/dev/null; then
-            how="kill -9 after 6s ($point:$nth not reached)"
-        else
-            how="failpoint $point:$nth"
-        fi
+        crash_at "${points[$((i % ${#points[@]}))]}" $((RANDOM % 2 + 1)) 60 "${FLAGS[@]}"
     fi
-    wait "$pid" 2>/dev/null || true
-    say "crash $i: $how"
+    say "crash $i: $CRASH_HOW"
 done
 fired=$(grep -c "failpoint evict-.* reached" "$WORK/crash.log" || true)
 say "$fired eviction failpoints fired"
