@@ -14,6 +14,7 @@
 #include "cmd/deployment.h"
 #include "lib/metrics_http.h"
 #include "lib/run_metrics.h"
+#include "sinks/pg_rehydrate.h"
 
 #include <errno.h>
 
@@ -49,8 +50,8 @@ static const char help[] =
     "                          before every watermark are closed (README \"Lateness and\n"
     "                          eviction\")\n"
     "  --evict-closed-months   delete a closed month's Redis state once PostgreSQL holds it;\n"
-    "                          later events for it are then counted and left out\n"
-    "                          (activity_late_skipped_total), not applied\n"
+    "                          a later event for it brings its host and user back from\n"
+    "                          PostgreSQL and is applied (activity_rehydrations_total)\n"
     "  --exact-uniques-limit N keep a host-day's visitors as an exact set in Redis up to\n"
     "                          N, then as HyperLogLog registers; at least 1280, the\n"
     "                          sketches' EXPLICIT threshold, so the output does not\n"
@@ -481,6 +482,9 @@ int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks)
                              (long)(rc.pg_statement_timeout * 1000), &err) ||
         pg_sink_migrate(pg, &err))
         goto out;
+    /* Late events of evicted months bring their entities back from the
+     * tables (README "Lateness and eviction"). */
+    redis_state_set_rehydrate_reader(apply_rs, pg_rehydrate_read, pg);
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
     char redis_version[64];

@@ -19,7 +19,7 @@
 
 static metric_family *consumed, *applied, *dead_letters, *batch_records, *apply_seconds,
     *apply_wait_seconds, *rebalances, *assigned, *flush_seconds, *flushes, *flush_rows, *lag,
-    *redis_up, *pg_up, *redis_retries, *pg_retries, *build_info, *late_events, *late_skipped,
+    *redis_up, *pg_up, *redis_retries, *pg_retries, *build_info, *late_events, *rehydrations,
     *evictions;
 
 static double now_seconds(void)
@@ -110,10 +110,10 @@ int run_metrics_init(double ready_flush_failure)
                                  "Events older than their partition's watermark (latest event "
                                  "time minus --allowed-lateness) when read.",
                                  NULL, NULL, 0);
-    late_skipped =
-        metrics_family("activity_late_skipped_total", METRIC_COUNTER,
-                       "Host-days and (user, month) masks of evicted months that applies left "
-                       "out (rehydration is not built yet).",
+    rehydrations =
+        metrics_family("activity_rehydrations_total", METRIC_COUNTER,
+                       "Hosts and users of evicted months brought back from PostgreSQL into "
+                       "Redis for late events.",
                        NULL, NULL, 0);
     evictions = metrics_family("activity_month_evictions_total", METRIC_COUNTER,
                                "(key group, month) pairs whose Redis state was deleted after "
@@ -125,7 +125,7 @@ int run_metrics_init(double ready_flush_failure)
     if (!consumed || !applied || !dead_letters || !batch_records || !apply_seconds ||
         !apply_wait_seconds || !rebalances || !assigned || !flush_seconds || !flushes ||
         !flush_rows || !lag || !redis_up || !pg_up || !redis_retries || !pg_retries ||
-        !build_info || !late_events || !late_skipped || !evictions ||
+        !build_info || !late_events || !rehydrations || !evictions ||
         metrics_gauge_fn("activity_oldest_unflushed_change_seconds",
                          "Age of the oldest change this member applied to Redis that no flush "
                          "has written to PostgreSQL yet (0: none).",
@@ -230,13 +230,13 @@ void run_metrics_late_event(void)
     metrics_add(late_events, NULL, 1);
 }
 
-void run_metrics_late_skipped(uint64_t total)
+void run_metrics_rehydrations(uint64_t total)
 {
     /* A running total from the Redis state module: publish the increase. */
     static _Atomic uint64_t seen;
     uint64_t before = atomic_exchange(&seen, total);
     if (total > before)
-        metrics_add(late_skipped, NULL, (double)(total - before));
+        metrics_add(rehydrations, NULL, (double)(total - before));
 }
 
 void run_metrics_evictions(size_t n)

@@ -43,9 +43,10 @@ void run_metrics_flush_ok(double seconds, size_t host_rows, size_t user_rows, si
                           size_t user_changes);
 void run_metrics_flush_superseded(void);
 /* Lateness and eviction (README "Lateness and eviction"): one late event;
- * the running total of skipped deltas of evicted months; evictions. */
+ * the running total of entities of evicted months brought back from
+ * PostgreSQL; evictions. */
 void run_metrics_late_event(void);
-void run_metrics_late_skipped(uint64_t total);
+void run_metrics_rehydrations(uint64_t total);
 void run_metrics_evictions(size_t n);
 void run_metrics_flush_failed(bool postgres);
 void run_metrics_redis_up(bool up);

@@ -9,16 +9,18 @@
 -- buffer, [5] watermark hash, [6] set of the months held, [7] set of the
 -- evicted months; then per host-day of the first section, in its order,
 -- the hits hash h:<YYYYMM>:<host>, the exact set s:<YYYYMMDD>:<host> and
--- the HyperLogLog p:<YYYYMMDD>:<host> of its uniques, and the month's key
--- list k:<YYYYMM>; then per user hash of the second section, in its order,
--- u:<YYYYMM>:<bucket> and k:<YYYYMM>.
+-- the HyperLogLog p:<YYYYMMDD>:<host> of its uniques, the month's key
+-- list k:<YYYYMM> and its set of rehydrated entities r:<YYYYMM>; then per
+-- user hash of the second section, in its order, u:<YYYYMM>:<bucket>,
+-- k:<YYYYMM> and r:<YYYYMM>.
 --
 -- ARGV: fence field ("topic/partition"), expected fence ("-1" if none; "*"
 -- only from the benchmark's unfenced build, ACTIVITY_UNFENCED in
 -- state_apply.c: no fence check and no fence update, to price them), new
 -- fence, the exact-uniques limit, the watermark this batch reaches (epoch
 -- ms: its latest event time minus the allowed lateness; "-" without
--- events), then four sections, each a count followed by its entries:
+-- events), the distinct months of the call (a count, then each YYYYMM),
+-- then four sections, each a count followed by its entries:
 --   host-days: month(YYYYMM) day(D) host hits nusers nreg member...
 --     (members: lib/hll.h hll_redis_member; the first nreg are 8 bytes, PFADD-able;
 --     the others, 9 bytes, set no register of the sketch and are never PFADDed)
@@ -29,15 +31,18 @@
 -- The dirty markers it adds are defined in processors/dirty_marker.h.
 -- Every key an entity of month M gets is also listed in k:M, so that the
 -- eviction of M (evict.lua) names them all in its KEYS without a SCAN.
--- The deltas of a month in the evicted set are not applied (README
--- "Lateness and eviction": a closed, evicted month is final until
--- rehydration exists) and are counted in the reply.
--- Returns {1, host-days skipped, user hashes skipped} when applied,
--- {0, current fence} when the fence moved (another instance applied this
--- range, or this one is a zombie): nothing is written.
+-- An entity (a host, or a user) of a month in the evicted set is applied
+-- only once rehydrate.lua brought it back from PostgreSQL (listed in
+-- r:<YYYYMM>; README "Lateness and eviction"). Until then nothing is
+-- written, not even the fence: the caller rehydrates and calls again.
+-- Returns {1} when applied; {0, current fence} when the fence moved
+-- (another instance applied this range, or this one is a zombie); {2,
+-- kind, month, entity, ...} when entities of evicted months must be
+-- rehydrated first ("h" host or "u" user): nothing is written.
 local fence_key, dirty_key, devkey, dimkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local wmkey, monthskey, evictedkey = KEYS[5], KEYS[6], KEYS[7]
 local kx = 8 -- the next key of the sections
+local NHKEYS, NUKEYS = 5, 3 -- keys per host-day, per user hash
 local fenced = ARGV[2] ~= '*'
 if fenced then
   local cur = redis.call('HGET', fence_key, ARGV[1]) or '-1'
@@ -57,9 +62,47 @@ local function chunked(cmd, key, list, first, last)
 end
 
 -- Months are evicted rarely; one SMEMBERS answers every entity of the call.
-local evicted = {}
+-- With evicted months, a first pass finds their entities not brought back
+-- yet, before anything is written.
+local evicted, any_evicted = {}, false
 for _, m in ipairs(redis.call('SMEMBERS', evictedkey)) do evicted[m] = true end
-local skipped_hosts, skipped_users = 0, 0
+local first = 7 + tonumber(ARGV[6]) -- the first section
+for j = 7, first - 1 do any_evicted = any_evicted or evicted[ARGV[j]] end
+if any_evicted then
+  local need, asked = {}, {}
+  local function check(rkey, month, kind, entity)
+    local member = kind .. entity
+    if evicted[month] and not asked[rkey .. member] then
+      asked[rkey .. member] = true
+      if redis.call('SISMEMBER', rkey, member) == 0 then
+        need[#need + 1] = kind
+        need[#need + 1] = month
+        need[#need + 1] = entity
+      end
+    end
+  end
+  local a, k = first, kx
+  local n = tonumber(ARGV[a]); a = a + 1
+  for _ = 1, n do
+    check(KEYS[k + 4], ARGV[a], 'h', ARGV[a + 2])
+    a = a + 6 + tonumber(ARGV[a + 4])
+    k = k + NHKEYS
+  end
+  n = tonumber(ARGV[a]); a = a + 1
+  for _ = 1, n do
+    local month, nu = ARGV[a], tonumber(ARGV[a + 1])
+    a = a + 2
+    for _ = 1, nu do
+      check(KEYS[k + 2], month, 'u', ARGV[a])
+      a = a + 2 + 2 * tonumber(ARGV[a + 1])
+    end
+    k = k + NUKEYS
+  end
+  if #need > 0 then
+    table.insert(need, 1, 2)
+    return need
+  end
+end
 local months_seen = {}
 -- Records that month holds key (its key list klist) once per call.
 local listed = {}
@@ -74,22 +117,16 @@ local function list_key(month, klist, key)
   end
 end
 
-local i = 6
+local i = first
 local nh = tonumber(ARGV[i]); i = i + 1
 for _ = 1, nh do
   local month, day, host = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local hits, nu, nreg = ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   local hkey, set, hll, klist = KEYS[kx], KEYS[kx + 1], KEYS[kx + 2], KEYS[kx + 3]
   i = i + 6
-  kx = kx + 4
-  if evicted[month] then
-    skipped_hosts = skipped_hosts + 1
-    i = i + nu
-    nu = -1
-  else
-    list_key(month, klist, hkey)
-    redis.call('HINCRBY', hkey, day, hits)
-  end
+  kx = kx + NHKEYS
+  list_key(month, klist, hkey)
+  redis.call('HINCRBY', hkey, day, hits)
   if nu > 0 then
     -- What the day's sketch is built from (README "Daily sketches"): the
     -- exact set while small, HyperLogLog registers once past EXACT_LIMIT
@@ -116,9 +153,7 @@ for _ = 1, nh do
     list_key(month, klist, hll)
     i = i + nu
   end
-  if nu >= 0 then
-    dirty[#dirty + 1] = 'h' .. month .. ':' .. host
-  end
+  dirty[#dirty + 1] = 'h' .. month .. ':' .. host
 end
 
 -- A user's stored value lists "device=mask" pairs, comma-separated. Merges
@@ -177,7 +212,7 @@ for _ = 1, nk do
   local month, nu = ARGV[i], tonumber(ARGV[i + 1])
   i = i + 2
   local key, klist = KEYS[kx], KEYS[kx + 1]
-  kx = kx + 2
+  kx = kx + NUKEYS
   local users, starts = {}, {}
   local j = i
   for u = 1, nu do
@@ -191,10 +226,6 @@ for _ = 1, nk do
     for k = 1, #part do old[c + k - 1] = part[k] end
   end
   local out = {}
-  if evicted[month] then
-    skipped_users = skipped_users + nu
-    nu = 0
-  end
   for u = 1, nu do
     local v = merge_masks(old[u], starts[u])
     if v then
@@ -318,4 +349,4 @@ if ARGV[5] ~= '-' then
     redis.call('HSET', wmkey, ARGV[1], ARGV[5])
   end
 end
-return {1, skipped_hosts, skipped_users}
+return {1}

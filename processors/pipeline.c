@@ -5,6 +5,7 @@
 
 #include "lib/grow.h"
 #include "lib/run_metrics.h"
+#include "processors/state_rehydrate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -386,13 +387,26 @@ static int after_conflicts(pipeline *p, int conflict, rd_kafka_topic_partition_l
 int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, errbuf *err)
 {
     int conflict = 0;
+    /* Every reply first: a rehydration (below) talks to Redis on the same
+     * connection, after the pipeline is drained. */
+    for (size_t i = 0; i < p->n_parts; i++) {
+        partition_state *ps = p->parts[i];
+        if (ps->inflight && (ps->ticket_rc = redis_state_apply_recv(
+                                 p->apply_redis, &ps->inflight_b, ps->topic, ps->partition,
+                                 &ps->ticket, ps->fences, err)) < 0)
+            return -1;
+    }
     for (size_t i = 0; i < p->n_parts; i++) {
         partition_state *ps = p->parts[i];
         if (!ps->inflight)
             continue;
-        int r = redis_state_apply_recv(p->apply_redis, &ps->inflight_b, ps->topic, ps->partition,
-                                       &ps->ticket, ps->fences, err);
-        if (r < 0)
+        int r = ps->ticket_rc;
+        /* Late events of evicted months: their entities come back from
+         * PostgreSQL, then those groups apply (README "Lateness and
+         * eviction"). */
+        if (r == REDIS_APPLY_REHYDRATE &&
+            (r = redis_state_apply_rehydrating(p->apply_redis, &ps->inflight_b, ps->topic,
+                                               ps->partition, &ps->ticket, ps->fences, err)) < 0)
             return -1;
         ps->inflight = false;
         size_t folded = batch_bytes(&ps->inflight_b);
@@ -415,7 +429,7 @@ int pipeline_apply_end(pipeline *p, rd_kafka_topic_partition_list_t **reseek, er
                       (unsigned long long)ps->inflight_records, folded, ps->ticket.n);
             ps->applied = ps->inflight_position;
             run_metrics_applied(ps->topic, ps->inflight_records - ps->inflight_dead);
-            run_metrics_late_skipped(redis_state_skipped_entities(p->apply_redis));
+            run_metrics_rehydrations(redis_state_rehydrations(p->apply_redis));
         }
     }
     return after_conflicts(p, conflict, reseek, err);

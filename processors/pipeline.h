@@ -36,6 +36,7 @@ typedef struct {
     batch inflight_b;
     bool inflight;
     apply_ticket ticket;
+    int ticket_rc; /* what redis_state_apply_recv answered (pipeline_apply_end) */
     int64_t inflight_position;
     /* For the log: the first offset and record count of the batch being
      * folded, and of the one in flight. */

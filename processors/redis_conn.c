@@ -344,6 +344,7 @@ void redis_state_free(redis_state *rs)
         redisFree(rs->ctx);
     ab_free(&rs->ab);
     free(rs->rows);
+    free(rs->months);
     free(rs->url);
     free(rs->prefix);
     free(rs);
@@ -357,11 +358,6 @@ void redis_state_set_lateness(redis_state *rs, int64_t ms)
 void redis_state_set_eviction(redis_state *rs, bool on)
 {
     rs->evict = on;
-}
-
-uint64_t redis_state_skipped_entities(const redis_state *rs)
-{
-    return rs->skipped_entities;
 }
 
 void redis_state_set_exact_limit(redis_state *rs, long limit)

@@ -54,8 +54,6 @@ void redis_state_set_exact_limit(redis_state *rs, long limit);
 void redis_state_set_lateness(redis_state *rs, int64_t ms);
 /* Whether flushes evict closed months (redis_state_evict_closed). */
 void redis_state_set_eviction(redis_state *rs, bool on);
-/* Host-days and (user, month) masks of evicted months applies left out. */
-uint64_t redis_state_skipped_entities(const redis_state *rs);
 
 /* Commands sent over the network (a script call counts once). */
 uint64_t redis_state_commands(const redis_state *rs);

@@ -1,8 +1,9 @@
 /*
  * redis_conn_impl.h — the private inside of the Redis state module, shared
- * by its three files only: processors/redis_conn.c (connection, commands,
+ * by its four files only: processors/redis_conn.c (connection, commands,
  * scripts), processors/state_apply.c (applies, fences, the flush's
- * hand-off) and processors/state_read.c (the flush's reads).
+ * hand-off), processors/state_read.c (the flush's reads) and
+ * processors/state_rehydrate.c (evicted entities back from PostgreSQL).
  *
  * This is the one header that names hiredis: everything else sees the
  * opaque redis_state and plain C structs (processors/redis_state.h), so
@@ -14,7 +15,9 @@
 #ifndef ACTIVITY_REDIS_CONN_IMPL_H
 #define ACTIVITY_REDIS_CONN_IMPL_H
 
+#include "processors/key_groups.h"
 #include "processors/redis_conn.h"
+#include "processors/state_rehydrate.h"
 #include "lib/decimal.h"
 
 #include <hiredis/hiredis.h>
@@ -53,10 +56,17 @@ struct redis_state {
     char evict_sha[41];
     char rehydrate_sha[41];
     long exact_limit;
-    int64_t lateness_ms;       /* the allowed lateness (watermarks) */
-    bool evict;                /* evict closed months after flushes */
-    uint64_t skipped_entities; /* deltas of evicted months not applied */
-    ud_row *rows;              /* scratch for the apply (state_apply.c) */
+    int64_t lateness_ms; /* the allowed lateness (watermarks) */
+    bool evict;          /* evict closed months after flushes */
+    /* rehydration (processors/state_rehydrate.c) */
+    rehydrate_reader reader;
+    void *reader_ctx;
+    uint64_t rehydrations;
+    bool capture;                        /* keep apply replies asking for it */
+    struct redisReply *need[KEY_GROUPS]; /* ... here, per group */
+    ud_row *rows;                        /* scratch for the apply (state_apply.c) */
+    int32_t *months;                     /* ... and the months of one call */
+    size_t months_cap;
     size_t rows_cap;
     uint64_t commands;
     argv_builder ab;
@@ -159,6 +169,9 @@ int rs_key_group_of(const redis_state *rs, const char *key, size_t len, char kin
                     const char **rest);
 /* "YYYYMM" of a month_index. */
 void rs_month_text(int32_t month, char out[8]);
+/* Brings back from PostgreSQL the entities an apply of group g asked for
+ * (its reply {2, kind, month, entity, ...}; processors/state_rehydrate.c). */
+int rs_rehydrate(redis_state *rs, uint32_t g, const redisReply *need, errbuf *err);
 /* Copies the string elements of an array reply into out (others empty). */
 int rs_strings_from_reply(const redisReply *r, redis_strings *out);
 

@@ -22,8 +22,8 @@
  *   <p>:{g}:months              set of the months (YYYYMM) the group holds
  *   <p>:{g}:k:<YYYYMM>          set of every key an apply wrote for the month
  *                               (what evict.lua deletes)
- *   <p>:{g}:evicted             set of the months evicted (apply.lua leaves
- *                               their deltas out: no rehydration yet)
+ *   <p>:{g}:evicted             set of the months evicted (apply.lua asks
+ *                               for an entity's rehydration first)
  *   <p>:{g}:evgen               hash month -> how many times it was evicted
  *                               (fences rehydrate.lua's writes)
  *   <p>:{g}:r:<YYYYMM>          set of the entities ("h<host>", "u<user>") of an

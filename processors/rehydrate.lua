@@ -80,8 +80,11 @@ if kind == 'h' then
     list_key(hll)
   end
 elseif kind == 'u' then
-  redis.call('HSET', KEYS[6], entity, ARGV[5])
-  list_key(KEYS[6])
+  -- "" when PostgreSQL holds nothing of the user in that month.
+  if ARGV[5] ~= '' then
+    redis.call('HSET', KEYS[6], entity, ARGV[5])
+    list_key(KEYS[6])
+  end
 else
   return redis.error_reply('rehydrate: unknown entity kind ' .. kind)
 end

@@ -144,8 +144,8 @@ static size_t user_hash_count(const ud_row *rows, size_t n)
     return nkeys;
 }
 
-/* Adds the KEYS of the user hashes, each with its month's key list, in
- * the order of their section. */
+/* Adds the KEYS of the user hashes, each with its month's key list and
+ * set of rehydrated entities, in the order of their section. */
 static int add_user_keys(argv_builder *ab, const redis_state *rs, uint32_t g, const ud_row *rows,
                          size_t n)
 {
@@ -155,7 +155,7 @@ static int add_user_keys(argv_builder *ab, const redis_state *rs, uint32_t g, co
         char month[8];
         rs_month_text(rows[i].month, month);
         if (key_user_hash(ab, rs, g, rows[i].month, rows[i].bucket) ||
-            key_month_list(ab, rs, g, month))
+            key_month_list(ab, rs, g, month) || key_month_rehydrated(ab, rs, g, month))
             return -1;
     }
     return 0;
@@ -214,6 +214,44 @@ static const bool unfenced = true;
 static const bool unfenced = false;
 #endif
 
+/* Adds month m to the first *n of rs->months unless it is there. */
+static int note_month(redis_state *rs, size_t *n, int32_t m)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (rs->months[k] == m)
+            return 0;
+    if (grow((void **)&rs->months, &rs->months_cap, *n + 1, sizeof *rs->months, 16))
+        return -1;
+    rs->months[(*n)++] = m;
+    return 0;
+}
+
+/* Adds the distinct months of group g's entries ("YYYYMM"), their count
+ * first: apply.lua looks for evicted entities only in a call that touches
+ * an evicted month, so other calls pay one lookup per month. */
+static int add_months(argv_builder *ab, redis_state *rs, const batch *b, uint32_t g,
+                      const ud_row *rows, size_t nu)
+{
+    size_t n = 0;
+    for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
+        civil_date d = civil_from_days(b->host_days[i].day);
+        if (note_month(rs, &n, month_index(d.year, d.month)))
+            return -1;
+    }
+    for (size_t i = 0; i < nu; i++)
+        if ((i == 0 || rows[i].month != rows[i - 1].month) && note_month(rs, &n, rows[i].month))
+            return -1;
+    if (ab_addf(ab, "%zu", n))
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        char text[8];
+        rs_month_text(rs->months[k], text);
+        if (ab_add(ab, text, 6))
+            return -1;
+    }
+    return 0;
+}
+
 /* One apply.lua call: every key it touches in KEYS (Redis Cluster routes
  * by them; all share the group's hash tag), in the order apply.lua reads
  * them, then the fence check and the deltas in ARGV. */
@@ -241,14 +279,15 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
 
     ab_reset(ab);
     if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->apply_sha, 40) ||
-        ab_addf(ab, "%zu", 7 + 4 * nh + 2 * user_hash_count(*rows, nu)) ||
+        ab_addf(ab, "%zu", 7 + 5 * nh + 3 * user_hash_count(*rows, nu)) ||
         key_group(ab, rs, g, KEY_FENCE) || key_group(ab, rs, g, KEY_DIRTY) ||
         key_group(ab, rs, g, KEY_DEVICES) || key_group(ab, rs, g, KEY_DIM) ||
         key_group(ab, rs, g, KEY_WATERMARK) || key_group(ab, rs, g, KEY_MONTHS) ||
         key_group(ab, rs, g, KEY_EVICTED))
         return -1;
-    /* Per host-day: its hits hash, and both homes of its uniques (the
-     * exact set and the HyperLogLog it is folded into). */
+    /* Per host-day: its hits hash, both homes of its uniques (the exact
+     * set and the HyperLogLog it is folded into), its month's key list and
+     * rehydrated set. */
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         const host_day_delta *hd = &b->host_days[i];
         const char *host = batch_str(b, hd->host_off);
@@ -257,7 +296,7 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         snprintf(month, sizeof month, "%04d%02d", d.year, d.month);
         if (key_host_month(ab, rs, g, d.year, d.month, host, hd->host_len) ||
             key_host_day_uniques(ab, rs, g, d.year, d.month, d.day, host, hd->host_len) ||
-            key_month_list(ab, rs, g, month))
+            key_month_list(ab, rs, g, month) || key_month_rehydrated(ab, rs, g, month))
             return -1;
     }
     if (add_user_keys(ab, rs, g, *rows, nu))
@@ -269,7 +308,7 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         (max_event_ms == INT64_MIN
              ? ab_add(ab, "-", 1)
              : ab_addf(ab, "%lld", (long long)(max_event_ms - rs->lateness_ms))) ||
-        ab_addf(ab, "%zu", nh))
+        add_months(ab, rs, b, g, *rows, nu) || ab_addf(ab, "%zu", nh))
         return -1;
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         const host_day_delta *hd = &b->host_days[i];
@@ -330,6 +369,7 @@ static int send_apply(redis_state *rs, const batch *b, const char *topic, int32_
         return -1;
     }
     t->n = 0;
+    memset(t->rehydrate, 0, sizeof t->rehydrate);
     t->new_fence = new_fence;
     t->max_event_ms = max_event_ms;
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
@@ -365,7 +405,7 @@ static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_
                       apply_ticket *t, int64_t fences[KEY_GROUPS], errbuf *err)
 {
     int result = 0;
-    bool again[KEY_GROUPS] = {false}, noscript = false;
+    bool again[KEY_GROUPS] = {false}, noscript = false, rehydrate = false;
     int64_t expected[KEY_GROUPS];
     for (size_t k = 0; k < t->n; k++) {
         uint32_t g = t->groups[k];
@@ -379,9 +419,14 @@ static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_
                    r->element[0]->type == REDIS_REPLY_INTEGER) {
             if (r->element[0]->integer == 1) {
                 fences[g] = t->new_fence;
-                for (size_t e = 1; e < r->elements && e < 3; e++)
-                    if (r->element[e]->type == REDIS_REPLY_INTEGER)
-                        rs->skipped_entities += (uint64_t)r->element[e]->integer;
+            } else if (r->element[0]->integer == 2) {
+                /* Entities of evicted months first (nothing written):
+                 * redis_state_apply_rehydrating brings them back. */
+                rehydrate = t->rehydrate[g] = true;
+                if (rs->capture) {
+                    rs->need[g] = r;
+                    r = NULL;
+                }
             } else {
                 fences[g] = (r->elements > 1 && r->element[1]->type == REDIS_REPLY_STRING)
                                 ? strtoll(r->element[1]->str, NULL, 10)
@@ -393,8 +438,11 @@ static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_
                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
             result = -1;
         }
-        freeReplyObject(r);
+        if (r)
+            freeReplyObject(r);
     }
+    if (result == 0 && rehydrate)
+        result = REDIS_APPLY_REHYDRATE;
     if (result >= 0 && noscript) {
         if (rs_load_scripts(rs, err))
             return -1;
@@ -405,8 +453,10 @@ static int recv_apply(redis_state *rs, const batch *b, const char *topic, int32_
             r = recv_apply(rs, b, topic, partition, &retry, fences, err);
             /* A second NOSCRIPT right after loading them is an error. */
         }
-        if (r != 0)
+        if (r < 0 || r == 1 || (r == REDIS_APPLY_REHYDRATE && result == 0))
             result = r;
+        for (uint32_t g = 0; g < KEY_GROUPS; g++)
+            t->rehydrate[g] |= retry.rehydrate[g];
     }
     if (b && result == 0)
         failpoint("apply-done");
@@ -437,6 +487,45 @@ int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, i
                            apply_ticket *t, int64_t fences[KEY_GROUPS], errbuf *err)
 {
     return recv_apply(rs, b, topic, partition, t, fences, err);
+}
+
+int redis_state_apply_rehydrating(redis_state *rs, const batch *b, const char *topic,
+                                  int32_t partition, apply_ticket *t, int64_t fences[KEY_GROUPS],
+                                  errbuf *err)
+{
+    bool want[KEY_GROUPS];
+    int64_t expected[KEY_GROUPS];
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        want[g] = false;
+    for (size_t k = 0; k < t->n; k++) {
+        want[t->groups[k]] = t->rehydrate[t->groups[k]];
+        expected[t->groups[k]] = t->expected[k];
+    }
+    /* Each round asks again (the apply names what is still missing),
+     * brings that back, and applies; a round without progress is one where
+     * another instance evicted the month again in between. */
+    for (int round = 0; round < 16; round++) {
+        apply_ticket again;
+        rs->capture = true;
+        int r = send_apply(rs, b, topic, partition, t->new_fence, t->max_event_ms, expected, want,
+                           &again, err);
+        if (r == 0)
+            r = recv_apply(rs, b, topic, partition, &again, fences, err);
+        rs->capture = false;
+        for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+            if (r == REDIS_APPLY_REHYDRATE && rs->need[g] && rs_rehydrate(rs, g, rs->need[g], err))
+                r = -1;
+            if (rs->need[g])
+                freeReplyObject(rs->need[g]);
+            rs->need[g] = NULL;
+            want[g] = again.rehydrate[g];
+        }
+        if (r != REDIS_APPLY_REHYDRATE)
+            return r;
+    }
+    err_set(err, "rehydration of evicted months for %s [%d] did not settle in 16 rounds", topic,
+            partition);
+    return -1;
 }
 
 int redis_state_advance_fences(redis_state *rs, const char *topic, int32_t partition, int64_t next,

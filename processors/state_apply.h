@@ -38,13 +38,26 @@ typedef struct {
     size_t n;
     int64_t new_fence;
     int64_t max_event_ms;
+    bool rehydrate[KEY_GROUPS]; /* groups that asked for a rehydration */
 } apply_ticket;
+
+/* _recv's answer when some group must first bring entities of evicted
+ * months back from PostgreSQL (nothing of that group was written). */
+#define REDIS_APPLY_REHYDRATE 2
 
 int redis_state_apply_send(redis_state *rs, const batch *b, const char *topic, int32_t partition,
                            int64_t new_fence, const int64_t fences[KEY_GROUPS], apply_ticket *t,
                            errbuf *err);
 int redis_state_apply_recv(redis_state *rs, const batch *b, const char *topic, int32_t partition,
                            apply_ticket *t, int64_t fences[KEY_GROUPS], errbuf *err);
+
+/* After _recv returned REDIS_APPLY_REHYDRATE (every reply of the pipeline
+ * read): brings those entities back (processors/state_rehydrate.h) and
+ * applies those groups again, synchronously. Returns as _recv, never
+ * REDIS_APPLY_REHYDRATE. */
+int redis_state_apply_rehydrating(redis_state *rs, const batch *b, const char *topic,
+                                  int32_t partition, apply_ticket *t, int64_t fences[KEY_GROUPS],
+                                  errbuf *err);
 
 /* Moves fences of groups that had nothing in [fence, next) up to next, so a
  * restart does not re-read a long range for a quiet group. Same return

@@ -85,6 +85,16 @@ static inline int key_month_list(argv_builder *ab, const redis_state *rs, uint32
     return ab_add_key(ab, rs, g, mid, NULL, 0);
 }
 
+/* Adds the set of a month's entities rehydrate.lua brought back
+ * ("h<host>", "u<user>"), read by apply.lua while the month is evicted. */
+static inline int key_month_rehydrated(argv_builder *ab, const redis_state *rs, uint32_t g,
+                                       const char *month6)
+{
+    char mid[16];
+    snprintf(mid, sizeof mid, "r:%.6s", month6);
+    return ab_add_key(ab, rs, g, mid, NULL, 0);
+}
+
 /* "<prefix>:<name>" into buf; -1 (err set) when it does not fit. */
 static inline int key_prefixed(char *buf, size_t size, const redis_state *rs, const char *name,
                                errbuf *err)

@@ -26,10 +26,11 @@ for layer in "$@"; do
     done < <(grep -n '^#include "' "$layer"/*.[ch] /dev/null || true)
 done
 # hiredis stays inside the Redis state module: its connection (redis_conn.c), what
-# writes state (state_apply.c) and the flush's reads (state_read.c) share the private
+# writes state (state_apply.c), the flush's reads (state_read.c) and rehydration
+# (state_rehydrate.c) share the private
 # header redis_conn_impl.h (and state_keys.h, the key names); everything else sees plain
 # C values (ARCHITECTURE.md).
-redis_private='^processors/(redis_conn\.c|state_apply\.c|state_read\.c|redis_conn_impl\.h|state_keys\.h)$'
+redis_private='^processors/(redis_conn\.c|state_apply\.c|state_read\.c|state_rehydrate\.c|redis_conn_impl\.h|state_keys\.h)$'
 while IFS=: read -r file line text; do
     [[ $file =~ $redis_private ]] && continue
     echo "check-layers: $file:$line: only the Redis state module may include hiredis, redis_conn_impl.h or state_keys.h: $text" >&2

@@ -631,6 +631,32 @@ static int ensure_conn(pg_sink *pg, errbuf *err)
     return PQstatus(pg->conn) != CONNECTION_OK ? open_conn(pg, err) : 0;
 }
 
+int pg_sink_read_rows(pg_sink *pg, const char *sql, int n, const char *const *params,
+                      const char *what, pg_row_fn fn, void *ctx, errbuf *err)
+{
+    if (ensure_conn(pg, err))
+        return -1;
+    PGresult *res = exec_params(pg, sql, n, params, what, err);
+    if (!res)
+        return -1;
+    int ncols = PQnfields(res), rc = 0;
+    const char *values[16];
+    size_t lens[16];
+    if (ncols > 16) {
+        err_set(err, "postgres: %s: %d columns, at most 16 are read", what, ncols);
+        rc = -1;
+    }
+    for (int row = 0; rc == 0 && row < PQntuples(res); row++) {
+        for (int c = 0; c < ncols; c++) {
+            values[c] = PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+            lens[c] = (size_t)PQgetlength(res, row, c);
+        }
+        rc = fn(ctx, values, lens, ncols, err);
+    }
+    PQclear(res);
+    return rc;
+}
+
 int pg_sink_fence_token(pg_sink *pg, const char *name, int64_t *token, errbuf *err)
 {
     if (ensure_conn(pg, err))

@@ -87,6 +87,14 @@ int pg_sink_prefix_groups(pg_sink *pg, const char *prefix, const char *group, ch
 int pg_sink_register_group(pg_sink *pg, const char *prefix, const char *group, bool add,
                            errbuf *err);
 /* The newest token committed for fence_name (0 if none). */
+/* Runs one read with text parameters (reconnecting first if the
+ * connection was lost) and hands each row to fn: ncols values in text
+ * form, NULL for SQL NULL, with their lengths. fn returns 0, or -1 to stop
+ * (err set by it). Returns 0, or -1 with err set (what names the read). */
+typedef int (*pg_row_fn)(void *ctx, const char *const *values, const size_t *lens, int ncols,
+                         errbuf *err);
+int pg_sink_read_rows(pg_sink *pg, const char *sql, int n, const char *const *params,
+                      const char *what, pg_row_fn fn, void *ctx, errbuf *err);
 int pg_sink_fence_token(pg_sink *pg, const char *fence_name, int64_t *token, errbuf *err);
 
 #endif

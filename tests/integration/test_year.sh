@@ -9,11 +9,13 @@
 #
 # Late events: once January is evicted, events for it arrive 1 day and 2
 # weeks after it closed, and once the stream is in August, events for
-# January and February arrive (6 months late). Rehydration of evicted
-# months is not built yet (README "Lateness and eviction"): they are
-# counted (activity_late_events_total, activity_late_skipped_total) and
-# left out, so the reference is computed over every other event, and the
-# counters must show them.
+# January and February arrive (6 months late). Their hosts and users are
+# brought back from PostgreSQL (README "Lateness and eviction"), the events
+# applied, the months flushed and evicted again: the reference is computed
+# over every event, late ones included, and the counters
+# (activity_late_events_total, activity_rehydrations_total) must show them.
+# The late events mix hosts and users the month already had with new ones,
+# on days that had events and days that had none.
 source "$(dirname "$0")/lib.sh"
 
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
@@ -56,20 +58,33 @@ with open(f"{work}/all.csv", "w", newline="") as f:
 # Late events, taken from real rows (their users, devices, hosts) with new
 # times: "late1" for 2023-01-31 (sent 1 day after January closed), "late2"
 # for 2023-01-20 (sent 2 weeks after), "late3" for January and February
-# (sent in August, 6 months late).
-def late(name, stamps):
+# (sent in August, 6 months late). Rows are taken from across the year, so
+# some users and hosts are new to the month they land in; "late3b" brings
+# a host name January never had, and "late3c" one host-day of January with
+# 1,500 new users (its sketch comes back as registers, not an exact set).
+lates = []
+def late(name, stamps, host=None, user=None):
     with open(f"{work}/chunks/{name}.csv", "w", newline="") as f:
         c = csv.writer(f)
         c.writerow(header)
         for k, t in enumerate(stamps):
-            row = list(rows[k * 37])
+            row = list(rows[(k * 37 + len(lates) * 1009) % len(rows)])
             row[5] = t
+            if host:
+                row[4] = host
+            if user:
+                row[2] = str(user + k)
             c.writerow(row)
-late("late1", [f"2023-01-31 2{k % 4}:00:00" for k in range(20)])
-late("late2", [f"2023-01-20 1{k % 10}:00:00" for k in range(20)])
-late("late3", [f"2023-0{1 + k % 2}-1{k % 10} 08:00:00" for k in range(20)])
+            lates.append(row)
+late("late1", [f"2023-01-31 2{k % 4}:00:00" for k in range(200)])
+late("late2", [f"2023-01-20 1{k % 10}:00:00" for k in range(200)])
+late("late3", [f"2023-0{1 + k % 2}-{10 + k % 19} 08:00:00" for k in range(400)])
+late("late3b", [f"2023-02-1{k % 3} 09:00:00" for k in range(20)], host="late.new-host.example")
+late("late3c", ["2023-01-15 12:00:00"] * 1500, host=rows[0][4], user=900000000)
+with open(f"{work}/all.csv", "a", newline="") as f:
+    csv.writer(f).writerows(lates)
 PY
-# The reference: every event but the late ones (left out: see the header).
+# The reference: every event, late ones included.
 load_reference "$WORK/all.csv" "$DEVICES"
 "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
 "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/chunks/c00w0.csv" 2>/dev/null
@@ -133,6 +148,8 @@ for i in $(seq 0 12); do
             wait_evicted 202302
             say "August: events for January and February, 6 months late"
             load late3
+            load late3b
+            load late3c
         fi
     done
 done
@@ -144,7 +161,7 @@ wait "$PROC" || {
     tail -30 "$WORK/run.log" >&2
     fail "the processor did not exit 0 on SIGTERM"
 }
-echo "$metrics" | grep -E "^activity_(late|month_evictions)" >&2 || true
+echo "$metrics" | grep -E "^activity_(late|rehydrations|month_evictions)" >&2 || true
 if [ "${IT_YEAR_EVICT:-1}" != 1 ]; then
     python3 - "$WORK/memory" <<'PY'
 import sys
@@ -157,8 +174,15 @@ PY
     exit 0
 fi
 counter() { echo "$metrics" | awk -v n="$1" '$1 == n {print int($2)}'; }
-[ "$(counter activity_late_events_total)" -ge 60 ] || fail "the 60 late events were not counted"
-[ "$(counter activity_late_skipped_total)" -ge 3 ] || fail "no deltas of evicted months were left out"
+[ "$(counter activity_late_events_total)" -ge 2320 ] || fail "the 2,320 late events were not counted"
+[ "$(counter activity_rehydrations_total)" -ge 100 ] ||
+    fail "fewer than 100 hosts and users of evicted months were brought back"
+grep -q "late events for 202301, which was evicted" "$WORK/run.log" ||
+    fail "the log does not say January was brought back"
+# What a rehydration cost (README "Cost of a very late event").
+grep "which was evicted: brought back" "$WORK/run.log" | sed 's/.*evicted: /[test_year] /' |
+    awk '{n++; ms += $(NF-4)} END {if (n) printf "[test_year] %d rehydrations by (month, key group), %.1f ms each on average\n", n, ms / n}' >&2
+grep "which was evicted: brought back" "$WORK/run.log" | sed 's/.*late events for /[test_year] slowest: /' | sort -t' ' -k16 -g | tail -3 >&2
 [ "$(counter activity_month_evictions_total)" -ge 12 ] || fail "fewer than 12 evictions"
 
 python3 - "$WORK/memory" <<'PY' || fail "redis memory grew with the months"

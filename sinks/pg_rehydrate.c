@@ -1,0 +1,158 @@
+/*
+ * pg_rehydrate.c — the committed rows of some hosts or users of one month,
+ * read for rehydration (sinks/pg_rehydrate.h). One query per table for all
+ * the entities a late batch asks for, the entities passed as one array.
+ */
+#include "sinks/pg_rehydrate.h"
+#include "lib/grow.h"
+#include "sinks/pg_sink.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* host_activity_reduced: the days with hits. */
+static const char host_hits_sql[] =
+    "SELECT h.ord, d.i, d.hits FROM unnest($1::text[]) WITH ORDINALITY AS h(host, ord) "
+    "JOIN host_activity_reduced r ON r.host = h.host AND r.month_start = $2::date "
+    "CROSS JOIN LATERAL unnest(r.hit_array) WITH ORDINALITY AS d(hits, i) WHERE d.hits <> 0";
+/* host_daily_uniques: the day's sketch in text form ("\x" and hex, for the
+ * hll type and for its bytea fallback alike). */
+static const char host_sketch_sql[] =
+    "SELECT h.ord, extract(day FROM u.day)::int, u.users::text "
+    "FROM unnest($1::text[]) WITH ORDINALITY AS h(host, ord) "
+    "JOIN host_daily_uniques u ON u.host = h.host AND u.day >= $2::date "
+    "AND u.day < ($2::date + interval '1 month')::date";
+static const char user_browser_sql[] =
+    "SELECT x.ord, d.browser_type, d.datelist_int "
+    "FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, ord) "
+    "JOIN user_devices_cumulated d ON d.user_id = x.id AND d.month_start = $2::date "
+    "ORDER BY x.ord, d.browser_type NULLS FIRST";
+static const char user_all_sql[] =
+    "SELECT x.ord, u.datelist_int FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, ord) "
+    "JOIN users_cumulated u ON u.user_id = x.id AND u.month_start = $2::date";
+
+typedef struct {
+    rehydrate_rows *rows;
+    size_t n;
+    int which; /* 0 hits, 1 sketches, 2 browsers, 3 all */
+    unsigned char *buf;
+    size_t cap;
+} read_ctx;
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+static int on_row(void *ctx, const char *const *v, const size_t *lens, int ncols, errbuf *err)
+{
+    read_ctx *c = ctx;
+    long long ord = v[0] ? strtoll(v[0], NULL, 10) : 0;
+    if (ord < 1 || (size_t)ord > c->n || ncols < 2 || !v[ncols - 1]) {
+        err_set(err, "postgres: rehydration read an unexpected row");
+        return -1;
+    }
+    size_t i = (size_t)ord - 1;
+    int rc = 0;
+    switch (c->which) {
+    case 0:
+        rc = rehydrate_rows_host_hits(c->rows, i, atoi(v[1]), strtoll(v[2], NULL, 10));
+        break;
+    case 1: {
+        /* "\x<hex>" */
+        size_t n = lens[2] >= 2 ? (lens[2] - 2) / 2 : 0;
+        if (lens[2] < 2 || v[2][0] != '\\' || v[2][1] != 'x' || lens[2] % 2 ||
+            grow((void **)&c->buf, &c->cap, n + 1, 1, 4096)) {
+            err_set(err, "postgres: a stored sketch of host_daily_uniques is not in hex form");
+            return -1;
+        }
+        for (size_t k = 0; k < n; k++) {
+            int hi = hexval(v[2][2 + 2 * k]), lo = hexval(v[2][3 + 2 * k]);
+            if (hi < 0 || lo < 0) {
+                err_set(err, "postgres: a stored sketch of host_daily_uniques is not in hex form");
+                return -1;
+            }
+            c->buf[k] = (unsigned char)(hi << 4 | lo);
+        }
+        rc = rehydrate_rows_host_sketch(c->rows, i, atoi(v[1]), c->buf, n);
+        break;
+    }
+    case 2:
+        rc = rehydrate_rows_user_browser(c->rows, i, v[1], v[1] ? lens[1] : 0,
+                                         strtoll(v[2], NULL, 10));
+        break;
+    default:
+        rc = rehydrate_rows_user_all(c->rows, i, strtoll(v[1], NULL, 10));
+    }
+    if (rc)
+        err_set(err, "rehydration: a row of day %s does not fit its month, or out of memory",
+                v[1] ? v[1] : "?");
+    return rc;
+}
+
+/* The entities as one array literal: text elements quoted, with '"' and
+ * '\' escaped (any host name survives); user ids as they are. */
+static char *array_literal(char kind, const char *const *ents, const size_t *lens, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * lens[i] + 3;
+    char *s = malloc(cap), *p = s;
+    if (!s)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        if (kind == 'h')
+            *p++ = '"';
+        for (size_t k = 0; k < lens[i]; k++) {
+            if (kind == 'h' && (ents[i][k] == '"' || ents[i][k] == '\\'))
+                *p++ = '\\';
+            *p++ = ents[i][k];
+        }
+        if (kind == 'h')
+            *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return s;
+}
+
+int pg_rehydrate_read(void *ctx, char kind, int year, int month, const char *const *entities,
+                      const size_t *lens, size_t n, rehydrate_rows *rows, errbuf *err)
+{
+    pg_sink *pg = ctx;
+    char first[16];
+    snprintf(first, sizeof first, "%04d-%02d-01", year, month);
+    char *list = array_literal(kind, entities, lens, n);
+    if (!list) {
+        err_set(err, "out of memory");
+        return -1;
+    }
+    const char *params[2] = {list, first};
+    read_ctx c = {.rows = rows, .n = n};
+    int rc;
+    if (kind == 'h') {
+        rc = pg_sink_read_rows(pg, host_hits_sql, 2, params, "rehydration: hits", on_row, &c, err);
+        c.which = 1;
+        rc = rc ? rc
+                : pg_sink_read_rows(pg, host_sketch_sql, 2, params, "rehydration: daily sketches",
+                                    on_row, &c, err);
+    } else {
+        c.which = 2;
+        rc = pg_sink_read_rows(pg, user_browser_sql, 2, params, "rehydration: browsers", on_row, &c,
+                               err);
+        c.which = 3;
+        rc = rc ? rc
+                : pg_sink_read_rows(pg, user_all_sql, 2, params, "rehydration: users", on_row, &c,
+                                    err);
+    }
+    free(list);
+    free(c.buf);
+    return rc;
+}
