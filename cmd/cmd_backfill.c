@@ -136,6 +136,9 @@ static int range_configure(void *ctx, run_config *rc, errbuf *err)
         err_set(err, "--reset rebuilds everything; it does not go with --from/--to");
         return -1;
     }
+    /* The scratch state is dropped whole at the end: evicting its closed
+     * months would only cost round trips. */
+    rc->evict = false;
     b->live_prefix = rc->common.redis_prefix;
     b->live_group = rc->source.group;
     if (!(b->redis_url = strdup(rc->common.redis_url))) {

@@ -49,9 +49,11 @@ static const char help[] =
     "                          (<n>d, <n>h, <n>m or <n>s; default 3d; 0s..3650d): months\n"
     "                          before every watermark are closed (README \"Lateness and\n"
     "                          eviction\")\n"
-    "  --evict-closed-months   delete a closed month's Redis state once PostgreSQL holds it;\n"
-    "                          a later event for it brings its host and user back from\n"
-    "                          PostgreSQL and is applied (activity_rehydrations_total)\n"
+    "  --keep-closed-months    keep every month's Redis state (Redis then grows with time);\n"
+    "                          by default a closed month's state is deleted once PostgreSQL\n"
+    "                          holds it, and a later event for it brings its host and user\n"
+    "                          back from PostgreSQL (activity_rehydrations_total)\n"
+    "  --evict-closed-months   the default, stated\n"
     "  --exact-uniques-limit N keep a host-day's visitors as an exact set in Redis up to\n"
     "                          N, then as HyperLogLog registers; at least 1280, the\n"
     "                          sketches' EXPLICIT threshold, so the output does not\n"
@@ -101,6 +103,7 @@ enum {
     OPT_EXACT,
     OPT_LATENESS,
     OPT_EVICT,
+    OPT_KEEP_CLOSED,
     OPT_REGISTRY,
     OPT_REGISTRY_AUTH,
     OPT_REGISTRY_TIMEOUT,
@@ -131,6 +134,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
         {"exact-uniques-limit", required_argument, 0, OPT_EXACT},
         {"allowed-lateness", required_argument, 0, OPT_LATENESS},
         {"evict-closed-months", no_argument, 0, OPT_EVICT},
+        {"keep-closed-months", no_argument, 0, OPT_KEEP_CLOSED},
         {"reset", no_argument, 0, OPT_RESET},
         {"schema-registry", required_argument, 0, OPT_REGISTRY},
         {"schema-registry-user-info", required_argument, 0, OPT_REGISTRY_AUTH},
@@ -157,6 +161,7 @@ static int parse_args(int argc, char **argv, run_config *rc)
     long long max_memory_mb = 64, n;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     rc->lateness_ms = REDIS_DEFAULT_LATENESS_MS;
+    rc->evict = true;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
     scd2_config_defaults(&rc->scd2);
@@ -246,6 +251,9 @@ static int parse_args(int argc, char **argv, run_config *rc)
         }
         case OPT_EVICT:
             rc->evict = true;
+            break;
+        case OPT_KEEP_CLOSED:
+            rc->evict = false;
             break;
         case OPT_EXACT:
             /* Below the sketch's EXPLICIT threshold the exact list of a host-day

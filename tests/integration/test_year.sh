@@ -20,10 +20,10 @@ source "$(dirname "$0")/lib.sh"
 
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
 PER_MONTH=${IT_YEAR_EVENTS_PER_MONTH:-6000}
-# IT_YEAR_EVICT=0 runs the same stream without eviction (a control: the
-# memory check must then fail).
-EVICT_FLAG=(--evict-closed-months)
-[ "${IT_YEAR_EVICT:-1}" = 1 ] || EVICT_FLAG=()
+# IT_YEAR_EVICT=0 runs the same stream with --keep-closed-months (a
+# control: the memory check must then fail). Eviction is the default.
+EVICT_FLAG=()
+[ "${IT_YEAR_EVICT:-1}" = 1 ] || EVICT_FLAG=(--keep-closed-months)
 METRICS_PORT=$((20000 + RANDOM % 20000))
 
 say "generating 13 months of $PER_MONTH events, split into weekly chunks"
