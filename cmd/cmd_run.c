@@ -49,11 +49,11 @@ static const char help[] =
     "                          (<n>d, <n>h, <n>m or <n>s; default 3d; 0s..3650d): months\n"
     "                          before every watermark are closed (README \"Lateness and\n"
     "                          eviction\")\n"
-    "  --keep-closed-months    keep every month's Redis state (Redis then grows with time);\n"
-    "                          by default a closed month's state is deleted once PostgreSQL\n"
-    "                          holds it, and a later event for it brings its host and user\n"
-    "                          back from PostgreSQL (activity_rehydrations_total)\n"
-    "  --evict-closed-months   the default, stated\n"
+    "  --evict-closed-months   delete a closed month's Redis state once PostgreSQL holds it,\n"
+    "                          so Redis stays bounded; a later event for it brings its host\n"
+    "                          and user back from PostgreSQL (activity_rehydrations_total),\n"
+    "                          which must then be reachable (README \"Lateness and eviction\")\n"
+    "  --keep-closed-months    keep every month's Redis state (the default, stated)\n"
     "  --exact-uniques-limit N keep a host-day's visitors as an exact set in Redis up to\n"
     "                          N, then as HyperLogLog registers; at least 1280, the\n"
     "                          sketches' EXPLICIT threshold, so the output does not\n"
@@ -161,7 +161,6 @@ static int parse_args(int argc, char **argv, run_config *rc)
     long long max_memory_mb = 64, n;
     rc->exact_limit = REDIS_DEFAULT_EXACT_LIMIT;
     rc->lateness_ms = REDIS_DEFAULT_LATENESS_MS;
-    rc->evict = true;
     registry_options_defaults(&rc->registry);
     validation_defaults(&rc->rules);
     scd2_config_defaults(&rc->scd2);
@@ -492,7 +491,8 @@ int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks)
         goto out;
     /* Late events of evicted months bring their entities back from the
      * tables (README "Lateness and eviction"). */
-    redis_state_set_rehydrate_reader(apply_rs, pg_rehydrate_read, pg);
+    redis_state_set_rehydrate_reader(apply_rs, pg_rehydrate_read, pg_rehydrate_device_users, pg);
+    redis_state_set_rehydrate_reader(rs, pg_rehydrate_read, pg_rehydrate_device_users, pg);
     if (!(dead = dlq_new(&rc.common, &err)))
         goto out;
     char redis_version[64];

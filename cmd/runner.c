@@ -551,9 +551,17 @@ int runner_run(run_config *rc, pipeline *pipe, kafka_source *src, redis_state *r
         } else if ((applied = apply_end_timed(pipe, &reseek, &apply_sent_at, &err)) < 0) {
             /* Redis is unreachable: fetching pauses, polling goes on so
              * the group membership stays alive, and every second the
-             * connection is retried. */
-            log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
-            run_metrics_redis_up(false);
+             * connection is retried. The same when PostgreSQL did not
+             * answer a rehydration's read (late events of an evicted
+             * month need it; README "Lateness and eviction"). */
+            if (strncmp(err.msg, "postgres", 8) == 0) {
+                log_warn("postgres did not answer the read of an evicted month's rows that late "
+                         "events need; pausing consumption, retrying every second: %s",
+                         err.msg);
+            } else {
+                log_warn("redis unavailable, pausing consumption until it is back: %s", err.msg);
+                run_metrics_redis_up(false);
+            }
             kafka_source_pause(src, true);
             redis_down = true;
             redis_retry_at = now_seconds() + 1;

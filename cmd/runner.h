@@ -30,7 +30,7 @@ typedef struct {
     size_t batch_capacity; /* memory a full batch may hold (batch_capacity) */
     long exact_limit;
     int64_t lateness_ms; /* --allowed-lateness */
-    bool evict;          /* evict closed months (default; --keep-closed-months) */
+    bool evict;          /* --evict-closed-months (off: --keep-closed-months) */
     registry_options registry;
     validation_rules rules;
     const char *writer_schemas[16];

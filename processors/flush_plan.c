@@ -6,6 +6,7 @@
 
 #include "processors/batch.h"
 #include "processors/dirty_marker.h"
+#include "processors/state_rehydrate.h"
 #include "lib/civil_time.h"
 #include "lib/grow.h"
 
@@ -86,7 +87,7 @@ struct flush_work {
     /* user months to flush, deduplicated */
     size_t cap_users;
     bytes_map user_index;
-    size_t cap_rows;
+    size_t cap_rows, cap_masks;
     /* devices whose arrival re-flushes the users waiting on them */
     bytes_map new_devices;
     /* devices whose browser changed: their users are re-flushed (one scan) */
@@ -320,8 +321,16 @@ static int user_month_rows(flush_plan *p, size_t i, const user_month_state *um,
                            const size_t *dev_lens, const uint32_t *dev_slot, browser_mask **bm,
                            size_t *bm_cap)
 {
-    for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) {
         p->user_keys[i].mask |= dm[k].mask;
+        /* Every entry as it is, for activity_user_masks (rehydration). */
+        if (GROW_ONE(p->masks, p->n_masks, p->w->cap_masks, 256))
+            return -1;
+        p->masks[p->n_masks++] = (user_mask_row){
+            um->user_id,  um->month,     dm[k].resolved ? 'b' : dm[k].null ? 'n' : 'd',
+            dm[k].device, dm[k].browser, dm[k].mask,
+        };
+    }
     size_t nb = 0;
     for (size_t k = 0; k < n; k++) {
         uint32_t slot = dev_slot[k];
@@ -584,6 +593,12 @@ int flush_plan_build(redis_state *rs, flush_plan *p, errbuf *err)
     if (w->changed_devices.count &&
         redis_state_users_of_devices(rs, &w->changed_devices, add_user_cb, p, err))
         return -1;
+    /* Users of evicted months first described or changed devices reach
+     * come back from PostgreSQL (README "Lateness and eviction"). */
+    if ((w->new_devices.count || w->changed_devices.count) &&
+        redis_state_evicted_users_of_devices(rs, &w->new_devices, &w->changed_devices, add_user_cb,
+                                             p, err))
+        return -1;
     if (w->new_devices.count) {
         bool group_has_new[KEY_GROUPS] = {false};
         for (size_t i = 0; i < w->new_devices.cap; i++)
@@ -732,6 +747,7 @@ void flush_plan_free(flush_plan *p)
     free(p->hosts);
     free(p->user_keys);
     free(p->users);
+    free(p->masks);
     free(p->dims);
     memset(p, 0, sizeof *p);
 }

@@ -65,6 +65,8 @@ typedef struct {
     size_t n_user_keys;
     user_row *users;
     size_t n_users;
+    user_mask_row *masks; /* every entry of the flushed user months' values */
+    size_t n_masks;
     dim_change *dims; /* both dimensions' changes, in buffer order */
     size_t n_dims, n_dims_by_kind[DIM_COUNT];
     flush_work *w;

@@ -27,6 +27,18 @@ typedef struct {
     const size_t *sketch_len;
 } host_row;
 
+/* One entry of a user month's value, as activity_user_masks keeps it: a
+ * device (kind 'd', device), events without one ('n'), or a browser entry
+ * of a month brought back per browser ('b', browser). */
+typedef struct {
+    int64_t user_id;
+    int32_t month;
+    char kind;
+    int64_t device;
+    opt_str browser;
+    uint32_t mask;
+} user_mask_row;
+
 /* One (user, month, browser_type): the days the user was active on it. */
 typedef struct {
     int64_t user_id;

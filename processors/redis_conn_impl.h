@@ -60,6 +60,7 @@ struct redis_state {
     bool evict;          /* evict closed months after flushes */
     /* rehydration (processors/state_rehydrate.c) */
     rehydrate_reader reader;
+    rehydrate_device_users device_users;
     void *reader_ctx;
     uint64_t rehydrations;
     bool capture;                        /* keep apply replies asking for it */
@@ -169,6 +170,10 @@ int rs_key_group_of(const redis_state *rs, const char *key, size_t len, char kin
                     const char **rest);
 /* "YYYYMM" of a month_index. */
 void rs_month_text(int32_t month, char out[8]);
+/* Runs cmd (SMEMBERS, HGETALL) on group name's key of every group. */
+int rs_read_all_groups(redis_state *rs, const char *cmd, const char *name,
+                       redisReply *out[KEY_GROUPS], errbuf *err);
+void rs_free_all(redisReply *r[KEY_GROUPS]);
 /* Brings back from PostgreSQL the entities an apply of group g asked for
  * (its reply {2, kind, month, entity, ...}; processors/state_rehydrate.c). */
 int rs_rehydrate(redis_state *rs, uint32_t g, const redisReply *need, errbuf *err);

@@ -764,8 +764,8 @@ int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, 
 /* ---- eviction of closed months ----------------------------------------- */
 
 /* Queues "<cmd> <group key>" for every group and collects the replies. */
-static int read_all_groups(redis_state *rs, const char *cmd, const char *name,
-                           redisReply *out[KEY_GROUPS], errbuf *err)
+int rs_read_all_groups(redis_state *rs, const char *cmd, const char *name,
+                       redisReply *out[KEY_GROUPS], errbuf *err)
 {
     for (uint32_t g = 0; g < KEY_GROUPS; g++) {
         ab_reset(&rs->ab);
@@ -778,7 +778,7 @@ static int read_all_groups(redis_state *rs, const char *cmd, const char *name,
     return rs_collect(rs, out, KEY_GROUPS, err);
 }
 
-static void free_all(redisReply *r[KEY_GROUPS])
+void rs_free_all(redisReply *r[KEY_GROUPS])
 {
     for (uint32_t g = 0; g < KEY_GROUPS; g++)
         freeReplyObject(r[g]);
@@ -793,7 +793,7 @@ static void free_all(redisReply *r[KEY_GROUPS])
 static int closed_before(redis_state *rs, int64_t *before, errbuf *err)
 {
     redisReply *wm[KEY_GROUPS];
-    if (read_all_groups(rs, "HGETALL", KEY_WATERMARK, wm, err))
+    if (rs_read_all_groups(rs, "HGETALL", KEY_WATERMARK, wm, err))
         return -1;
     *before = INT64_MIN;
     bool any = false;
@@ -825,7 +825,7 @@ static int closed_before(redis_state *rs, int64_t *before, errbuf *err)
         if (wm[g]->type == REDIS_REPLY_ARRAY && wm[0]->type == REDIS_REPLY_ARRAY &&
             wm[g]->elements > wm[0]->elements)
             low = INT64_MIN;
-    free_all(wm);
+    rs_free_all(wm);
     if (any)
         *before = low;
     return 0;
@@ -884,7 +884,7 @@ int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
     if (before == INT64_MIN)
         return 0;
     redisReply *months[KEY_GROUPS];
-    if (read_all_groups(rs, "SMEMBERS", KEY_MONTHS, months, err))
+    if (rs_read_all_groups(rs, "SMEMBERS", KEY_MONTHS, months, err))
         return -1;
     /* The closed months any group holds (a few: those since the last
      * eviction). */
@@ -954,6 +954,6 @@ int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
         }
     }
 done:
-    free_all(months);
+    rs_free_all(months);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include "lib/failpoint.h"
 #include "lib/grow.h"
 #include "lib/hll.h"
+#include "processors/bytes_map.h"
 #include "processors/key_groups.h"
 #include "processors/redis_conn_impl.h"
 #include "processors/state_keys.h"
@@ -35,6 +36,8 @@ typedef struct {
     size_t len, cap;
     int64_t all; /* users_cumulated.datelist_int */
     bool have_all;
+    char *entries; /* "entry=mask," per activity_user_masks row */
+    size_t elen, ecap;
 } user_back;
 
 struct rehydrate_rows {
@@ -44,9 +47,11 @@ struct rehydrate_rows {
     user_back *users;
 };
 
-void redis_state_set_rehydrate_reader(redis_state *rs, rehydrate_reader fn, void *ctx)
+void redis_state_set_rehydrate_reader(redis_state *rs, rehydrate_reader fn,
+                                      rehydrate_device_users users, void *ctx)
 {
     rs->reader = fn;
+    rs->device_users = users;
     rs->reader_ctx = ctx;
 }
 
@@ -80,15 +85,36 @@ int rehydrate_rows_host_sketch(rehydrate_rows *r, size_t i, int day, const unsig
     return 0;
 }
 
+/* Appends len bytes to a growing text (*buf, *len, *cap). */
+static int text_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (grow((void **)buf, cap, *len + n + 1, 1, 256))
+        return -1;
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 0;
+}
+
 /* Appends len bytes to the user's browser entries. */
 static int user_add(user_back *u, const char *s, size_t len)
 {
-    if (grow((void **)&u->browsers, &u->cap, u->len + len + 1, 1, 256))
+    return text_add(&u->browsers, &u->len, &u->cap, s, len);
+}
+
+int rehydrate_rows_user_entry(rehydrate_rows *r, size_t i, const char *entry, size_t len,
+                              int64_t mask)
+{
+    if (r->kind != 'u' || i >= r->n || len == 0 || memchr(entry, ',', len) ||
+        memchr(entry, '=', len))
         return -1;
-    memcpy(u->browsers + u->len, s, len);
-    u->len += len;
-    u->browsers[u->len] = '\0';
-    return 0;
+    user_back *u = &r->users[i];
+    char tail[32];
+    int n = snprintf(tail, sizeof tail, "=%lld,", (long long)mask);
+    return text_add(&u->entries, &u->elen, &u->ecap, entry, len) ||
+                   text_add(&u->entries, &u->elen, &u->ecap, tail, (size_t)n)
+               ? -1
+               : 0;
 }
 
 int rehydrate_rows_user_browser(rehydrate_rows *r, size_t i, const char *browser, size_t len,
@@ -126,8 +152,10 @@ static void rows_free(rehydrate_rows *r)
     for (size_t i = 0; r->hosts && i < r->n; i++)
         for (int d = 0; d < DAYS; d++)
             free(r->hosts[i].sketch[d]);
-    for (size_t i = 0; r->users && i < r->n; i++)
+    for (size_t i = 0; r->users && i < r->n; i++) {
         free(r->users[i].browsers);
+        free(r->users[i].entries);
+    }
     free(r->hosts);
     free(r->users);
 }
@@ -198,9 +226,11 @@ static int queue_host(redis_state *rs, uint32_t g, const char *month, const char
     return ab_send(rs, ab);
 }
 
-/* Queues the rehydrate.lua call of one user: its browser entries, then
- * every day under the device "null" (skipped by the device join, counted
- * in users_cumulated), or "" when PostgreSQL holds nothing of it. */
+/* Queues the rehydrate.lua call of one user: its value as Redis held it
+ * (activity_user_masks); for a month flushed before that table, its
+ * browser entries, then every day under the device "null" (skipped by the
+ * device join, counted in users_cumulated); or "" when PostgreSQL holds
+ * nothing of it. */
 static int queue_user(redis_state *rs, uint32_t g, const char *month, const char *gen,
                       const char *user, size_t ulen, const user_back *u)
 {
@@ -212,6 +242,10 @@ static int queue_user(redis_state *rs, uint32_t g, const char *month, const char
         key_user_hash(ab, rs, g, month_index(y, m), bucket_of_user(id)) || ab_add(ab, month, 6) ||
         ab_add(ab, gen, strlen(gen)) || ab_add(ab, "u", 1) || ab_add(ab, user, ulen))
         return -1;
+    if (u->elen) {
+        /* Without the last entry's comma. */
+        return ab_add(ab, u->entries, u->elen - 1) || ab_send(rs, ab) ? -1 : 0;
+    }
     size_t len = u->len;
     char tail[32] = "";
     if (u->have_all)
@@ -379,5 +413,173 @@ int rs_rehydrate(redis_state *rs, uint32_t g, const redisReply *need, errbuf *er
     free(ents);
     free(lens);
     free(done);
+    return rc;
+}
+
+/* ---- devices of evicted user months ------------------------------------ */
+
+typedef struct {
+    int64_t user;
+    int32_t month;
+    uint32_t group;
+} evicted_user;
+
+typedef struct {
+    evicted_user *v;
+    size_t n, cap;
+} evicted_users;
+
+static int collect_user(void *ctx, int64_t user, int32_t month)
+{
+    evicted_users *eu = ctx;
+    if (GROW_ONE(eu->v, eu->n, eu->cap, 64))
+        return -1;
+    eu->v[eu->n++] = (evicted_user){user, month, group_of_user(user)};
+    return 0;
+}
+
+static int cmp_evicted_user(const void *a, const void *b)
+{
+    const evicted_user *x = a, *y = b;
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->month != y->month)
+        return x->month < y->month ? -1 : 1;
+    return x->user < y->user ? -1 : x->user > y->user;
+}
+
+/* Whether the set reply r holds the month "YYYYMM" m. */
+static bool set_has(const redisReply *r, const char *m)
+{
+    for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k < r->elements; k++)
+        if (r->element[k]->type == REDIS_REPLY_STRING && strcmp(r->element[k]->str, m) == 0)
+            return true;
+    return false;
+}
+
+/* Appends the ids of a bytes_map of device ids. */
+static int add_ids(const bytes_map *m, int64_t **ids, size_t *n, size_t *cap)
+{
+    for (size_t i = 0; m && i < m->cap; i++) {
+        if (!m->slots[i].used)
+            continue;
+        if (grow((void **)ids, cap, *n + 1, sizeof **ids, 64))
+            return -1;
+        memcpy(&(*ids)[(*n)++], m->keys + m->slots[i].key_off, sizeof **ids);
+    }
+    return 0;
+}
+
+int redis_state_evicted_users_of_devices(redis_state *rs, const bytes_map *new_devices,
+                                         const bytes_map *changed_devices,
+                                         int (*fn)(void *ctx, int32_t month, int64_t user),
+                                         void *ctx, errbuf *err)
+{
+    redisReply *evicted[KEY_GROUPS], *held[KEY_GROUPS];
+    if (rs_read_all_groups(rs, "SMEMBERS", KEY_EVICTED, evicted, err))
+        return -1;
+    int rc = -1;
+    int32_t *months = NULL;
+    size_t nmonths = 0, cap_months = 0;
+    int64_t *ids = NULL;
+    size_t nids = 0, cap_ids = 0;
+    evicted_users eu = {0};
+    bool held_read = false;
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        for (size_t k = 0; evicted[g]->type == REDIS_REPLY_ARRAY && k < evicted[g]->elements; k++) {
+            const redisReply *e = evicted[g]->element[k];
+            if (e->type != REDIS_REPLY_STRING || e->len != 6)
+                continue;
+            long ym = strtol(e->str, NULL, 10);
+            int32_t m = month_index((int)(ym / 100), (int)(ym % 100));
+            bool seen = false;
+            for (size_t i = 0; i < nmonths && !seen; i++)
+                seen = months[i] == m;
+            if (!seen) {
+                if (grow((void **)&months, &cap_months, nmonths + 1, sizeof *months, 16))
+                    goto oom;
+                months[nmonths++] = m;
+            }
+        }
+    if (nmonths == 0) {
+        rc = 0;
+        goto out;
+    }
+    if (!rs->device_users) {
+        err_set(err, "devices of evicted months need their users from PostgreSQL, and this "
+                     "command cannot read them");
+        goto out;
+    }
+    if (add_ids(new_devices, &ids, &nids, &cap_ids) ||
+        add_ids(changed_devices, &ids, &nids, &cap_ids))
+        goto oom;
+    if (rs->device_users(rs->reader_ctx, ids, nids, months, nmonths, collect_user, &eu, err))
+        goto out;
+    if (eu.n == 0) {
+        rc = 0;
+        goto out;
+    }
+    if (rs_read_all_groups(rs, "SMEMBERS", KEY_MONTHS, held, err))
+        goto out;
+    held_read = true;
+    qsort(eu.v, eu.n, sizeof *eu.v, cmp_evicted_user);
+    /* Per (group, month): an evicted one brings its users back first;
+     * one Redis holds (not evicted) is re-flushed from Redis as it is. */
+    const char **ents = malloc(eu.n * sizeof *ents);
+    size_t *lens = malloc(eu.n * sizeof *lens);
+    char(*texts)[24] = malloc(eu.n * sizeof *texts);
+    if (!ents || !lens || !texts) {
+        free(ents);
+        free(lens);
+        free(texts);
+        goto oom;
+    }
+    rc = 0;
+    for (size_t s = 0; rc == 0 && s < eu.n;) {
+        size_t e = s;
+        while (e < eu.n && eu.v[e].group == eu.v[s].group && eu.v[e].month == eu.v[s].month)
+            e++;
+        char m[8];
+        rs_month_text(eu.v[s].month, m);
+        uint32_t g = eu.v[s].group;
+        if (set_has(evicted[g], m)) {
+            size_t k = 0;
+            for (size_t i = s; i < e; i++) {
+                if (i > s && eu.v[i].user == eu.v[i - 1].user)
+                    continue;
+                lens[k] =
+                    (size_t)snprintf(texts[k], sizeof texts[k], "%lld", (long long)eu.v[i].user);
+                ents[k] = texts[k];
+                k++;
+            }
+            log_info("devices described or changed after month %s was evicted: bringing back %zu "
+                     "of its users (key group %u) to re-resolve them",
+                     m, k, g);
+            rc = rehydrate_some(rs, g, 'u', m, ents, lens, k, err);
+        } else if (!set_has(held[g], m)) {
+            s = e;
+            continue; /* neither held nor evicted here: nothing of it in Redis */
+        }
+        for (size_t i = s; rc == 0 && i < e; i++)
+            if (fn(ctx, eu.v[i].month, eu.v[i].user)) {
+                err_set(err, "flush: out of memory");
+                rc = -1;
+            }
+        s = e;
+    }
+    free(ents);
+    free(lens);
+    free(texts);
+    goto out;
+oom:
+    err_set(err, "out of memory");
+    rc = -1;
+out:
+    rs_free_all(evicted);
+    if (held_read)
+        rs_free_all(held);
+    free(months);
+    free(ids);
+    free(eu.v);
     return rc;
 }

@@ -15,6 +15,7 @@
 #define ACTIVITY_STATE_REHYDRATE_H
 
 #include "lib/log.h"
+#include "processors/bytes_map.h"
 #include "processors/redis_conn.h"
 
 #include <stddef.h>
@@ -30,6 +31,13 @@ int rehydrate_rows_host_hits(rehydrate_rows *r, size_t i, int day, int64_t hits)
  * its bytes). */
 int rehydrate_rows_host_sketch(rehydrate_rows *r, size_t i, int day, const unsigned char *bytes,
                                size_t len);
+/* User entity i: one activity_user_masks row (an entry of its value as
+ * Redis held it: a device id, "null", or a browser entry) and its mask.
+ * A user with such rows comes back from them alone. */
+int rehydrate_rows_user_entry(rehydrate_rows *r, size_t i, const char *entry, size_t len,
+                              int64_t mask);
+/* For a user without activity_user_masks rows (flushed by a version
+ * before that table), its rows per browser: */
 /* User entity i: one user_devices_cumulated row (browser NULL for a NULL
  * browser_type) and its datelist_int. */
 int rehydrate_rows_user_browser(rehydrate_rows *r, size_t i, const char *browser, size_t len,
@@ -45,9 +53,30 @@ typedef int (*rehydrate_reader)(void *ctx, char kind, int year, int month,
                                 const char *const *entities, const size_t *lens, size_t n,
                                 rehydrate_rows *rows, errbuf *err);
 
-/* Gives the apply connection its reader. Without one, an apply that needs
- * a rehydration fails with an error naming the month. */
-void redis_state_set_rehydrate_reader(redis_state *rs, rehydrate_reader fn, void *ctx);
+/* The user months of evicted months (months[], month_index) that hold one
+ * of these devices (activity_user_masks.device_id), each handed to fn.
+ * Returns 0, or -1 with err set. */
+typedef int (*rehydrate_device_users)(void *ctx, const int64_t *devices, size_t n,
+                                      const int32_t *months, size_t nmonths,
+                                      int (*fn)(void *fctx, int64_t user, int32_t month),
+                                      void *fctx, errbuf *err);
+
+/* Gives a connection (the apply's, the flush's) its reads of PostgreSQL.
+ * Without them, an apply that needs a rehydration fails with an error
+ * naming the month, and a flush cannot reach evicted users of a device. */
+void redis_state_set_rehydrate_reader(redis_state *rs, rehydrate_reader fn,
+                                      rehydrate_device_users users, void *ctx);
+
+/* For a flush that took devices first described (new) or whose browser
+ * changed (a bytes_map of device ids each): hands fn every user month of
+ * them that Redis holds, bringing back first those of evicted months from
+ * PostgreSQL, so the flush re-resolves them with the device as it is now
+ * (README "Lateness and eviction"). Does nothing while no month is
+ * evicted. Returns 0, or -1 with err set. */
+int redis_state_evicted_users_of_devices(redis_state *rs, const bytes_map *new_devices,
+                                         const bytes_map *changed_devices,
+                                         int (*fn)(void *ctx, int32_t month, int64_t user),
+                                         void *ctx, errbuf *err);
 /* Entities brought back so far by this connection (a counter). */
 uint64_t redis_state_rehydrations(const redis_state *rs);
 

@@ -22,6 +22,7 @@ static const struct {
     {"hosts_cumulated", "month_start"},
     {"user_devices_cumulated", "month_start"},
     {"users_cumulated", "month_start"},
+    {"activity_user_masks", "month_start"},
     {"host_daily_uniques", "day"},
 };
 #define N_RANGE_TABLES (sizeof RANGE_TABLES / sizeof RANGE_TABLES[0])

@@ -4,6 +4,7 @@
  * the entities a late batch asks for, the entities passed as one array.
  */
 #include "sinks/pg_rehydrate.h"
+#include "lib/civil_time.h"
 #include "lib/grow.h"
 #include "sinks/pg_sink.h"
 
@@ -23,6 +24,11 @@ static const char host_sketch_sql[] =
     "FROM unnest($1::text[]) WITH ORDINALITY AS h(host, ord) "
     "JOIN host_daily_uniques u ON u.host = h.host AND u.day >= $2::date "
     "AND u.day < ($2::date + interval '1 month')::date";
+static const char user_entry_sql[] =
+    "SELECT x.ord, m.entry, m.datelist_int "
+    "FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, ord) "
+    "JOIN activity_user_masks m ON m.user_id = x.id AND m.month_start = $2::date "
+    "ORDER BY x.ord, m.entry";
 static const char user_browser_sql[] =
     "SELECT x.ord, d.browser_type, d.datelist_int "
     "FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, ord) "
@@ -35,7 +41,9 @@ static const char user_all_sql[] =
 typedef struct {
     rehydrate_rows *rows;
     size_t n;
-    int which; /* 0 hits, 1 sketches, 2 browsers, 3 all */
+    int which;           /* 0 hits, 1 sketches, 2 browsers, 3 all, 4 entries */
+    size_t with_entries; /* users that had activity_user_masks rows */
+    size_t last_ord;
     unsigned char *buf;
     size_t cap;
 } read_ctx;
@@ -85,8 +93,17 @@ static int on_row(void *ctx, const char *const *v, const size_t *lens, int ncols
         rc = rehydrate_rows_user_browser(c->rows, i, v[1], v[1] ? lens[1] : 0,
                                          strtoll(v[2], NULL, 10));
         break;
-    default:
+    case 3:
         rc = rehydrate_rows_user_all(c->rows, i, strtoll(v[1], NULL, 10));
+        break;
+    default:
+        if (!v[1]) {
+            err_set(err, "postgres: activity_user_masks holds a NULL entry");
+            return -1;
+        }
+        c->with_entries += (size_t)ord != c->last_ord;
+        c->last_ord = (size_t)ord;
+        rc = rehydrate_rows_user_entry(c->rows, i, v[1], lens[1], strtoll(v[2], NULL, 10));
     }
     if (rc)
         err_set(err, "rehydration: a row of day %s does not fit its month, or out of memory",
@@ -144,6 +161,13 @@ int pg_rehydrate_read(void *ctx, char kind, int year, int month, const char *con
                 : pg_sink_read_rows(pg, host_sketch_sql, 2, params, "rehydration: daily sketches",
                                     on_row, &c, err);
     } else {
+        c.which = 4;
+        rc = pg_sink_read_rows(pg, user_entry_sql, 2, params, "rehydration: user masks", on_row, &c,
+                               err);
+        /* Users flushed before activity_user_masks existed come back per
+         * browser (README "Lateness and eviction"). */
+        if (rc || c.with_entries == n)
+            goto done;
         c.which = 2;
         rc = pg_sink_read_rows(pg, user_browser_sql, 2, params, "rehydration: browsers", on_row, &c,
                                err);
@@ -152,7 +176,70 @@ int pg_rehydrate_read(void *ctx, char kind, int year, int month, const char *con
                 : pg_sink_read_rows(pg, user_all_sql, 2, params, "rehydration: users", on_row, &c,
                                     err);
     }
+done:
     free(list);
     free(c.buf);
+    return rc;
+}
+
+static const char device_users_sql[] =
+    "SELECT DISTINCT user_id, extract(year FROM month_start)::int, "
+    "extract(month FROM month_start)::int FROM activity_user_masks "
+    "WHERE device_id = ANY($1::bigint[]) AND month_start = ANY($2::date[])";
+
+typedef struct {
+    int (*fn)(void *, int64_t, int32_t);
+    void *fctx;
+} device_users_ctx;
+
+static int on_device_user(void *ctx, const char *const *v, const size_t *lens, int ncols,
+                          errbuf *err)
+{
+    (void)lens;
+    device_users_ctx *c = ctx;
+    if (ncols != 3 || !v[0] || !v[1] || !v[2]) {
+        err_set(err, "postgres: activity_user_masks read an unexpected row");
+        return -1;
+    }
+    if (c->fn(c->fctx, strtoll(v[0], NULL, 10), month_index(atoi(v[1]), atoi(v[2])))) {
+        err_set(err, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int pg_rehydrate_device_users(void *ctx, const int64_t *devices, size_t n, const int32_t *months,
+                              size_t nmonths, int (*fn)(void *fctx, int64_t user, int32_t month),
+                              void *fctx, errbuf *err)
+{
+    strbuf ids = {0}, ms = {0};
+    int rc = -1;
+    if (strbuf_append(&ids, "{", 1) || strbuf_append(&ms, "{", 1))
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        char t[32];
+        int k = snprintf(t, sizeof t, "%s%lld", i ? "," : "", (long long)devices[i]);
+        if (strbuf_append(&ids, t, (size_t)k))
+            goto out;
+    }
+    for (size_t i = 0; i < nmonths; i++) {
+        int y, m;
+        month_from_index(months[i], &y, &m);
+        char t[32];
+        int k = snprintf(t, sizeof t, "%s%04d-%02d-01", i ? "," : "", y, m);
+        if (strbuf_append(&ms, t, (size_t)k))
+            goto out;
+    }
+    if (strbuf_append(&ids, "}", 2) || strbuf_append(&ms, "}", 2))
+        goto out;
+    const char *params[2] = {ids.data, ms.data};
+    device_users_ctx c = {fn, fctx};
+    rc = pg_sink_read_rows(ctx, device_users_sql, 2, params, "users of devices in evicted months",
+                           on_device_user, &c, err);
+out:
+    if (rc && !err->msg[0])
+        err_set(err, "out of memory");
+    strbuf_free(&ids);
+    strbuf_free(&ms);
     return rc;
 }

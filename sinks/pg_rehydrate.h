@@ -15,4 +15,10 @@
 int pg_rehydrate_read(void *ctx, char kind, int year, int month, const char *const *entities,
                       const size_t *lens, size_t n, rehydrate_rows *rows, errbuf *err);
 
+/* A rehydrate_device_users over a pg_sink (ctx): activity_user_masks by
+ * device_id, in those months. */
+int pg_rehydrate_device_users(void *ctx, const int64_t *devices, size_t n, const int32_t *months,
+                              size_t nmonths, int (*fn)(void *fctx, int64_t user, int32_t month),
+                              void *fctx, errbuf *err);
+
 #endif

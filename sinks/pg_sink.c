@@ -41,7 +41,9 @@ static const char *const stage_sql =
     "CREATE TEMP TABLE IF NOT EXISTS stage_user_keys (user_id bigint, month_start date, "
     "dates_active date[], datelist_int integer) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS stage_users (user_id bigint, browser_type text, "
-    "month_start date, datelist date[], datelist_int integer) ON COMMIT DELETE ROWS;";
+    "month_start date, datelist date[], datelist_int integer) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS stage_user_masks (user_id bigint, month_start date, "
+    "entry text, device_id bigint, datelist_int integer) ON COMMIT DELETE ROWS;";
 
 static const char *const apply_sql =
     "INSERT INTO host_activity_reduced AS t (host, month_start, hit_array, "
@@ -67,6 +69,15 @@ static const char *const apply_sql =
     "device_activity_datelist = EXCLUDED.device_activity_datelist, "
     "datelist_int = EXCLUDED.datelist_int, updated_at = now() "
     "WHERE t.datelist_int IS DISTINCT FROM EXCLUDED.datelist_int;"
+    "DELETE FROM activity_user_masks u USING stage_user_keys k "
+    "WHERE u.user_id = k.user_id AND u.month_start = k.month_start AND NOT EXISTS ("
+    "SELECT 1 FROM stage_user_masks s WHERE s.user_id = u.user_id "
+    "AND s.month_start = u.month_start AND s.entry = u.entry);"
+    "INSERT INTO activity_user_masks AS t (user_id, month_start, entry, device_id, datelist_int) "
+    "SELECT user_id, month_start, entry, device_id, datelist_int FROM stage_user_masks "
+    "ON CONFLICT (user_id, month_start, entry) DO UPDATE SET "
+    "datelist_int = EXCLUDED.datelist_int WHERE t.datelist_int IS DISTINCT FROM "
+    "EXCLUDED.datelist_int;"
     "INSERT INTO users_cumulated AS t (user_id, month_start, dates_active, datelist_int, "
     "updated_at) "
     "SELECT user_id, month_start, dates_active, datelist_int, now() FROM stage_user_keys "
@@ -405,7 +416,7 @@ int pg_sink_reset(pg_sink *pg, const char *fence_name, errbuf *err)
     }
     if (exec_ok(pg,
                 "TRUNCATE host_activity_reduced, hosts_cumulated, user_devices_cumulated, "
-                "users_cumulated, host_daily_uniques, "
+                "users_cumulated, host_daily_uniques, activity_user_masks, "
                 "dim_devices, dim_users, dim_devices_changes, dim_users_changes",
                 "reset", err)) {
         exec_ok(pg, "ROLLBACK", "rollback", &(errbuf){{0}});
@@ -469,6 +480,7 @@ void flush_payload_free(flush_payload *p)
     strbuf_free(&p->hosts);
     strbuf_free(&p->user_keys);
     strbuf_free(&p->users);
+    strbuf_free(&p->masks);
     strbuf_free(&p->daily);
     for (int k = 0; k < DIM_COUNT; k++)
         strbuf_free(&p->dims[k]);
@@ -496,6 +508,9 @@ int flush_payload_build(flush_payload *p, const flush_plan *plan)
             return -1;
     for (size_t i = 0; i < plan->n_users; i++)
         if (rows_encode_user(&p->users, &plan->users[i]))
+            return -1;
+    for (size_t i = 0; i < plan->n_masks; i++)
+        if (rows_encode_user_mask(&p->masks, &plan->masks[i]))
             return -1;
     for (size_t i = 0; i < plan->n_dims; i++)
         if (scd2_encode_row(&p->dims[plan->dims[i].kind], &plan->dims[i]))
@@ -696,6 +711,7 @@ int pg_sink_write(pg_sink *pg, const flush_payload *p, const char *fence_name, i
     if ((p->hosts.len && copy_in(pg, "stage_hosts", &p->hosts, err)) ||
         (p->user_keys.len && copy_in(pg, "stage_user_keys", &p->user_keys, err)) ||
         (p->users.len && copy_in(pg, "stage_users", &p->users, err)) ||
+        (p->masks.len && copy_in(pg, "stage_user_masks", &p->masks, err)) ||
         (p->daily.len && (exec_ok(pg, stage_daily_sql, "daily sketches staging", err) ||
                           copy_in(pg, "stage_daily", &p->daily, err) ||
                           exec_ok(pg, apply_daily_sql, "daily sketches", err))) ||

@@ -50,6 +50,7 @@ typedef struct {
     strbuf hosts;     /* stage_hosts lines */
     strbuf user_keys; /* stage_user_keys lines: the (user, month)s being replaced */
     strbuf users;     /* stage_users lines */
+    strbuf masks;     /* stage_user_masks lines */
     strbuf daily;     /* stage_daily lines: host_daily_uniques' sketches */
     size_t n_hosts, n_user_keys, n_users, n_daily;
     strbuf dims[DIM_COUNT]; /* stage_dim_devices / stage_dim_users lines (sinks/scd2.h) */

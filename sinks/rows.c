@@ -199,6 +199,39 @@ int rows_encode_user(strbuf *sb, const user_row *row)
                : 0;
 }
 
+int rows_encode_user_mask(strbuf *sb, const user_mask_row *row)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (append_i64(sb, row->user_id) || strbuf_append(sb, "\t", 1) || month_start(sb, row->month) ||
+        strbuf_append(sb, "\t", 1))
+        return -1;
+    /* The entry as the user's value in Redis spells it (processors/apply.lua),
+     * the device id also in its own column. */
+    if (row->kind == 'd') {
+        if (append_i64(sb, row->device) || strbuf_append(sb, "\t", 1) ||
+            append_i64(sb, row->device))
+            return -1;
+    } else if (row->kind == 'n') {
+        if (strbuf_append(sb, "null\t\\N", 7))
+            return -1;
+    } else {
+        if (strbuf_append(sb, "~", 1) || (!row->browser.present && strbuf_append(sb, "-", 1)))
+            return -1;
+        for (size_t k = 0; row->browser.present && k < row->browser.len; k++) {
+            unsigned char c = (unsigned char)row->browser.ptr[k];
+            char two[2] = {hex[c >> 4], hex[c & 15]};
+            if (strbuf_append(sb, two, 2))
+                return -1;
+        }
+        if (strbuf_append(sb, "\t\\N", 3))
+            return -1;
+    }
+    return strbuf_append(sb, "\t", 1) || append_i64(sb, (int)row->mask) ||
+                   strbuf_append(sb, "\n", 1)
+               ? -1
+               : 0;
+}
+
 int rows_encode_user_key(strbuf *sb, int64_t user_id, int32_t month, uint32_t mask)
 {
     if (append_i64(sb, user_id) || strbuf_append(sb, "\t", 1) || month_start(sb, month) ||

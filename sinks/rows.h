@@ -37,6 +37,9 @@ int rows_encode_daily(strbuf *sb, const char *host, size_t host_len, int32_t mon
 /* One line of stage_users: user_id, browser_type, month_start,
  * device_activity_datelist, datelist_int. */
 int rows_encode_user(strbuf *sb, const user_row *row);
+/* One line of stage_user_masks: user_id, month_start, entry, device_id,
+ * datelist_int (activity_user_masks). */
+int rows_encode_user_mask(strbuf *sb, const user_mask_row *row);
 /* One line of stage_user_keys: user_id, month_start, dates_active,
  * datelist_int: a (user, month) whose rows are replaced, and its
  * users_cumulated row (mask: the user's days on every device). */

@@ -82,6 +82,27 @@ CREATE TABLE IF NOT EXISTS users_cumulated (
     PRIMARY KEY (user_id, month_start)
 );
 
+-- activity_user_masks: the processor's own record of each user month's day
+-- masks per device, as Redis held them when the month was flushed (not
+-- for queries: user_devices_cumulated is the per-browser table). One row
+-- per entry of the user's value: entry is the device id, "null" (events
+-- without a device), or "~<hex browser>" / "~-" (a month brought back per
+-- browser from an older version's rows); device_id is set for device
+-- entries. It is what makes eviction exact (README "Lateness and
+-- eviction"): a rehydrated user month comes back per device, and a device
+-- described, or whose browser changes, after its users' month was evicted
+-- finds those users here (by device_id) and re-resolves them.
+CREATE TABLE IF NOT EXISTS activity_user_masks (
+    user_id      bigint  NOT NULL,
+    month_start  date    NOT NULL,
+    entry        text    NOT NULL,
+    device_id    bigint,
+    datelist_int integer NOT NULL,
+    PRIMARY KEY (user_id, month_start, entry)
+);
+CREATE INDEX IF NOT EXISTS activity_user_masks_device ON activity_user_masks (device_id)
+    WHERE device_id IS NOT NULL;
+
 -- The newest flush token committed per Redis key prefix (one deployment).
 -- A flush commits only with a token larger than the stored one, so a
 -- flush that read older Redis state (a paused or partitioned instance)

@@ -20,18 +20,22 @@ source "$(dirname "$0")/lib.sh"
 
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
 PER_MONTH=${IT_YEAR_EVENTS_PER_MONTH:-6000}
-# IT_YEAR_EVICT=0 runs the same stream with --keep-closed-months (a
-# control: the memory check must then fail). Eviction is the default.
-EVICT_FLAG=()
+# IT_YEAR_EVICT=0 runs the same stream with --keep-closed-months, the
+# default (a control: the memory check must then fail).
+EVICT_FLAG=(--evict-closed-months)
 [ "${IT_YEAR_EVICT:-1}" = 1 ] || EVICT_FLAG=(--keep-closed-months)
 METRICS_PORT=$((20000 + RANDOM % 20000))
 
 say "generating 13 months of $PER_MONTH events, split into weekly chunks"
 mkdir -p "$WORK/chunks"
-python3 - "$ROOT" "$WORK" "$PER_MONTH" <<'PY'
+python3 - "$ROOT" "$WORK" "$PER_MONTH" "$DEVICES" <<'PY'
 import csv, subprocess, sys
-root, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+root, work, n, devices_csv = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 header, rows = None, []
+with open(devices_csv, newline="") as f:
+    r = csv.reader(f)
+    dev_header = next(r)
+    devices = {row[0]: row for row in r}
 for i in range(13):
     y, m = 2023 + (i // 12), i % 12 + 1
     out = f"{work}/m{i:02d}.csv"
@@ -42,6 +46,29 @@ for i in range(13):
         r = csv.reader(f)
         header = next(r)
         month = sorted(r, key=lambda row: row[5])
+    if i == 0:
+        # Devices described late: every 50th January event moves to one of 30
+        # devices nobody has described yet; they are described once January
+        # is evicted ("late_devices"), with 10 devices January used whose
+        # browser then changes. The reference joins with the final states.
+        for k in range(0, len(month), 50):
+            month[k][3] = str(990000000 + (k // 50) % 30)
+        changed = []
+        for row in month:
+            if row[3] in devices and row[3] not in changed:
+                changed.append(row[3])
+            if len(changed) == 10:
+                break
+        late_devs = [[str(990000000 + k), f"LateBrowser-{k % 4}", "Linux", "Other"] for k in range(30)]
+        for d in changed:
+            late_devs.append([d, "Changed-" + devices[d][1]] + devices[d][2:])
+            devices[d] = late_devs[-1]
+        for row in late_devs[:30]:
+            devices[row[0]] = row
+        with open(f"{work}/late_devices.csv", "w", newline="") as f:
+            csv.writer(f).writerows([dev_header] + late_devs)
+        with open(f"{work}/ref_devices.csv", "w", newline="") as f:
+            csv.writer(f).writerows([dev_header] + list(devices.values()))
     # Weekly chunks: days 1-7, 8-14, 15-21, 22-end.
     for w in range(4):
         lo, hi = 7 * w + 1, 7 * w + 7 if w < 3 else 31
@@ -85,7 +112,7 @@ with open(f"{work}/all.csv", "a", newline="") as f:
     csv.writer(f).writerows(lates)
 PY
 # The reference: every event, late ones included.
-load_reference "$WORK/all.csv" "$DEVICES"
+load_reference "$WORK/all.csv" "$WORK/ref_devices.csv"
 "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$DEVICES" 2>/dev/null
 "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_EVENTS" "$WORK/chunks/c00w0.csv" 2>/dev/null
 
@@ -139,7 +166,8 @@ for i in $(seq 0 12); do
         elif [ "$i$w" = 10 ]; then
             # Feb 1-7 streamed: January closed (watermark past Feb 1).
             wait_evicted 202301
-            say "January evicted; events 1 day after it closed"
+            say "January evicted; devices it used described or changed; events 1 day after it closed"
+            "$ACTIVITY" load "${TOPIC_FLAGS[@]}" --topic "$T_DEVICES" "$WORK/late_devices.csv" 2>/dev/null
             load late1
         elif [ "$i$w" = 12 ]; then
             say "events for January 2 weeks after it closed"
@@ -179,6 +207,8 @@ counter() { echo "$metrics" | awk -v n="$1" '$1 == n {print int($2)}'; }
     fail "fewer than 100 hosts and users of evicted months were brought back"
 grep -q "late events for 202301, which was evicted" "$WORK/run.log" ||
     fail "the log does not say January was brought back"
+grep -q "devices described or changed after month 202301 was evicted" "$WORK/run.log" ||
+    fail "the log does not say January's users of late devices were brought back"
 # What a rehydration cost (README "Cost of a very late event").
 grep "which was evicted: brought back" "$WORK/run.log" | sed 's/.*evicted: /[test_year] /' |
     awk '{n++; ms += $(NF-4)} END {if (n) printf "[test_year] %d rehydrations by (month, key group), %.1f ms each on average\n", n, ms / n}' >&2

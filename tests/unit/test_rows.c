@@ -76,6 +76,30 @@ START_TEST(user_rows)
 }
 END_TEST
 
+/* activity_user_masks lines: the entry spelled as the user's Redis value
+ * spells it, so rehydration gives that value back. */
+START_TEST(user_mask_rows)
+{
+    strbuf sb = {0};
+    user_mask_row d = {7, month_index(2023, 1), 'd', -2136667425LL, {0}, 5u};
+    ck_assert_int_eq(rows_encode_user_mask(&sb, &d), 0);
+    ck_assert_str_eq(sb.data, "7\t2023-01-01\t-2136667425\t-2136667425\t5\n");
+    sb.len = 0;
+    user_mask_row n = {7, month_index(2023, 1), 'n', 0, {0}, 1u << 30};
+    ck_assert_int_eq(rows_encode_user_mask(&sb, &n), 0);
+    ck_assert_str_eq(sb.data, "7\t2023-01-01\tnull\t\\N\t1073741824\n");
+    sb.len = 0;
+    user_mask_row b = {7, month_index(2023, 1), 'b', 0, {"Ch\t\xc3\xa9", 5, true}, 3u};
+    ck_assert_int_eq(rows_encode_user_mask(&sb, &b), 0);
+    ck_assert_str_eq(sb.data, "7\t2023-01-01\t~436809c3a9\t\\N\t3\n");
+    sb.len = 0;
+    user_mask_row nb = {7, month_index(2023, 1), 'b', 0, {0}, 3u};
+    ck_assert_int_eq(rows_encode_user_mask(&sb, &nb), 0);
+    ck_assert_str_eq(sb.data, "7\t2023-01-01\t~-\t\\N\t3\n");
+    strbuf_free(&sb);
+}
+END_TEST
+
 Suite *suite_rows(void)
 {
     Suite *s = suite_create("rows");
@@ -83,6 +107,7 @@ Suite *suite_rows(void)
     tcase_add_test(tc, datelists);
     tcase_add_test(tc, host_row_february);
     tcase_add_test(tc, user_rows);
+    tcase_add_test(tc, user_mask_rows);
     tcase_add_test(tc, daily_row);
     suite_add_tcase(s, tc);
     return s;
