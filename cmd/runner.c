@@ -183,6 +183,7 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
             run_metrics_flush_ok(st.seconds, st.host_rows, st.user_rows, st.dim_device_changes,
                                  st.dim_user_changes);
             run_metrics_evictions(st.evicted_months);
+            run_metrics_evicted_skipped(st.evicted_skipped);
             if (st.evicted_months)
                 log_info("evicted %zu closed (key group, month) states from redis",
                          st.evicted_months);

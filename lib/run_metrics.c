@@ -20,7 +20,7 @@
 static metric_family *consumed, *applied, *dead_letters, *batch_records, *apply_seconds,
     *apply_wait_seconds, *rebalances, *assigned, *flush_seconds, *flushes, *flush_rows, *lag,
     *redis_up, *pg_up, *redis_retries, *pg_retries, *build_info, *late_events, *late_skipped,
-    *evictions;
+    *evictions, *evicted_skipped, *months_unrebuilt;
 
 static double now_seconds(void)
 {
@@ -119,13 +119,24 @@ int run_metrics_init(double ready_flush_failure)
                                "(key group, month) pairs whose Redis state was deleted after "
                                "the month closed and PostgreSQL committed it.",
                                NULL, NULL, 0);
+    evicted_skipped =
+        metrics_family("activity_flush_evicted_skipped_total", METRIC_COUNTER,
+                       "Dirty host and user months a flush left out because another instance "
+                       "evicted their month (final in PostgreSQL) after the flush read them.",
+                       NULL, NULL, 0);
+    months_unrebuilt =
+        metrics_family("activity_evicted_months_lost", METRIC_GAUGE,
+                       "Evicted months PostgreSQL lost (restored to before their eviction) "
+                       "that no range backfill has rebuilt yet.",
+                       NULL, NULL, 0);
     build_info =
         metrics_family("activity_build_info", METRIC_GAUGE,
                        "Always 1; the labels give the versions.", "version,librdkafka", NULL, 0);
     if (!consumed || !applied || !dead_letters || !batch_records || !apply_seconds ||
         !apply_wait_seconds || !rebalances || !assigned || !flush_seconds || !flushes ||
         !flush_rows || !lag || !redis_up || !pg_up || !redis_retries || !pg_retries ||
-        !build_info || !late_events || !late_skipped || !evictions ||
+        !build_info || !late_events || !late_skipped || !evictions || !evicted_skipped ||
+        !months_unrebuilt ||
         metrics_gauge_fn("activity_oldest_unflushed_change_seconds",
                          "Age of the oldest change this member applied to Redis that no flush "
                          "has written to PostgreSQL yet (0: none).",
@@ -133,6 +144,7 @@ int run_metrics_init(double ready_flush_failure)
         return -1;
     metrics_set(build_info, (const char *[]){ACTIVITY_VERSION, rd_kafka_version_str()}, 1);
     metrics_set(redis_up, NULL, 1);
+    metrics_set(months_unrebuilt, NULL, 0);
     metrics_set(pg_up, NULL, 1);
     metrics_set(assigned, NULL, 0);
     metrics_add(redis_retries, NULL, 0);
@@ -243,6 +255,17 @@ void run_metrics_evictions(size_t n)
 {
     if (n)
         metrics_add(evictions, NULL, (double)n);
+}
+
+void run_metrics_evicted_skipped(size_t n)
+{
+    if (n)
+        metrics_add(evicted_skipped, NULL, (double)n);
+}
+
+void run_metrics_months_lost(size_t n)
+{
+    metrics_set(months_unrebuilt, NULL, (double)n);
 }
 
 void run_metrics_flush_superseded(void)

@@ -47,6 +47,10 @@ void run_metrics_flush_superseded(void);
 void run_metrics_late_event(void);
 void run_metrics_late_skipped(uint64_t total);
 void run_metrics_evictions(size_t n);
+/* Dirty months a flush left out: another instance evicted them. */
+void run_metrics_evicted_skipped(size_t n);
+/* Evicted months PostgreSQL lost and no backfill rebuilt yet (a gauge). */
+void run_metrics_months_lost(size_t n);
 void run_metrics_flush_failed(bool postgres);
 void run_metrics_redis_up(bool up);
 /* PostgreSQL answered (or not) a flush with nothing to write, which does

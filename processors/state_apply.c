@@ -868,3 +868,46 @@ done:
     free_all(months);
     return rc;
 }
+
+int redis_state_read_evicted(redis_state *rs, evicted_months out[KEY_GROUPS], errbuf *err)
+{
+    memset(out, 0, KEY_GROUPS * sizeof *out);
+    redisReply *r[KEY_GROUPS];
+    if (read_all_groups(rs, "SMEMBERS", KEY_EVICTED, r, err))
+        return -1;
+    int rc = 0;
+    for (uint32_t g = 0; g < KEY_GROUPS && rc == 0; g++) {
+        if (r[g]->type != REDIS_REPLY_ARRAY || r[g]->elements == 0)
+            continue;
+        if (!(out[g].months = malloc(r[g]->elements * sizeof *out[g].months))) {
+            err_set(err, "out of memory");
+            rc = -1;
+            break;
+        }
+        for (size_t k = 0; k < r[g]->elements; k++) {
+            long ym = r[g]->element[k]->str ? strtol(r[g]->element[k]->str, NULL, 10) : 0;
+            if (ym % 100 >= 1 && ym % 100 <= 12)
+                out[g].months[out[g].n++] = month_index((int)(ym / 100), (int)(ym % 100));
+        }
+    }
+    free_all(r);
+    if (rc)
+        evicted_months_free(out);
+    return rc;
+}
+
+bool evicted_months_has(const evicted_months *e, int32_t month)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (e->months[i] == month)
+            return true;
+    return false;
+}
+
+void evicted_months_free(evicted_months out[KEY_GROUPS])
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        free(out[g].months);
+        out[g] = (evicted_months){NULL, 0};
+    }
+}
