@@ -7,6 +7,7 @@
 #include "processors/batch.h"
 #include "processors/dirty_marker.h"
 #include "lib/civil_time.h"
+#include "lib/failpoint.h"
 #include "lib/grow.h"
 
 #include <stdlib.h>
@@ -611,6 +612,7 @@ int flush_plan_build(redis_state *rs, flush_plan *p, errbuf *err)
         }
     }
 
+    delaypoint("flush-before-reads");
     /* calloc: every sketch pointer starts NULL, for flush_plan_free. */
     if (!(w->days = calloc(p->n_hosts ? p->n_hosts : 1, sizeof *w->days))) {
         err_set(err, "flush: out of memory");
