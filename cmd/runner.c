@@ -126,6 +126,10 @@ typedef struct {
     double seconds;
     /* After a signal: when a failing final flush stops being retried. */
     double give_up_at;
+    /* Evicted months PostgreSQL lost (check_lost_months): when to look
+     * again, when to repeat the error, how many there were. */
+    double next_lost_check, next_lost_report;
+    size_t lost;
 } flush_control;
 
 static void sleep_seconds(double s)
@@ -149,6 +153,69 @@ static void note_postgres(pg_sink *pg, flush_control *fc, bool wrote)
         log_warn("postgresql does not answer (nothing to flush meanwhile): %s", err.msg);
     fc->pg_down = !up;
     run_metrics_postgres_up(up);
+}
+
+/* The month after YYYYMM. */
+static int32_t next_ym(int32_t ym)
+{
+    return ym % 100 == 12 ? (ym / 100 + 1) * 100 + 1 : ym + 1;
+}
+
+#define LOST_CHECK_SECONDS 10
+#define LOST_REPORT_SECONDS 60
+
+/* Evicted months PostgreSQL lost (restored to before their eviction:
+ * flush_plan_replay_all records them in Redis) are in neither store until
+ * a range backfill rebuilds them, which forgets them. Never silent: while
+ * any are recorded, an error naming the backfill commands (one per run of
+ * consecutive months) every LOST_REPORT_SECONDS, the gauge
+ * activity_evicted_months_lost and /readyz 503; the open months go on
+ * being processed. Looked at every LOST_CHECK_SECONDS (one SMEMBERS), and
+ * at once when `now` (PostgreSQL was just found behind). */
+static void check_lost_months(redis_state *rs, flush_control *fc, bool now)
+{
+    double t = now_seconds();
+    if (!now && t < fc->next_lost_check)
+        return;
+    fc->next_lost_check = t + LOST_CHECK_SECONDS;
+    errbuf err = {{0}};
+    int32_t *months;
+    size_t n;
+    if (redis_state_lost_months(rs, &months, &n, &err)) {
+        log_warn("reading the evicted months postgresql lost: %s", err.msg);
+        return;
+    }
+    if (n == 0 && fc->lost)
+        log_info("the evicted months postgresql lost have all been rebuilt");
+    int32_t first_end = n ? next_ym(months[0]) : 0;
+    for (size_t i = 1; i < n && months[i] == first_end; i++)
+        first_end = next_ym(months[i]);
+    run_metrics_months_lost(n, n ? months[0] : 0, first_end);
+    if (n && (n != fc->lost || t >= fc->next_lost_report)) {
+        char cmds[1024];
+        size_t off = 0;
+        cmds[0] = '\0';
+        for (size_t i = 0; i < n && off < sizeof cmds;) {
+            size_t j = i + 1;
+            while (j < n && months[j] == next_ym(months[j - 1]))
+                j++;
+            int32_t end = next_ym(months[j - 1]);
+            off += (size_t)snprintf(cmds + off, sizeof cmds - off,
+                                    "%sactivity backfill --from %04d-%02d --to %04d-%02d",
+                                    i ? "; " : "", months[i] / 100, months[i] % 100, end / 100,
+                                    end % 100);
+            i = j;
+        }
+        log_error("%zu evicted months of prefix '%s' are in neither redis nor postgresql "
+                  "(postgresql was restored to before their eviction): their rows are missing "
+                  "or stale until rebuilt from the topics; run %s, with this run's "
+                  "--redis-prefix, topics, --group and --pg-dsn. Open months are processed "
+                  "meanwhile",
+                  n, redis_state_prefix(rs), cmds);
+        fc->next_lost_report = t + LOST_REPORT_SECONDS;
+    }
+    fc->lost = n;
+    free(months);
 }
 
 /* Flushes. Transient failures (PostgreSQL or Redis unreachable) are retried
@@ -194,6 +261,7 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
             fc->backoff = 0;
             fc->rows += st.host_rows + st.user_rows;
             fc->seconds += st.seconds;
+            check_lost_months(rs, fc, false);
             if (st.host_rows || st.user_keys || st.dim_changes)
                 log_info("flushed %zu host-month rows, %zu user-month keys (%zu rows) and %zu "
                          "dimension changes in %.3f s",
@@ -202,8 +270,10 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
         }
         if (r == FLUSH_STATE_MISSING || r == FLUSH_STATE_PARTIAL)
             return r; /* nothing written; the caller rebuilds */
-        if (r == FLUSH_POSTGRES_BEHIND)
+        if (r == FLUSH_POSTGRES_BEHIND) {
+            check_lost_months(rs, fc, true);
             continue; /* everything is marked dirty now: flush it */
+        }
         if (r == 1) {
             /* Another instance committed a newer flush first: try again
              * soon; what this one took is still pending. */

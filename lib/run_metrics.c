@@ -33,6 +33,9 @@ static double now_seconds(void)
  * need a lock; milliseconds in an int64 do not). */
 static _Atomic int64_t last_loop_ms, unflushed_since_ms, flush_failing_since_ms;
 static _Atomic int n_assigned, redis_ok = 1, pg_ok = 1, stopping;
+/* Evicted months PostgreSQL lost, and their first run [from, to) as YYYYMM. */
+static _Atomic int64_t lost_months;
+static _Atomic int32_t lost_from_ym, lost_to_ym;
 static double ready_flush_failure_s = 60;
 
 static int64_t now_ms(void)
@@ -263,9 +266,12 @@ void run_metrics_evicted_skipped(size_t n)
         metrics_add(evicted_skipped, NULL, (double)n);
 }
 
-void run_metrics_months_lost(size_t n)
+void run_metrics_months_lost(size_t n, int32_t from_ym, int32_t to_ym)
 {
     metrics_set(months_unrebuilt, NULL, (double)n);
+    atomic_store(&lost_from_ym, from_ym);
+    atomic_store(&lost_to_ym, to_ym);
+    atomic_store(&lost_months, (int64_t)n);
 }
 
 void run_metrics_flush_superseded(void)
@@ -367,7 +373,16 @@ bool run_metrics_probe(bool ready, char *why, size_t cap)
         snprintf(why, cap, "flushes have been failing for %.0f s", (now - failing_since) / 1000.0);
     else if (atomic_load(&n_assigned) == 0)
         snprintf(why, cap, "no partitions assigned");
-    else
+    else if (atomic_load(&lost_months) > 0) {
+        int32_t from = atomic_load(&lost_from_ym), to = atomic_load(&lost_to_ym);
+        snprintf(why, cap,
+                 "%lld evicted months lost by postgresql need rebuilding: activity backfill "
+                 "--from %04d-%02d --to %04d-%02d%s",
+                 (long long)atomic_load(&lost_months), from / 100, from % 100, to / 100, to % 100,
+                 atomic_load(&lost_months) > (to / 100 - from / 100) * 12 + to % 100 - from % 100
+                     ? " and more (see the log)"
+                     : "");
+    } else
         return true;
     return false;
 }

@@ -2,10 +2,13 @@
 -- PostgreSQL holds all of it.
 --
 -- KEYS: [1] dirty set, [2] flushing set, [3] set of the months held, [4]
--- set of the evicted months, [5] the month's key list k:<YYYYMM>, then
--- every member of that list (read just before; Redis Cluster routes by
--- KEYS, and all share the group's hash tag).
--- ARGV[1] = the month, YYYYMM.
+-- set of the evicted months, [5] the month's key list k:<YYYYMM>, [6] the
+-- hash month -> flush token of the evictions, then every member of that
+-- list (read just before; Redis Cluster routes by KEYS, and all share the
+-- group's hash tag).
+-- ARGV[1] = the month, YYYYMM; ARGV[2] = the newest flush token Redis saw
+-- PostgreSQL commit (the month's final state is in PostgreSQL at that
+-- token: a PostgreSQL restored to an older token may have lost it).
 --
 -- A month's state is in PostgreSQL when no dirty marker of it is in the
 -- dirty or flushing set: apply.lua adds one for every change, and markers
@@ -32,13 +35,14 @@ end
 if pending(KEYS[1]) or pending(KEYS[2]) then
   return 0
 end
-if redis.call('SCARD', KEYS[5]) ~= #KEYS - 5 then
+if redis.call('SCARD', KEYS[5]) ~= #KEYS - 6 then
   return -1
 end
-for j = 6, #KEYS, 1000 do
+for j = 7, #KEYS, 1000 do
   redis.call('DEL', unpack(KEYS, j, math.min(j + 999, #KEYS)))
 end
 redis.call('DEL', KEYS[5])
 redis.call('SREM', KEYS[3], month)
 redis.call('SADD', KEYS[4], month)
+redis.call('HSET', KEYS[6], month, ARGV[2])
 return 1

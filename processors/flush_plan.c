@@ -682,10 +682,12 @@ int flush_plan_finish(redis_state *rs, const flush_plan *p, errbuf *err)
 
 /* PostgreSQL holds an older flush token than one Redis saw commit: it went
  * back in time and lost rows that flushes after its state had written.
- * Everything Redis holds is marked dirty and the replay topics' fences are
- * forgotten (every instance told by the epoch); only then does the
- * recorded token come down to PostgreSQL's, so that a crash in between
- * repeats all of it. The next flush rewrites everything. */
+ * Everything Redis holds is marked dirty, the replay topics' fences are
+ * forgotten (every instance told by the epoch) and the months evicted
+ * since are recorded lost; only then does the recorded token come down to
+ * PostgreSQL's, so that a crash in between repeats all of it. The next
+ * flush rewrites everything Redis holds; the lost months need a range
+ * backfill (cmd/runner.c reports them). */
 int flush_plan_replay_all(redis_state *rs, const char *const *replay_topics, int64_t held,
                           int64_t committed, errbuf *err)
 {
@@ -704,6 +706,17 @@ int flush_plan_replay_all(redis_state *rs, const char *const *replay_topics, int
         if (redis_state_forget_fences(rs, replay_topics[i], err))
             return -1;
     }
+    /* Months evicted after the state PostgreSQL went back to are in
+     * neither store: recorded before the token comes down (a crash in
+     * between repeats this), they stay recorded until a range backfill has
+     * rebuilt them from the topics (README "Lateness and eviction"). */
+    size_t lost;
+    if (redis_state_record_lost_months(rs, held, &lost, err))
+        return -1;
+    if (lost)
+        log_error("postgres went back to before the eviction of %zu months: they are in neither "
+                  "store until they are rebuilt from the topics",
+                  lost);
     int64_t epoch;
     if (redis_state_epoch(rs, &epoch, true, err) || redis_state_set_pg_token(rs, held, false, err))
         return -1;

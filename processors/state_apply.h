@@ -113,4 +113,18 @@ typedef struct {
 int redis_state_read_evicted(redis_state *rs, evicted_months out[KEY_GROUPS], errbuf *err);
 bool evicted_months_has(const evicted_months *e, int32_t month);
 void evicted_months_free(evicted_months out[KEY_GROUPS]);
+
+/* PostgreSQL went back to flush token `held`: every month some key group
+ * evicted at a later token (each eviction records the token it saw
+ * committed; a month without a record counts too) is in neither store. They
+ * join <p>:lostmonths, which stays until a range backfill rebuilt them
+ * (redis_state_forget_lost_months); *n: how many were recorded now. */
+int redis_state_record_lost_months(redis_state *rs, int64_t held, size_t *n, errbuf *err);
+/* The months <p>:lostmonths holds, as YYYYMM numbers in ascending order
+ * (*months malloc'd, NULL when none). */
+int redis_state_lost_months(redis_state *rs, int32_t **months, size_t *n, errbuf *err);
+/* Forgets the lost months in [from_ym, to_ym) (YYYYMM): a backfill has
+ * rebuilt them. *n: how many. */
+int redis_state_forget_lost_months(redis_state *rs, int32_t from_ym, int32_t to_ym, size_t *n,
+                                   errbuf *err);
 #endif
