@@ -175,6 +175,15 @@ static int range_configure(void *ctx, run_config *rc, errbuf *err)
     log_info("backfill of [%s, %s): scratch redis prefix '%s', consumer group '%s', "
              "postgresql schema %s",
              b->from, b->to, b->scratch_prefix, b->scratch_group, b->scratch_schema);
+    /* The scratch state must keep every month of the range until the swap:
+     * evicting one closed mid-range would leave out its late events read
+     * after. And the live processor serves the metrics address given with
+     * the same options (the automatic rebuild of lost months runs this
+     * with the run's command line). */
+    if (rc->evict)
+        log_info("--evict-closed-months does not apply to the scratch state of a range backfill");
+    rc->evict = false;
+    rc->metrics_addr = NULL;
     rc->common.redis_prefix = b->scratch_prefix;
     rc->source.group = b->scratch_group;
     rc->source.instance_id = NULL;

@@ -1002,3 +1002,26 @@ int redis_state_forget_lost_months(redis_state *rs, int32_t from_ym, int32_t to_
     free(months);
     return rc;
 }
+
+int redis_state_claim(redis_state *rs, const char *name, int ttl_ms, bool refresh, bool *got,
+                      errbuf *err)
+{
+    static const char mine_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+                                   "if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end "
+                                   "return redis.call('PEXPIRE', KEYS[1], ARGV[2])";
+    char owner[300];
+    gethostname(owner, 256);
+    owner[255] = '\0';
+    snprintf(owner + strlen(owner), sizeof owner - strlen(owner), ":%ld", (long)getpid());
+    redisReply *r;
+    if (ttl_ms == 0 || refresh)
+        r = rs_command(rs, err, "EVAL %s 1 %s:%s %s %d", mine_lua, rs->prefix, name, owner, ttl_ms);
+    else
+        r = rs_command(rs, err, "SET %s:%s %s NX PX %d", rs->prefix, name, owner, ttl_ms);
+    if (!r)
+        return -1;
+    if (got)
+        *got = r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_INTEGER && r->integer);
+    freeReplyObject(r);
+    return 0;
+}

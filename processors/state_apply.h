@@ -123,6 +123,12 @@ int redis_state_record_lost_months(redis_state *rs, int64_t held, size_t *n, err
 /* The months <p>:lostmonths holds, as YYYYMM numbers in ascending order
  * (*months malloc'd, NULL when none). */
 int redis_state_lost_months(redis_state *rs, int32_t **months, size_t *n, errbuf *err);
+/* A claim on <p>:<name> that one process of the prefix holds at a time
+ * (the automatic rebuild of lost months): taken (*got) for ttl_ms unless
+ * another holds it; refresh: its ttl renewed if this process holds it;
+ * ttl_ms 0: released if this process holds it. */
+int redis_state_claim(redis_state *rs, const char *name, int ttl_ms, bool refresh, bool *got,
+                      errbuf *err);
 /* Forgets the lost months in [from_ym, to_ym) (YYYYMM): a backfill has
  * rebuilt them. *n: how many. */
 int redis_state_forget_lost_months(redis_state *rs, int32_t from_ym, int32_t to_ym, size_t *n,
