@@ -7,6 +7,7 @@
 #include "lib/run_metrics.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,15 +214,38 @@ static pid_t start_rebuild(int32_t from, int32_t to)
         if (strcmp(cmdline_argv[i], "--reset") != 0) /* done at this run's start */
             args[n++] = cmdline_argv[i];
     args[n] = NULL;
+    /* The environment without ACTIVITY_RESET (a reset is this run's, at its
+     * start), built before the fork: the child of a threaded process only
+     * makes async-signal-safe calls until exec. */
+    extern char **environ;
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **env = calloc(ne + 1, sizeof *env);
+    if (!env) {
+        free(args);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (strncmp(environ[i], "ACTIVITY_RESET=", 15) != 0)
+            env[k++] = environ[i];
+    sigset_t none;
+    sigemptyset(&none);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         setsid();
-        unsetenv("ACTIVITY_RESET");
-        execv("/proc/self/exe", args);
-        fprintf(stderr, "activity backfill (automatic rebuild): exec failed\n");
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        /* The processor's sockets (the metrics listener, its connections)
+         * are not the backfill's to keep open. */
+        close_range(3, ~0U, 0);
+        execve("/proc/self/exe", args, env);
+        static const char msg[] = "activity backfill (automatic rebuild): exec failed\n";
+        (void)!write(2, msg, sizeof msg - 1);
         _exit(127);
     }
+    free(env);
     free(args);
     return pid;
 }
