@@ -96,6 +96,7 @@ typedef struct {
     const char *live_prefix, *live_group;
     char scratch_prefix[256], scratch_group[256], scratch_schema[64];
     char *redis_url; /* copied: the run's options are gone when the scratch is dropped */
+    char *prefix;    /* the live prefix, copied likewise */
     pg_backfill *pgb;
     char *old_pgoptions; /* PGOPTIONS before the scratch run (NULL: unset) */
     bool pgoptions_set;
@@ -136,12 +137,10 @@ static int range_configure(void *ctx, run_config *rc, errbuf *err)
         err_set(err, "--reset rebuilds everything; it does not go with --from/--to");
         return -1;
     }
-    /* The scratch state is dropped whole at the end: evicting its closed
-     * months would only cost round trips. */
-    rc->evict = false;
     b->live_prefix = rc->common.redis_prefix;
     b->live_group = rc->source.group;
-    if (!(b->redis_url = strdup(rc->common.redis_url))) {
+    if (!(b->redis_url = strdup(rc->common.redis_url)) ||
+        !(b->prefix = strdup(rc->common.redis_prefix))) {
         err_set(err, "out of memory");
         return -1;
     }
@@ -176,6 +175,15 @@ static int range_configure(void *ctx, run_config *rc, errbuf *err)
     log_info("backfill of [%s, %s): scratch redis prefix '%s', consumer group '%s', "
              "postgresql schema %s",
              b->from, b->to, b->scratch_prefix, b->scratch_group, b->scratch_schema);
+    /* The scratch state must keep every month of the range until the swap:
+     * evicting one closed mid-range would leave out its late events read
+     * after. And the live processor serves the metrics address given with
+     * the same options (the automatic rebuild of lost months runs this
+     * with the run's command line). */
+    if (rc->evict)
+        log_info("--evict-closed-months does not apply to the scratch state of a range backfill");
+    rc->evict = false;
+    rc->metrics_addr = NULL;
     rc->common.redis_prefix = b->scratch_prefix;
     rc->source.group = b->scratch_group;
     rc->source.instance_id = NULL;
@@ -324,6 +332,32 @@ static int range_args(int argc, char **argv, range_backfill *b, char **rest, int
     return 0;
 }
 
+/* The range's months are rebuilt: those the live prefix recorded lost
+ * (PostgreSQL restored to before their eviction, README "Lateness and
+ * eviction") are not any more, and the live processors stop reporting
+ * them. */
+static int forget_lost(const range_backfill *b)
+{
+    errbuf err = {{0}};
+    int fy, fm, ty, tm;
+    sscanf(b->from, "%4d-%2d", &fy, &fm);
+    sscanf(b->to, "%4d-%2d", &ty, &tm);
+    size_t n = 0;
+    redis_state *rs = redis_state_connect(b->redis_url, b->prefix, &err);
+    if (!rs || redis_state_forget_lost_months(rs, fy * 100 + fm, ty * 100 + tm, &n, &err)) {
+        log_error("the rows of [%s, %s) were replaced, but forgetting them among the evicted "
+                  "months postgresql lost failed (the live processor goes on reporting them; "
+                  "run the backfill again): %s",
+                  b->from, b->to, err.msg);
+        redis_state_free(rs);
+        return 1;
+    }
+    redis_state_free(rs);
+    if (n)
+        log_info("%zu of the evicted months postgresql lost were rebuilt", n);
+    return 0;
+}
+
 static int range_finish(range_backfill *b, double started)
 {
     errbuf err = {{0}};
@@ -346,7 +380,7 @@ static int range_finish(range_backfill *b, double started)
     log_info("backfill of [%s, %s) done in %.1f s (swap %.2f s): rows replaced per table "
              "(before -> after): %s",
              b->from, b->to, now_mono() - started, swap, tables);
-    return 0;
+    return forget_lost(b);
 }
 
 int cmd_backfill(int argc, char **argv)
@@ -393,6 +427,7 @@ int cmd_backfill(int argc, char **argv)
     pg_backfill_free(b.pgb);
     free(b.old_pgoptions);
     free(b.redis_url);
+    free(b.prefix);
     free(args);
     return rc;
 }

@@ -398,6 +398,7 @@ static int with_stats_interval(common_config *c, errbuf *err)
 
 int cmd_run(int argc, char **argv)
 {
+    runner_set_command_line(argc, argv);
     return cmd_run_hooked(argc, argv, NULL);
 }
 

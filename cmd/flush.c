@@ -73,6 +73,7 @@ int flush_once(redis_state *rs, pg_sink *pg, const char *const *replay_topics, f
     /* What this flush committed may complete a closed month. */
     if (redis_state_evict_closed(rs, &stats->evicted_months, err))
         goto out;
+    stats->evicted_skipped = plan.evicted_skipped;
     stats->host_rows = p.n_hosts;
     stats->user_keys = p.n_user_keys;
     stats->user_rows = p.n_users;

@@ -17,6 +17,7 @@ typedef struct {
     size_t dim_changes; /* device and user profile changes merged (sinks/scd2.h) */
     size_t dim_device_changes, dim_user_changes; /* dim_changes by dimension */
     size_t evicted_months;                       /* (key group, month) pairs evicted after it */
+    size_t evicted_skipped; /* dirty months left out: another instance evicted them */
     double seconds;
 } flush_stats;
 

@@ -7,11 +7,14 @@
 #include "lib/run_metrics.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_requested;
 
@@ -126,6 +129,15 @@ typedef struct {
     double seconds;
     /* After a signal: when a failing final flush stops being retried. */
     double give_up_at;
+    /* Evicted months PostgreSQL lost (check_lost_months): when to look
+     * again, when to repeat the error, how many there were. */
+    double next_lost_check, next_lost_report;
+    size_t lost;
+    /* The automatic rebuild of lost months (a child `activity backfill`),
+     * its range, when it may start again, its backoff. */
+    pid_t rebuild_pid;
+    int32_t rebuild_from, rebuild_to;
+    double rebuild_at, rebuild_backoff;
 } flush_control;
 
 static void sleep_seconds(double s)
@@ -149,6 +161,215 @@ static void note_postgres(pg_sink *pg, flush_control *fc, bool wrote)
         log_warn("postgresql does not answer (nothing to flush meanwhile): %s", err.msg);
     fc->pg_down = !up;
     run_metrics_postgres_up(up);
+}
+
+/* The month after YYYYMM. */
+static int32_t next_ym(int32_t ym)
+{
+    return ym % 100 == 12 ? (ym / 100 + 1) * 100 + 1 : ym + 1;
+}
+
+#define LOST_CHECK_SECONDS 10
+#define LOST_REPORT_SECONDS 60
+/* A failed automatic rebuild is tried again after this, doubling up to
+ * the maximum. */
+#define REBUILD_RETRY_SECONDS 10
+#define REBUILD_RETRY_MAX_SECONDS 600
+/* The claim on the rebuild (one instance of the prefix starts it) outlives
+ * a dead claimer by this much; refreshed at every check meanwhile. */
+#define REBUILD_CLAIM_MS 120000
+
+/* `activity run`'s own command line (runner_set_command_line): the
+ * automatic rebuild runs `activity backfill --from --to` with it. */
+static int cmdline_argc;
+static char **cmdline_argv;
+
+void runner_set_command_line(int argc, char **argv)
+{
+    cmdline_argc = argc;
+    cmdline_argv = argv;
+}
+
+/* Starts `activity backfill --from F --to T` with this run's options (its
+ * environment and config file too), in a session of its own so that a
+ * terminal's signals reach the live processor only: a range backfill
+ * builds apart and swaps in one transaction (cmd/cmd_backfill.c), and on
+ * success forgets the months it rebuilt. Returns the child's pid, or -1. */
+static pid_t start_rebuild(int32_t from, int32_t to)
+{
+    char f[24], t[24];
+    snprintf(f, sizeof f, "%04d-%02d", from / 100, from % 100);
+    snprintf(t, sizeof t, "%04d-%02d", to / 100, to % 100);
+    char **args = calloc((size_t)cmdline_argc + 8, sizeof *args);
+    if (!args)
+        return -1;
+    int n = 0;
+    args[n++] = "activity";
+    args[n++] = "backfill";
+    args[n++] = "--from";
+    args[n++] = f;
+    args[n++] = "--to";
+    args[n++] = t;
+    for (int i = 1; i < cmdline_argc; i++)
+        if (strcmp(cmdline_argv[i], "--reset") != 0) /* done at this run's start */
+            args[n++] = cmdline_argv[i];
+    args[n] = NULL;
+    /* The environment without ACTIVITY_RESET (a reset is this run's, at its
+     * start), built before the fork: the child of a threaded process only
+     * makes async-signal-safe calls until exec. */
+    extern char **environ;
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **env = calloc(ne + 1, sizeof *env);
+    if (!env) {
+        free(args);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++)
+        if (strncmp(environ[i], "ACTIVITY_RESET=", 15) != 0)
+            env[k++] = environ[i];
+    sigset_t none;
+    sigemptyset(&none);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        /* The processor's sockets (the metrics listener, its connections)
+         * are not the backfill's to keep open. */
+        close_range(3, ~0U, 0);
+        execve("/proc/self/exe", args, env);
+        static const char msg[] = "activity backfill (automatic rebuild): exec failed\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+    free(env);
+    free(args);
+    return pid;
+}
+
+/* The automatic rebuild of the lost months (README "Lateness and
+ * eviction"): one child at a time, started by the instance that claims it
+ * in Redis, for the first run of consecutive lost months; a failure is
+ * reported and retried with backoff (a retention that deleted the range's
+ * start fails every time: the error says what to do). Not in `run
+ * --until-caught-up`, which reports only. */
+static void drive_rebuild(const run_config *rc, redis_state *rs, flush_control *fc,
+                          const int32_t *months, size_t n, int32_t first_end)
+{
+    errbuf err = {{0}};
+    double t = now_seconds();
+    if (fc->rebuild_pid > 0) {
+        int st;
+        pid_t r = waitpid(fc->rebuild_pid, &st, WNOHANG);
+        if (r == 0) {
+            redis_state_claim(rs, "lostrebuild", REBUILD_CLAIM_MS, true, NULL, &err);
+            return;
+        }
+        bool ok = r == fc->rebuild_pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        if (ok) {
+            log_info("automatic rebuild of the lost months [%04d-%02d, %04d-%02d) done",
+                     fc->rebuild_from / 100, fc->rebuild_from % 100, fc->rebuild_to / 100,
+                     fc->rebuild_to % 100);
+            fc->rebuild_backoff = 0;
+        } else {
+            fc->rebuild_backoff =
+                fc->rebuild_backoff ? fc->rebuild_backoff * 2 : REBUILD_RETRY_SECONDS;
+            if (fc->rebuild_backoff > REBUILD_RETRY_MAX_SECONDS)
+                fc->rebuild_backoff = REBUILD_RETRY_MAX_SECONDS;
+            fc->rebuild_at = t + fc->rebuild_backoff;
+            log_error("automatic rebuild of the lost months [%04d-%02d, %04d-%02d) failed (%s %d; "
+                      "its log lines are above): tried again in %.0f s",
+                      fc->rebuild_from / 100, fc->rebuild_from % 100, fc->rebuild_to / 100,
+                      fc->rebuild_to % 100,
+                      r == fc->rebuild_pid && WIFEXITED(st) ? "exit status" : "signal",
+                      r == fc->rebuild_pid && WIFEXITED(st)     ? WEXITSTATUS(st)
+                      : r == fc->rebuild_pid && WIFSIGNALED(st) ? WTERMSIG(st)
+                                                                : -1,
+                      fc->rebuild_backoff);
+        }
+        fc->rebuild_pid = 0;
+        redis_state_claim(rs, "lostrebuild", 0, false, NULL, &err);
+    }
+    if (!n || rc->until_caught_up || !cmdline_argv || t < fc->rebuild_at)
+        return;
+    bool got = false;
+    if (redis_state_claim(rs, "lostrebuild", REBUILD_CLAIM_MS, false, &got, &err)) {
+        log_warn("claiming the rebuild of the lost months: %s", err.msg);
+        return;
+    }
+    if (!got)
+        return; /* another instance rebuilds them */
+    fc->rebuild_from = months[0];
+    fc->rebuild_to = first_end;
+    log_warn("rebuilding the lost months [%04d-%02d, %04d-%02d) from the topics automatically: "
+             "activity backfill --from %04d-%02d --to %04d-%02d with this run's options",
+             months[0] / 100, months[0] % 100, first_end / 100, first_end % 100, months[0] / 100,
+             months[0] % 100, first_end / 100, first_end % 100);
+    if ((fc->rebuild_pid = start_rebuild(months[0], first_end)) < 0) {
+        log_error("starting the automatic rebuild failed (fork); tried again in %d s",
+                  REBUILD_RETRY_SECONDS);
+        fc->rebuild_pid = 0;
+        fc->rebuild_at = t + REBUILD_RETRY_SECONDS;
+        redis_state_claim(rs, "lostrebuild", 0, false, NULL, &err);
+    }
+}
+
+/* Evicted months PostgreSQL lost (restored to before their eviction:
+ * flush_plan_replay_all records them in Redis) are in neither store until
+ * a range backfill rebuilds them, which forgets them. Never silent: while
+ * any are recorded, an error naming the backfill commands (one per run of
+ * consecutive months) every LOST_REPORT_SECONDS, the gauge
+ * activity_evicted_months_lost and /readyz 503; the open months go on
+ * being processed. Looked at every LOST_CHECK_SECONDS (one SMEMBERS), and
+ * at once when `now` (PostgreSQL was just found behind). */
+static void check_lost_months(const run_config *rc, redis_state *rs, flush_control *fc, bool now)
+{
+    double t = now_seconds();
+    if (!now && t < fc->next_lost_check)
+        return;
+    fc->next_lost_check = t + LOST_CHECK_SECONDS;
+    errbuf err = {{0}};
+    int32_t *months;
+    size_t n;
+    if (redis_state_lost_months(rs, &months, &n, &err)) {
+        log_warn("reading the evicted months postgresql lost: %s", err.msg);
+        return;
+    }
+    if (n == 0 && fc->lost)
+        log_info("the evicted months postgresql lost have all been rebuilt");
+    int32_t first_end = n ? next_ym(months[0]) : 0;
+    for (size_t i = 1; i < n && months[i] == first_end; i++)
+        first_end = next_ym(months[i]);
+    run_metrics_months_lost(n, n ? months[0] : 0, first_end);
+    drive_rebuild(rc, rs, fc, months, n, first_end);
+    if (n && (n != fc->lost || t >= fc->next_lost_report)) {
+        char cmds[1024];
+        size_t off = 0;
+        cmds[0] = '\0';
+        for (size_t i = 0; i < n && off < sizeof cmds;) {
+            size_t j = i + 1;
+            while (j < n && months[j] == next_ym(months[j - 1]))
+                j++;
+            int32_t end = next_ym(months[j - 1]);
+            off += (size_t)snprintf(cmds + off, sizeof cmds - off,
+                                    "%sactivity backfill --from %04d-%02d --to %04d-%02d",
+                                    i ? "; " : "", months[i] / 100, months[i] % 100, end / 100,
+                                    end % 100);
+            i = j;
+        }
+        log_error("%zu evicted months of prefix '%s' are in neither redis nor postgresql "
+                  "(postgresql was restored to before their eviction): their rows are missing "
+                  "or stale until rebuilt from the topics by %s, with this run's options "
+                  "(`activity run` starts it itself; `run --until-caught-up` does not). Open "
+                  "months are processed meanwhile",
+                  n, redis_state_prefix(rs), cmds);
+        fc->next_lost_report = t + LOST_REPORT_SECONDS;
+    }
+    fc->lost = n;
+    free(months);
 }
 
 /* Flushes. Transient failures (PostgreSQL or Redis unreachable) are retried
@@ -183,6 +404,7 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
             run_metrics_flush_ok(st.seconds, st.host_rows, st.user_rows, st.dim_device_changes,
                                  st.dim_user_changes);
             run_metrics_evictions(st.evicted_months);
+            run_metrics_evicted_skipped(st.evicted_skipped);
             if (st.evicted_months)
                 log_info("evicted %zu closed (key group, month) states from redis",
                          st.evicted_months);
@@ -193,6 +415,7 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
             fc->backoff = 0;
             fc->rows += st.host_rows + st.user_rows;
             fc->seconds += st.seconds;
+            check_lost_months(rc, rs, fc, false);
             if (st.host_rows || st.user_keys || st.dim_changes)
                 log_info("flushed %zu host-month rows, %zu user-month keys (%zu rows) and %zu "
                          "dimension changes in %.3f s",
@@ -201,8 +424,10 @@ static int do_flush(const run_config *rc, redis_state *rs, pg_sink *pg, flush_co
         }
         if (r == FLUSH_STATE_MISSING || r == FLUSH_STATE_PARTIAL)
             return r; /* nothing written; the caller rebuilds */
-        if (r == FLUSH_POSTGRES_BEHIND)
+        if (r == FLUSH_POSTGRES_BEHIND) {
+            check_lost_months(rc, rs, fc, true);
             continue; /* everything is marked dirty now: flush it */
+        }
         if (r == 1) {
             /* Another instance committed a newer flush first: try again
              * soon; what this one took is still pending. */

@@ -76,6 +76,11 @@ typedef struct {
     void *ctx;
 } run_hooks;
 
+/* Keeps `activity run`'s command line (argv[0] "run"): an automatic
+ * rebuild of evicted months PostgreSQL lost runs `activity backfill` with
+ * the same options. */
+void runner_set_command_line(int argc, char **argv);
+
 /* `activity run` with hooks (NULL: none); the exit status. */
 int cmd_run_hooked(int argc, char **argv, const run_hooks *hooks);
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void failpoint(const char *name)
 {
@@ -32,4 +33,28 @@ void failpoint(const char *name)
         return;
     log_warn("failpoint %s reached: killing this process with SIGKILL", name);
     raise(SIGKILL);
+}
+
+void delaypoint(const char *name)
+{
+    static int state = -1; /* -1 unknown, 0 off, 1 armed */
+    static char armed[64];
+    static double seconds;
+    if (state == 0)
+        return;
+    if (state < 0) {
+        const char *spec = getenv("ACTIVITY_DELAYPOINT");
+        const char *colon = spec ? strrchr(spec, ':') : NULL;
+        state = colon && (size_t)(colon - spec) < sizeof armed;
+        if (!state)
+            return;
+        memcpy(armed, spec, (size_t)(colon - spec));
+        armed[colon - spec] = '\0';
+        seconds = strtod(colon + 1, NULL);
+    }
+    if (strcmp(name, armed) != 0 || !(seconds > 0))
+        return;
+    log_debug("delay point %s: sleeping %.3f s", name, seconds);
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
 }

@@ -13,4 +13,10 @@
 
 void failpoint(const char *name);
 
+/* With ACTIVITY_DELAYPOINT=name:SECONDS, sleeps that long every time the
+ * delay point called name is reached: the tests widen a race window
+ * (another instance's eviction between a flush's take and its reads) that
+ * timing alone would rarely open. Without the variable: one branch. */
+void delaypoint(const char *name);
+
 #endif

@@ -20,7 +20,7 @@
 static metric_family *consumed, *applied, *dead_letters, *batch_records, *apply_seconds,
     *apply_wait_seconds, *rebalances, *assigned, *flush_seconds, *flushes, *flush_rows, *lag,
     *redis_up, *pg_up, *redis_retries, *pg_retries, *build_info, *late_events, *rehydrations,
-    *evictions;
+    *evictions, *evicted_skipped, *months_unrebuilt;
 
 static double now_seconds(void)
 {
@@ -33,6 +33,9 @@ static double now_seconds(void)
  * need a lock; milliseconds in an int64 do not). */
 static _Atomic int64_t last_loop_ms, unflushed_since_ms, flush_failing_since_ms;
 static _Atomic int n_assigned, redis_ok = 1, pg_ok = 1, stopping;
+/* Evicted months PostgreSQL lost, and their first run [from, to) as YYYYMM. */
+static _Atomic int64_t lost_months;
+static _Atomic int32_t lost_from_ym, lost_to_ym;
 static double ready_flush_failure_s = 60;
 
 static int64_t now_ms(void)
@@ -119,13 +122,24 @@ int run_metrics_init(double ready_flush_failure)
                                "(key group, month) pairs whose Redis state was deleted after "
                                "the month closed and PostgreSQL committed it.",
                                NULL, NULL, 0);
+    evicted_skipped =
+        metrics_family("activity_flush_evicted_skipped_total", METRIC_COUNTER,
+                       "Dirty host and user months a flush left out because another instance "
+                       "evicted their month (final in PostgreSQL) after the flush read them.",
+                       NULL, NULL, 0);
+    months_unrebuilt =
+        metrics_family("activity_evicted_months_lost", METRIC_GAUGE,
+                       "Evicted months PostgreSQL lost (restored to before their eviction) "
+                       "that no range backfill has rebuilt yet.",
+                       NULL, NULL, 0);
     build_info =
         metrics_family("activity_build_info", METRIC_GAUGE,
                        "Always 1; the labels give the versions.", "version,librdkafka", NULL, 0);
     if (!consumed || !applied || !dead_letters || !batch_records || !apply_seconds ||
         !apply_wait_seconds || !rebalances || !assigned || !flush_seconds || !flushes ||
         !flush_rows || !lag || !redis_up || !pg_up || !redis_retries || !pg_retries ||
-        !build_info || !late_events || !rehydrations || !evictions ||
+        !build_info || !late_events || !rehydrations || !evictions || !evicted_skipped ||
+        !months_unrebuilt ||
         metrics_gauge_fn("activity_oldest_unflushed_change_seconds",
                          "Age of the oldest change this member applied to Redis that no flush "
                          "has written to PostgreSQL yet (0: none).",
@@ -133,6 +147,7 @@ int run_metrics_init(double ready_flush_failure)
         return -1;
     metrics_set(build_info, (const char *[]){ACTIVITY_VERSION, rd_kafka_version_str()}, 1);
     metrics_set(redis_up, NULL, 1);
+    metrics_set(months_unrebuilt, NULL, 0);
     metrics_set(pg_up, NULL, 1);
     metrics_set(assigned, NULL, 0);
     metrics_add(redis_retries, NULL, 0);
@@ -245,6 +260,20 @@ void run_metrics_evictions(size_t n)
         metrics_add(evictions, NULL, (double)n);
 }
 
+void run_metrics_evicted_skipped(size_t n)
+{
+    if (n)
+        metrics_add(evicted_skipped, NULL, (double)n);
+}
+
+void run_metrics_months_lost(size_t n, int32_t from_ym, int32_t to_ym)
+{
+    metrics_set(months_unrebuilt, NULL, (double)n);
+    atomic_store(&lost_from_ym, from_ym);
+    atomic_store(&lost_to_ym, to_ym);
+    atomic_store(&lost_months, (int64_t)n);
+}
+
 void run_metrics_flush_superseded(void)
 {
     metrics_add(flushes, (const char *[]){"superseded"}, 1);
@@ -344,7 +373,16 @@ bool run_metrics_probe(bool ready, char *why, size_t cap)
         snprintf(why, cap, "flushes have been failing for %.0f s", (now - failing_since) / 1000.0);
     else if (atomic_load(&n_assigned) == 0)
         snprintf(why, cap, "no partitions assigned");
-    else
+    else if (atomic_load(&lost_months) > 0) {
+        int32_t from = atomic_load(&lost_from_ym), to = atomic_load(&lost_to_ym);
+        snprintf(why, cap,
+                 "%lld evicted months lost by postgresql need rebuilding: activity backfill "
+                 "--from %04d-%02d --to %04d-%02d%s",
+                 (long long)atomic_load(&lost_months), from / 100, from % 100, to / 100, to % 100,
+                 atomic_load(&lost_months) > (to / 100 - from / 100) * 12 + to % 100 - from % 100
+                     ? " and more (see the log)"
+                     : "");
+    } else
         return true;
     return false;
 }

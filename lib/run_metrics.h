@@ -48,6 +48,12 @@ void run_metrics_flush_superseded(void);
 void run_metrics_late_event(void);
 void run_metrics_rehydrations(uint64_t total);
 void run_metrics_evictions(size_t n);
+/* Dirty months a flush left out: another instance evicted them. */
+void run_metrics_evicted_skipped(size_t n);
+/* Evicted months PostgreSQL lost and no backfill rebuilt yet (a gauge),
+ * and the first run of consecutive ones, [from_ym, to_ym) as YYYYMM: while
+ * any, /readyz fails naming the backfill. */
+void run_metrics_months_lost(size_t n, int32_t from_ym, int32_t to_ym);
 void run_metrics_flush_failed(bool postgres);
 void run_metrics_redis_up(bool up);
 /* PostgreSQL answered (or not) a flush with nothing to write, which does

@@ -3,10 +3,13 @@
 --
 -- KEYS: [1] dirty set, [2] flushing set, [3] set of the months held, [4]
 -- set of the evicted months, [5] the month's key list k:<YYYYMM>, [6] the
--- hash month -> eviction generation (rehydrate.lua's fence), then
--- every member of that list (read just before; Redis Cluster routes by
--- KEYS, and all share the group's hash tag).
--- ARGV[1] = the month, YYYYMM.
+-- hash month -> eviction generation (rehydrate.lua's fence), [7] the
+-- hash month -> flush token of the evictions, then every member of that
+-- list (read just before; Redis Cluster routes by KEYS, and all share the
+-- group's hash tag).
+-- ARGV[1] = the month, YYYYMM; ARGV[2] = the newest flush token Redis saw
+-- PostgreSQL commit (the month's final state is in PostgreSQL at that
+-- token: a PostgreSQL restored to an older token may have lost it).
 --
 -- A month's state is in PostgreSQL when no dirty marker of it is in the
 -- dirty or flushing set: apply.lua adds one for every change, and markers
@@ -33,10 +36,10 @@ end
 if pending(KEYS[1]) or pending(KEYS[2]) then
   return 0
 end
-if redis.call('SCARD', KEYS[5]) ~= #KEYS - 6 then
+if redis.call('SCARD', KEYS[5]) ~= #KEYS - 7 then
   return -1
 end
-for j = 7, #KEYS, 1000 do
+for j = 8, #KEYS, 1000 do
   redis.call('DEL', unpack(KEYS, j, math.min(j + 999, #KEYS)))
 end
 redis.call('DEL', KEYS[5])
@@ -45,4 +48,5 @@ redis.call('SADD', KEYS[4], month)
 -- A rehydration that read PostgreSQL before this eviction must not write
 -- (rehydrate.lua compares the generation it read).
 redis.call('HINCRBY', KEYS[6], month, 1)
+redis.call('HSET', KEYS[7], month, ARGV[2])
 return 1

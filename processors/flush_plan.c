@@ -8,6 +8,7 @@
 #include "processors/dirty_marker.h"
 #include "processors/state_rehydrate.h"
 #include "lib/civil_time.h"
+#include "lib/failpoint.h"
 #include "lib/grow.h"
 
 #include <stdlib.h>
@@ -112,8 +113,11 @@ struct flush_work {
     /* user values, where the browsers of "~" entries were decoded */
     char **user_vals;
     size_t n_user_vals;
-    /* dirty entities Redis holds no state for (it lost it) */
+    /* dirty entities Redis holds no state for (it lost it, or another
+     * instance evicted their month since this flush read their marker) */
     size_t missing_hosts, missing_users;
+    bool *user_missing; /* [n_user_keys]: user_keys[i] has no state */
+    size_t n_days;      /* days read, released by flush_plan_free */
 };
 
 static int add_user(flush_plan *p, int32_t month, int64_t user)
@@ -477,11 +481,14 @@ static int build_user_rows(redis_state *rs, flush_plan *p, errbuf *err)
             goto out;
     }
 
+    if (!(w->user_missing = calloc(n_users, sizeof *w->user_missing)))
+        goto out;
     for (size_t i = 0; i < n_users; i++) {
         if (!um[i].devices) {
-            /* Dirty, yet no state: Redis lost it. Writing would delete
-             * the user's rows. */
+            /* Dirty, yet no state: Redis lost it, or its month was evicted
+             * since (drop_evicted). Writing would delete the user's rows. */
             w->missing_users++;
+            w->user_missing[i] = true;
             continue;
         }
         if (user_month_rows(p, i, &um[i], dm + first[i], first[i + 1] - first[i], dev_vals,
@@ -587,6 +594,63 @@ int flush_plan_dims_from_buffer(const redis_strings *pairs, dim_change **out, si
     return 0;
 }
 
+/* Whether host row h has no hits: every event adds one, so its state is
+ * gone. */
+static bool host_missing(const host_row *h)
+{
+    for (int d = 0; d < 31; d++)
+        if (h->hits[d] != 0)
+            return false;
+    return true;
+}
+
+/* Entities without state whose month their key group records evicted are
+ * left out of the flush: another instance's flush committed the month's
+ * final state and evicted it after this flush read their dirty marker or
+ * waiting entry (processors/evict.lua runs only once no marker of the
+ * month is dirty or flushing, so PostgreSQL holds them final). Writing
+ * them would delete their rows. Any other entity without state stays
+ * missing: lost state. A wipe takes the evicted records with it, so it is
+ * still told apart (and the layout marker is checked after this). */
+static int drop_evicted(redis_state *rs, flush_plan *p, errbuf *err)
+{
+    flush_work *w = p->w;
+    evicted_months ev[KEY_GROUPS];
+    if (redis_state_read_evicted(rs, ev, err))
+        return -1;
+    size_t hosts = 0, users = 0, keep = 0;
+    for (size_t i = 0; i < p->n_hosts; i++) {
+        const host_row *h = &p->hosts[i];
+        if (host_missing(h) &&
+            evicted_months_has(&ev[group_of_host(h->host, h->host_len)], h->month)) {
+            hosts++;
+            continue;
+        }
+        p->hosts[keep++] = *h; /* its days stay where they were read */
+    }
+    p->n_hosts = keep;
+    keep = 0;
+    for (size_t i = 0; i < p->n_user_keys; i++) {
+        const user_month *u = &p->user_keys[i];
+        if (w->user_missing[i] && evicted_months_has(&ev[group_of_user(u->user_id)], u->month)) {
+            users++;
+            continue;
+        }
+        w->user_missing[keep] = w->user_missing[i];
+        p->user_keys[keep++] = *u;
+    }
+    p->n_user_keys = keep;
+    evicted_months_free(ev);
+    w->missing_hosts -= hosts;
+    w->missing_users -= users;
+    p->evicted_skipped += hosts + users;
+    if (hosts || users)
+        log_debug("flush: %zu host months and %zu user months are gone from redis because "
+                  "another instance evicted their month (final in postgresql): left out",
+                  hosts, users);
+    return 0;
+}
+
 int flush_plan_build(redis_state *rs, flush_plan *p, errbuf *err)
 {
     flush_work *w = p->w;
@@ -619,6 +683,7 @@ int flush_plan_build(redis_state *rs, flush_plan *p, errbuf *err)
         }
     }
 
+    delaypoint("flush-before-reads");
     /* calloc: every sketch pointer starts NULL, for flush_plan_free. */
     if (!(w->days = calloc(p->n_hosts ? p->n_hosts : 1, sizeof *w->days))) {
         err_set(err, "flush: out of memory");
@@ -626,15 +691,12 @@ int flush_plan_build(redis_state *rs, flush_plan *p, errbuf *err)
     }
     if (redis_state_read_host_months(rs, p->hosts, w->days, p->n_hosts, err))
         return -1;
-    for (size_t i = 0; i < p->n_hosts; i++) {
-        /* Every event adds a hit: a dirty host month without any has lost
-         * its state, and writing it would zero the row. */
-        bool any = false;
-        for (int d = 0; d < 31 && !any; d++)
-            any = p->hosts[i].hits[d] != 0;
-        if (!any)
+    w->n_days = p->n_hosts;
+    for (size_t i = 0; i < p->n_hosts; i++)
+        /* A dirty host month without hits has lost its state, and writing
+         * it would zero the row. */
+        if (host_missing(&p->hosts[i]))
             w->missing_hosts++;
-    }
     if (build_user_rows(rs, p, err))
         return -1;
     if (w->n_dim_groups) {
@@ -648,8 +710,11 @@ int flush_plan_build(redis_state *rs, flush_plan *p, errbuf *err)
             }
     }
 
-    /* Checked after the reads: state wiped while they ran shows here. A
-     * flush never writes what lost state would make of the rows. */
+    if ((w->missing_hosts || w->missing_users) && drop_evicted(rs, p, err))
+        return -1;
+    /* Checked after the reads (and the evicted months'): state wiped while
+     * they ran shows here. A flush never writes what lost state would make
+     * of the rows. */
     int present = redis_state_layout_present(rs, err);
     if (present < 0)
         return -1;
@@ -688,10 +753,12 @@ int flush_plan_finish(redis_state *rs, const flush_plan *p, errbuf *err)
 
 /* PostgreSQL holds an older flush token than one Redis saw commit: it went
  * back in time and lost rows that flushes after its state had written.
- * Everything Redis holds is marked dirty and the replay topics' fences are
- * forgotten (every instance told by the epoch); only then does the
- * recorded token come down to PostgreSQL's, so that a crash in between
- * repeats all of it. The next flush rewrites everything. */
+ * Everything Redis holds is marked dirty, the replay topics' fences are
+ * forgotten (every instance told by the epoch) and the months evicted
+ * since are recorded lost; only then does the recorded token come down to
+ * PostgreSQL's, so that a crash in between repeats all of it. The next
+ * flush rewrites everything Redis holds; the lost months need a range
+ * backfill (cmd/runner.c reports them). */
 int flush_plan_replay_all(redis_state *rs, const char *const *replay_topics, int64_t held,
                           int64_t committed, errbuf *err)
 {
@@ -710,6 +777,17 @@ int flush_plan_replay_all(redis_state *rs, const char *const *replay_topics, int
         if (redis_state_forget_fences(rs, replay_topics[i], err))
             return -1;
     }
+    /* Months evicted after the state PostgreSQL went back to are in
+     * neither store: recorded before the token comes down (a crash in
+     * between repeats this), they stay recorded until a range backfill has
+     * rebuilt them from the topics (README "Lateness and eviction"). */
+    size_t lost;
+    if (redis_state_record_lost_months(rs, held, &lost, err))
+        return -1;
+    if (lost)
+        log_error("postgres went back to before the eviction of %zu months: they are in neither "
+                  "store until they are rebuilt from the topics",
+                  lost);
     int64_t epoch;
     if (redis_state_epoch(rs, &epoch, true, err) || redis_state_set_pg_token(rs, held, false, err))
         return -1;
@@ -736,8 +814,9 @@ void flush_plan_free(flush_plan *p)
         free(w->resolved);
         free(w->resolved_len);
         free(w->resolved_group);
-        for (size_t i = 0; w->days && i < p->n_hosts; i++)
+        for (size_t i = 0; w->days && i < w->n_days; i++)
             host_days_release(&w->days[i]);
+        free(w->user_missing);
         free(w->days);
         bytes_map_free(&w->new_devices);
         bytes_map_free(&w->changed_devices);

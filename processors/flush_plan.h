@@ -69,6 +69,8 @@ typedef struct {
     size_t n_masks;
     dim_change *dims; /* both dimensions' changes, in buffer order */
     size_t n_dims, n_dims_by_kind[DIM_COUNT];
+    /* dirty host and user months left out: their month was evicted since */
+    size_t evicted_skipped;
     flush_work *w;
 } flush_plan;
 

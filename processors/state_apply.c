@@ -883,6 +883,11 @@ int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
     log_debug("eviction: months ending at or before %lld ms are closed", (long long)before);
     if (before == INT64_MIN)
         return 0;
+    /* Every eviction records this token: PostgreSQL holds the month's
+     * final state from it on (redis_state_record_lost_months). */
+    int64_t committed;
+    if (redis_state_pg_token(rs, &committed, err))
+        return -1;
     redisReply *months[KEY_GROUPS];
     if (rs_read_all_groups(rs, "SMEMBERS", KEY_MONTHS, months, err))
         return -1;
@@ -928,16 +933,17 @@ int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
             ab_reset(&rs->ab);
             int bad =
                 ab_add(&rs->ab, "EVALSHA", 7) || ab_add(&rs->ab, rs->evict_sha, 40) ||
-                ab_addf(&rs->ab, "%zu", 6 + list->elements) ||
+                ab_addf(&rs->ab, "%zu", 7 + list->elements) ||
                 key_group(&rs->ab, rs, g, KEY_DIRTY) || key_group(&rs->ab, rs, g, KEY_FLUSHING) ||
                 key_group(&rs->ab, rs, g, KEY_MONTHS) || key_group(&rs->ab, rs, g, KEY_EVICTED) ||
-                key_month_list(&rs->ab, rs, g, m) || key_group(&rs->ab, rs, g, KEY_EVGEN);
+                key_month_list(&rs->ab, rs, g, m) || key_group(&rs->ab, rs, g, KEY_EVGEN) ||
+                key_group(&rs->ab, rs, g, KEY_EVICTED_AT);
             for (size_t e = 0; !bad && e < list->elements; e++)
                 bad = ab_add(&rs->ab, list->element[e]->str, list->element[e]->len);
             freeReplyObject(list);
             redisReply *r = NULL;
-            if (bad || ab_add(&rs->ab, m, 6) || ab_send(rs, &rs->ab) ||
-                rs_collect(rs, &r, 1, err)) {
+            if (bad || ab_add(&rs->ab, m, 6) || ab_addf(&rs->ab, "%lld", (long long)committed) ||
+                ab_send(rs, &rs->ab) || rs_collect(rs, &r, 1, err)) {
                 if (!err->msg[0])
                     err_set(err, "redis: cannot evict month %s of group %u", m, g);
                 /* Redis lost its script cache: reload; the next flush evicts. */
@@ -956,4 +962,156 @@ int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
 done:
     rs_free_all(months);
     return rc;
+}
+
+int redis_state_read_evicted(redis_state *rs, evicted_months out[KEY_GROUPS], errbuf *err)
+{
+    memset(out, 0, KEY_GROUPS * sizeof *out);
+    redisReply *r[KEY_GROUPS];
+    if (rs_read_all_groups(rs, "SMEMBERS", KEY_EVICTED, r, err))
+        return -1;
+    int rc = 0;
+    for (uint32_t g = 0; g < KEY_GROUPS && rc == 0; g++) {
+        if (r[g]->type != REDIS_REPLY_ARRAY || r[g]->elements == 0)
+            continue;
+        if (!(out[g].months = malloc(r[g]->elements * sizeof *out[g].months))) {
+            err_set(err, "out of memory");
+            rc = -1;
+            break;
+        }
+        for (size_t k = 0; k < r[g]->elements; k++) {
+            long ym = r[g]->element[k]->str ? strtol(r[g]->element[k]->str, NULL, 10) : 0;
+            if (ym % 100 >= 1 && ym % 100 <= 12)
+                out[g].months[out[g].n++] = month_index((int)(ym / 100), (int)(ym % 100));
+        }
+    }
+    rs_free_all(r);
+    if (rc)
+        evicted_months_free(out);
+    return rc;
+}
+
+bool evicted_months_has(const evicted_months *e, int32_t month)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (e->months[i] == month)
+            return true;
+    return false;
+}
+
+void evicted_months_free(evicted_months out[KEY_GROUPS])
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        free(out[g].months);
+        out[g] = (evicted_months){NULL, 0};
+    }
+}
+
+int redis_state_record_lost_months(redis_state *rs, int64_t held, size_t *n, errbuf *err)
+{
+    *n = 0;
+    redisReply *ev[KEY_GROUPS], *at[KEY_GROUPS];
+    if (rs_read_all_groups(rs, "SMEMBERS", KEY_EVICTED, ev, err))
+        return -1;
+    if (rs_read_all_groups(rs, "HGETALL", KEY_EVICTED_AT, at, err)) {
+        rs_free_all(ev);
+        return -1;
+    }
+    int rc = 0;
+    for (uint32_t g = 0; g < KEY_GROUPS && rc == 0; g++)
+        for (size_t k = 0; ev[g]->type == REDIS_REPLY_ARRAY && k < ev[g]->elements; k++) {
+            const char *m = ev[g]->element[k]->str;
+            bool lost = true; /* no record: evicted before records existed */
+            for (size_t f = 0; at[g]->type == REDIS_REPLY_ARRAY && f + 1 < at[g]->elements; f += 2)
+                if (strcmp(at[g]->element[f]->str, m) == 0)
+                    lost = strtoll(at[g]->element[f + 1]->str, NULL, 10) > held;
+            if (!lost)
+                continue;
+            redisReply *r = rs_command(rs, err, "SADD %s:" KEY_LOST_MONTHS " %s", rs->prefix, m);
+            if (!r) {
+                rc = -1;
+                break;
+            }
+            if (r->type == REDIS_REPLY_INTEGER)
+                *n += (size_t)r->integer;
+            freeReplyObject(r);
+        }
+    rs_free_all(ev);
+    rs_free_all(at);
+    return rc;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int redis_state_lost_months(redis_state *rs, int32_t **months, size_t *n, errbuf *err)
+{
+    *months = NULL;
+    *n = 0;
+    redisReply *r = rs_command(rs, err, "SMEMBERS %s:" KEY_LOST_MONTHS, rs->prefix);
+    if (!r)
+        return -1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+        if (!(*months = malloc(r->elements * sizeof **months))) {
+            freeReplyObject(r);
+            err_set(err, "out of memory");
+            return -1;
+        }
+        for (size_t k = 0; k < r->elements; k++)
+            if (r->element[k]->str)
+                (*months)[(*n)++] = (int32_t)strtol(r->element[k]->str, NULL, 10);
+        qsort(*months, *n, sizeof **months, cmp_i32);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int redis_state_forget_lost_months(redis_state *rs, int32_t from_ym, int32_t to_ym, size_t *n,
+                                   errbuf *err)
+{
+    *n = 0;
+    int32_t *months;
+    size_t count;
+    if (redis_state_lost_months(rs, &months, &count, err))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (months[i] < from_ym || months[i] >= to_ym)
+            continue;
+        redisReply *r =
+            rs_command(rs, err, "SREM %s:" KEY_LOST_MONTHS " %06d", rs->prefix, (int)months[i]);
+        if (!r)
+            rc = -1;
+        else
+            ++*n;
+        freeReplyObject(r);
+    }
+    free(months);
+    return rc;
+}
+
+int redis_state_claim(redis_state *rs, const char *name, int ttl_ms, bool refresh, bool *got,
+                      errbuf *err)
+{
+    static const char mine_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+                                   "if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end "
+                                   "return redis.call('PEXPIRE', KEYS[1], ARGV[2])";
+    char owner[300];
+    gethostname(owner, 256);
+    owner[255] = '\0';
+    snprintf(owner + strlen(owner), sizeof owner - strlen(owner), ":%ld", (long)getpid());
+    redisReply *r;
+    if (ttl_ms == 0 || refresh)
+        r = rs_command(rs, err, "EVAL %s 1 %s:%s %s %d", mine_lua, rs->prefix, name, owner, ttl_ms);
+    else
+        r = rs_command(rs, err, "SET %s:%s %s NX PX %d", rs->prefix, name, owner, ttl_ms);
+    if (!r)
+        return -1;
+    if (got)
+        *got = r->type == REDIS_REPLY_STATUS || (r->type == REDIS_REPLY_INTEGER && r->integer);
+    freeReplyObject(r);
+    return 0;
 }

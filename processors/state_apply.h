@@ -114,4 +114,36 @@ int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngr
  * (processors/evict.lua), key group by key group; counts the evicted
  * (group, month) pairs. A month with users waiting for a device stays. */
 int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err);
+
+/* The months each key group records evicted (<p>:{g}:evicted), as
+ * month_index values. A flush that finds a dirty or waiting entity's
+ * state gone reads them: another instance evicted its month after the
+ * flush read the marker, so PostgreSQL holds it final. */
+typedef struct {
+    int32_t *months;
+    size_t n;
+} evicted_months;
+int redis_state_read_evicted(redis_state *rs, evicted_months out[KEY_GROUPS], errbuf *err);
+bool evicted_months_has(const evicted_months *e, int32_t month);
+void evicted_months_free(evicted_months out[KEY_GROUPS]);
+
+/* PostgreSQL went back to flush token `held`: every month some key group
+ * evicted at a later token (each eviction records the token it saw
+ * committed; a month without a record counts too) is in neither store. They
+ * join <p>:lostmonths, which stays until a range backfill rebuilt them
+ * (redis_state_forget_lost_months); *n: how many were recorded now. */
+int redis_state_record_lost_months(redis_state *rs, int64_t held, size_t *n, errbuf *err);
+/* The months <p>:lostmonths holds, as YYYYMM numbers in ascending order
+ * (*months malloc'd, NULL when none). */
+int redis_state_lost_months(redis_state *rs, int32_t **months, size_t *n, errbuf *err);
+/* A claim on <p>:<name> that one process of the prefix holds at a time
+ * (the automatic rebuild of lost months): taken (*got) for ttl_ms unless
+ * another holds it; refresh: its ttl renewed if this process holds it;
+ * ttl_ms 0: released if this process holds it. */
+int redis_state_claim(redis_state *rs, const char *name, int ttl_ms, bool refresh, bool *got,
+                      errbuf *err);
+/* Forgets the lost months in [from_ym, to_ym) (YYYYMM): a backfill has
+ * rebuilt them. *n: how many. */
+int redis_state_forget_lost_months(redis_state *rs, int32_t from_ym, int32_t to_ym, size_t *n,
+                                   errbuf *err);
 #endif

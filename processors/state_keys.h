@@ -24,12 +24,14 @@
 #define KEY_MONTHS "months"
 #define KEY_EVICTED "evicted"
 #define KEY_EVGEN "evgen"
+#define KEY_EVICTED_AT "evictedat"
 
 /* Keys of the whole prefix, "<prefix>:<name>". */
 #define KEY_META "meta"
 #define KEY_FLUSHGEN "flushgen"
 #define KEY_PGTOKEN "pgtoken"
 #define KEY_EPOCH "epoch"
+#define KEY_LOST_MONTHS "lostmonths"
 
 /* Per-entity keys, "<prefix>:{g}:<kind>:...": the kind letters (SCANs and
  * rs_key_group_of match them). */

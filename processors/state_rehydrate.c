@@ -297,6 +297,21 @@ static int rehydrate_some(redis_state *rs, uint32_t g, char kind, const char *mo
     char gen[24];
     if (read_generation(rs, g, month, gen, err))
         return -1;
+    /* A month PostgreSQL lost (restored to before its eviction) is being
+     * rebuilt from the topics: its rows read now are the restored ones. */
+    redisReply *lost =
+        rs_command(rs, err, "SISMEMBER %s:" KEY_LOST_MONTHS " %s", rs->prefix, month);
+    if (!lost)
+        return -1;
+    if (lost->type == REDIS_REPLY_INTEGER && lost->integer == 1) {
+        int y = atoi(month) / 100, m = atoi(month) % 100;
+        log_warn("late events for %s, which PostgreSQL lost and the processor is rebuilding: "
+                 "they are applied to the restored rows, and the rebuild may count them too; "
+                 "once the lost-months error has cleared, run activity backfill --from "
+                 "%04d-%02d --to %04d-%02d again (README \"Lateness and eviction\")",
+                 month, y, m, m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1);
+    }
+    freeReplyObject(lost);
     rehydrate_rows rows = {.kind = kind, .n = n};
     int rc = -1;
     uint64_t *hashes = NULL;

@@ -495,16 +495,18 @@ static int cmd_rehydrate(const char *host, int port, const char *prefix)
     a.n = 0;
     arg(&a, "EVAL", 4);
     arg(&a, evict, elen);
-    argf(&a, "%zu", 6 + (list ? list->elements : 0));
+    argf(&a, "%zu", 7 + (list ? list->elements : 0));
     argf(&a, "%s:dirty", p);
     argf(&a, "%s:flushing", p);
     argf(&a, "%s:months", p);
     argf(&a, "%s:evicted", p);
     argf(&a, "%s:k:202401", p);
     argf(&a, "%s:evgen", p);
+    argf(&a, "%s:evictedat", p);
     for (size_t i = 0; list && i < list->elements; i++)
         arg(&a, list->element[i]->str, list->element[i]->len);
     arg(&a, "202401", 6);
+    arg(&a, "0", 1); /* the flush token PostgreSQL committed */
     CHECK(int_reply(c, &a) == 1, "the month is evicted again (1)");
     freeReplyObject(list);
     CHECK(cmd_int(c, "EXISTS %s:h:202401:ex.com %s:r:202401 %s:u:202401:3 %s:k:202401", p, p, p,

@@ -5,7 +5,10 @@
 # cannot bring it back, so after one attempt the processor must stop with
 # exit 1 and a message naming the fault and `backfill --reset`, having
 # written nothing from the lost state (the tables still equal the
-# reference); `activity backfill --reset` then rebuilds it all.
+# reference); `activity backfill --reset` then rebuilds it all. Evicted-month
+# records do not hide it (a flush leaves out only entities whose month their
+# own key group records evicted, README "Lateness and eviction"): the group
+# records another month evicted, and another group the key's month.
 source "$(dirname "$0")/lib.sh"
 
 rcli() { redis-cli -u "$ACTIVITY_REDIS_URL" "$@"; }
@@ -26,6 +29,9 @@ member=h${key#*"}:h:"}
 say "deleting $key and marking $member dirty"
 rcli DEL "$key" >/dev/null
 rcli SADD "$PREFIX:{$group}:dirty" "$member" >/dev/null
+month=${member:1:6}
+rcli SADD "$PREFIX:{$group}:evicted" 199901 >/dev/null
+rcli SADD "$PREFIX:{$(((group + 1) % 64))}:evicted" "$month" >/dev/null
 expect_stop "$PROC" "$WORK/run.log" "were deleted or evicted.*backfill --reset"
 say "stopped (exit $STOP_RC): $(grep -o "redis lacks the state of dirty entities ([^)]*)" "$WORK/run.log" | head -1)"
 compare_tables -v uv_tolerance_pct=0 >/dev/null || fail "the lost state was written"
