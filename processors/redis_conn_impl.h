@@ -170,7 +170,8 @@ int rs_key_group_of(const redis_state *rs, const char *key, size_t len, char kin
                     const char **rest);
 /* "YYYYMM" of a month_index. */
 void rs_month_text(int32_t month, char out[8]);
-/* Runs cmd (SMEMBERS, HGETALL) on group name's key of every group. */
+/* Runs cmd (SMEMBERS, HGETALL) on group name's key of every group, pipelined
+ * (processors/state_read.c). */
 int rs_read_all_groups(redis_state *rs, const char *cmd, const char *name,
                        redisReply *out[KEY_GROUPS], errbuf *err);
 void rs_free_all(redisReply *r[KEY_GROUPS]);

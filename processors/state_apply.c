@@ -764,26 +764,6 @@ int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t n, 
 /* ---- eviction of closed months ----------------------------------------- */
 
 /* Queues "<cmd> <group key>" for every group and collects the replies. */
-int rs_read_all_groups(redis_state *rs, const char *cmd, const char *name,
-                       redisReply *out[KEY_GROUPS], errbuf *err)
-{
-    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
-        ab_reset(&rs->ab);
-        if (ab_add(&rs->ab, cmd, strlen(cmd)) || key_group(&rs->ab, rs, g, name) ||
-            ab_send(rs, &rs->ab)) {
-            err_set(err, "redis: cannot queue %s of %s", cmd, name);
-            return -1;
-        }
-    }
-    return rs_collect(rs, out, KEY_GROUPS, err);
-}
-
-void rs_free_all(redisReply *r[KEY_GROUPS])
-{
-    for (uint32_t g = 0; g < KEY_GROUPS; g++)
-        freeReplyObject(r[g]);
-}
-
 /* The time before which every month is closed (epoch ms), or INT64_MIN:
  * the lowest watermark over the partitions that carried events, each
  * partition's being the lowest over the key groups (a group's watermark

@@ -444,3 +444,23 @@ int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
     } while (strcmp(cursor, "0") != 0);
     return 0;
 }
+
+int rs_read_all_groups(redis_state *rs, const char *cmd, const char *name,
+                       redisReply *out[KEY_GROUPS], errbuf *err)
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        ab_reset(&rs->ab);
+        if (ab_add(&rs->ab, cmd, strlen(cmd)) || key_group(&rs->ab, rs, g, name) ||
+            ab_send(rs, &rs->ab)) {
+            err_set(err, "redis: cannot queue %s of %s", cmd, name);
+            return -1;
+        }
+    }
+    return rs_collect(rs, out, KEY_GROUPS, err);
+}
+
+void rs_free_all(redisReply *r[KEY_GROUPS])
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++)
+        freeReplyObject(r[g]);
+}
