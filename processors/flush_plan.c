@@ -615,14 +615,13 @@ static bool host_missing(const host_row *h)
 static int drop_evicted(redis_state *rs, flush_plan *p, errbuf *err)
 {
     flush_work *w = p->w;
-    evicted_months ev[KEY_GROUPS];
+    month_set ev[KEY_GROUPS];
     if (redis_state_read_evicted(rs, ev, err))
         return -1;
     size_t hosts = 0, users = 0, keep = 0;
     for (size_t i = 0; i < p->n_hosts; i++) {
         const host_row *h = &p->hosts[i];
-        if (host_missing(h) &&
-            evicted_months_has(&ev[group_of_host(h->host, h->host_len)], h->month)) {
+        if (host_missing(h) && month_set_has(&ev[group_of_host(h->host, h->host_len)], h->month)) {
             hosts++;
             continue;
         }
@@ -632,7 +631,7 @@ static int drop_evicted(redis_state *rs, flush_plan *p, errbuf *err)
     keep = 0;
     for (size_t i = 0; i < p->n_user_keys; i++) {
         const user_month *u = &p->user_keys[i];
-        if (w->user_missing[i] && evicted_months_has(&ev[group_of_user(u->user_id)], u->month)) {
+        if (w->user_missing[i] && month_set_has(&ev[group_of_user(u->user_id)], u->month)) {
             users++;
             continue;
         }
@@ -640,7 +639,7 @@ static int drop_evicted(redis_state *rs, flush_plan *p, errbuf *err)
         p->user_keys[keep++] = *u;
     }
     p->n_user_keys = keep;
-    evicted_months_free(ev);
+    month_sets_free(ev);
     w->missing_hosts -= hosts;
     w->missing_users -= users;
     p->evicted_skipped += hosts + users;

@@ -175,6 +175,8 @@ void rs_month_text(int32_t month, char out[8]);
 int rs_read_all_groups(redis_state *rs, const char *cmd, const char *name,
                        redisReply *out[KEY_GROUPS], errbuf *err);
 void rs_free_all(redisReply *r[KEY_GROUPS]);
+/* Adds month m to the list (*v, *n, *cap) unless it holds it already. */
+int rs_month_list_add(int32_t **v, size_t *n, size_t *cap, int32_t m);
 /* Brings back from PostgreSQL the entities an apply of group g asked for
  * (its reply {2, kind, month, entity, ...}; processors/state_rehydrate.c). */
 int rs_rehydrate(redis_state *rs, uint32_t g, const redisReply *need, errbuf *err);

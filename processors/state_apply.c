@@ -214,18 +214,6 @@ static const bool unfenced = true;
 static const bool unfenced = false;
 #endif
 
-/* Adds month m to the first *n of rs->months unless it is there. */
-static int note_month(redis_state *rs, size_t *n, int32_t m)
-{
-    for (size_t k = 0; k < *n; k++)
-        if (rs->months[k] == m)
-            return 0;
-    if (grow((void **)&rs->months, &rs->months_cap, *n + 1, sizeof *rs->months, 16))
-        return -1;
-    rs->months[(*n)++] = m;
-    return 0;
-}
-
 /* Adds the distinct months of group g's entries ("YYYYMM"), their count
  * first: apply.lua looks for evicted entities only in a call that touches
  * an evicted month, so other calls pay one lookup per month. */
@@ -235,11 +223,12 @@ static int add_months(argv_builder *ab, redis_state *rs, const batch *b, uint32_
     size_t n = 0;
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         civil_date d = civil_from_days(b->host_days[i].day);
-        if (note_month(rs, &n, month_index(d.year, d.month)))
+        if (rs_month_list_add(&rs->months, &n, &rs->months_cap, month_index(d.year, d.month)))
             return -1;
     }
     for (size_t i = 0; i < nu; i++)
-        if ((i == 0 || rows[i].month != rows[i - 1].month) && note_month(rs, &n, rows[i].month))
+        if ((i == 0 || rows[i].month != rows[i - 1].month) &&
+            rs_month_list_add(&rs->months, &n, &rs->months_cap, rows[i].month))
             return -1;
     if (ab_addf(ab, "%zu", n))
         return -1;
@@ -942,49 +931,6 @@ int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err)
 done:
     rs_free_all(months);
     return rc;
-}
-
-int redis_state_read_evicted(redis_state *rs, evicted_months out[KEY_GROUPS], errbuf *err)
-{
-    memset(out, 0, KEY_GROUPS * sizeof *out);
-    redisReply *r[KEY_GROUPS];
-    if (rs_read_all_groups(rs, "SMEMBERS", KEY_EVICTED, r, err))
-        return -1;
-    int rc = 0;
-    for (uint32_t g = 0; g < KEY_GROUPS && rc == 0; g++) {
-        if (r[g]->type != REDIS_REPLY_ARRAY || r[g]->elements == 0)
-            continue;
-        if (!(out[g].months = malloc(r[g]->elements * sizeof *out[g].months))) {
-            err_set(err, "out of memory");
-            rc = -1;
-            break;
-        }
-        for (size_t k = 0; k < r[g]->elements; k++) {
-            long ym = r[g]->element[k]->str ? strtol(r[g]->element[k]->str, NULL, 10) : 0;
-            if (ym % 100 >= 1 && ym % 100 <= 12)
-                out[g].months[out[g].n++] = month_index((int)(ym / 100), (int)(ym % 100));
-        }
-    }
-    rs_free_all(r);
-    if (rc)
-        evicted_months_free(out);
-    return rc;
-}
-
-bool evicted_months_has(const evicted_months *e, int32_t month)
-{
-    for (size_t i = 0; i < e->n; i++)
-        if (e->months[i] == month)
-            return true;
-    return false;
-}
-
-void evicted_months_free(evicted_months out[KEY_GROUPS])
-{
-    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
-        free(out[g].months);
-        out[g] = (evicted_months){NULL, 0};
-    }
 }
 
 int redis_state_record_lost_months(redis_state *rs, int64_t held, size_t *n, errbuf *err)

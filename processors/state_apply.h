@@ -115,18 +115,6 @@ int redis_state_finish_flush(redis_state *rs, const uint32_t *groups, size_t ngr
  * (group, month) pairs. A month with users waiting for a device stays. */
 int redis_state_evict_closed(redis_state *rs, size_t *evicted, errbuf *err);
 
-/* The months each key group records evicted (<p>:{g}:evicted), as
- * month_index values. A flush that finds a dirty or waiting entity's
- * state gone reads them: another instance evicted its month after the
- * flush read the marker, so PostgreSQL holds it final. */
-typedef struct {
-    int32_t *months;
-    size_t n;
-} evicted_months;
-int redis_state_read_evicted(redis_state *rs, evicted_months out[KEY_GROUPS], errbuf *err);
-bool evicted_months_has(const evicted_months *e, int32_t month);
-void evicted_months_free(evicted_months out[KEY_GROUPS]);
-
 /* PostgreSQL went back to flush token `held`: every month some key group
  * evicted at a later token (each eviction records the token it saw
  * committed; a month without a record counts too) is in neither store. They

@@ -16,6 +16,7 @@
 #include "processors/state_keys.h"
 
 #include "lib/civil_time.h"
+#include "lib/grow.h"
 #include "lib/hll.h"
 
 #include <math.h>
@@ -463,4 +464,71 @@ void rs_free_all(redisReply *r[KEY_GROUPS])
 {
     for (uint32_t g = 0; g < KEY_GROUPS; g++)
         freeReplyObject(r[g]);
+}
+
+/* Adds m to (*v, *n, *cap) unless it is there: the distinct months of a
+ * call or of a read are a few, so a scan beats a map. */
+int rs_month_list_add(int32_t **v, size_t *n, size_t *cap, int32_t m)
+{
+    for (size_t k = 0; k < *n; k++)
+        if ((*v)[k] == m)
+            return 0;
+    if (grow((void **)v, cap, *n + 1, sizeof **v, 16))
+        return -1;
+    (*v)[(*n)++] = m;
+    return 0;
+}
+
+static int read_month_sets(redis_state *rs, const char *name, month_set out[KEY_GROUPS],
+                           errbuf *err)
+{
+    memset(out, 0, KEY_GROUPS * sizeof *out);
+    redisReply *r[KEY_GROUPS];
+    if (rs_read_all_groups(rs, "SMEMBERS", name, r, err))
+        return -1;
+    int rc = 0;
+    for (uint32_t g = 0; g < KEY_GROUPS && rc == 0; g++) {
+        if (r[g]->type != REDIS_REPLY_ARRAY || r[g]->elements == 0)
+            continue;
+        if (!(out[g].months = malloc(r[g]->elements * sizeof *out[g].months))) {
+            err_set(err, "out of memory");
+            rc = -1;
+            break;
+        }
+        for (size_t k = 0; k < r[g]->elements; k++) {
+            long ym = r[g]->element[k]->str ? strtol(r[g]->element[k]->str, NULL, 10) : 0;
+            if (ym % 100 >= 1 && ym % 100 <= 12)
+                out[g].months[out[g].n++] = month_index((int)(ym / 100), (int)(ym % 100));
+        }
+    }
+    rs_free_all(r);
+    if (rc)
+        month_sets_free(out);
+    return rc;
+}
+
+int redis_state_read_evicted(redis_state *rs, month_set out[KEY_GROUPS], errbuf *err)
+{
+    return read_month_sets(rs, KEY_EVICTED, out, err);
+}
+
+int redis_state_read_held(redis_state *rs, month_set out[KEY_GROUPS], errbuf *err)
+{
+    return read_month_sets(rs, KEY_MONTHS, out, err);
+}
+
+bool month_set_has(const month_set *e, int32_t month)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (e->months[i] == month)
+            return true;
+    return false;
+}
+
+void month_sets_free(month_set out[KEY_GROUPS])
+{
+    for (uint32_t g = 0; g < KEY_GROUPS; g++) {
+        free(out[g].months);
+        out[g] = (month_set){NULL, 0};
+    }
 }

@@ -7,6 +7,7 @@
 
 #include "processors/bytes_map.h"
 #include "processors/flush_rows.h"
+#include "processors/key_groups.h"
 #include "processors/redis_conn.h"
 
 /* The dimension changes these groups' flushing hold (HGETALL of each
@@ -69,5 +70,19 @@ int redis_state_forget_waiting(redis_state *rs, uint32_t group, const char *cons
 int redis_state_users_of_devices(redis_state *rs, const bytes_map *devices,
                                  int (*fn)(void *ctx, int32_t month, int64_t user), void *ctx,
                                  errbuf *err);
+
+/* A month set of each key group, as month_index values: the months it
+ * records evicted (<p>:{g}:evicted; a flush that finds a dirty or waiting
+ * entity's state gone reads them: another instance evicted its month
+ * after the flush read the marker, so PostgreSQL holds it final), or the
+ * months it holds (<p>:{g}:months). */
+typedef struct {
+    int32_t *months;
+    size_t n;
+} month_set;
+int redis_state_read_evicted(redis_state *rs, month_set out[KEY_GROUPS], errbuf *err);
+int redis_state_read_held(redis_state *rs, month_set out[KEY_GROUPS], errbuf *err);
+bool month_set_has(const month_set *e, int32_t month);
+void month_sets_free(month_set out[KEY_GROUPS]);
 
 #endif

@@ -20,6 +20,7 @@
 #include "processors/key_groups.h"
 #include "processors/redis_conn_impl.h"
 #include "processors/state_keys.h"
+#include "processors/state_read.h"
 
 #include <time.h>
 
@@ -160,6 +161,14 @@ static void rows_free(rehydrate_rows *r)
     free(r->users);
 }
 
+/* The year and month of "YYYYMM". */
+static void month_parts(const char *month, int *y, int *m)
+{
+    int ym = atoi(month);
+    *y = ym / 100;
+    *m = ym % 100;
+}
+
 /* The five keys every rehydrate.lua call names first. */
 static int head_keys(argv_builder *ab, redis_state *rs, uint32_t g, const char *month, int nkeys)
 {
@@ -175,7 +184,8 @@ static int queue_host(redis_state *rs, uint32_t g, const char *month, const char
                       const char *host, size_t hlen, const host_back *h, uint64_t *hashes,
                       uint8_t *regs, unsigned char *dense, errbuf *err)
 {
-    int y = atoi(month) / 100, m = atoi(month) % 100;
+    int y, m;
+    month_parts(month, &y, &m);
     int ndays = 0;
     for (int d = 1; d < DAYS; d++)
         ndays += h->hits[d] != 0 || h->sketch[d];
@@ -234,7 +244,8 @@ static int queue_host(redis_state *rs, uint32_t g, const char *month, const char
 static int queue_user(redis_state *rs, uint32_t g, const char *month, const char *gen,
                       const char *user, size_t ulen, const user_back *u)
 {
-    int y = atoi(month) / 100, m = atoi(month) % 100;
+    int y, m;
+    month_parts(month, &y, &m);
     int64_t id = strtoll(user, NULL, 10);
     argv_builder *ab = &rs->ab;
     ab_reset(ab);
@@ -304,7 +315,8 @@ static int rehydrate_some(redis_state *rs, uint32_t g, char kind, const char *mo
     if (!lost)
         return -1;
     if (lost->type == REDIS_REPLY_INTEGER && lost->integer == 1) {
-        int y = atoi(month) / 100, m = atoi(month) % 100;
+        int y, m;
+        month_parts(month, &y, &m);
         log_warn("late events for %s, which PostgreSQL lost and the processor is rebuilding: "
                  "they are applied to the restored rows, and the rebuild may count them too; "
                  "once the lost-months error has cleared, run activity backfill --from "
@@ -322,7 +334,8 @@ static int rehydrate_some(redis_state *rs, uint32_t g, char kind, const char *mo
         err_set(err, "out of memory");
         goto out;
     }
-    int y = atoi(month) / 100, m = atoi(month) % 100;
+    int y, m;
+    month_parts(month, &y, &m);
     if (rs->reader(rs->reader_ctx, kind, y, m, ents, lens, n, &rows, err))
         goto out;
     failpoint("rehydrate-read");
@@ -463,15 +476,6 @@ static int cmp_evicted_user(const void *a, const void *b)
     return x->user < y->user ? -1 : x->user > y->user;
 }
 
-/* Whether the set reply r holds the month "YYYYMM" m. */
-static bool set_has(const redisReply *r, const char *m)
-{
-    for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k < r->elements; k++)
-        if (r->element[k]->type == REDIS_REPLY_STRING && strcmp(r->element[k]->str, m) == 0)
-            return true;
-    return false;
-}
-
 /* Appends the ids of a bytes_map of device ids. */
 static int add_ids(const bytes_map *m, int64_t **ids, size_t *n, size_t *cap)
 {
@@ -490,8 +494,8 @@ int redis_state_evicted_users_of_devices(redis_state *rs, const bytes_map *new_d
                                          int (*fn)(void *ctx, int32_t month, int64_t user),
                                          void *ctx, errbuf *err)
 {
-    redisReply *evicted[KEY_GROUPS], *held[KEY_GROUPS];
-    if (rs_read_all_groups(rs, "SMEMBERS", KEY_EVICTED, evicted, err))
+    month_set evicted[KEY_GROUPS], held[KEY_GROUPS];
+    if (redis_state_read_evicted(rs, evicted, err))
         return -1;
     int rc = -1;
     int32_t *months = NULL;
@@ -501,21 +505,9 @@ int redis_state_evicted_users_of_devices(redis_state *rs, const bytes_map *new_d
     evicted_users eu = {0};
     bool held_read = false;
     for (uint32_t g = 0; g < KEY_GROUPS; g++)
-        for (size_t k = 0; evicted[g]->type == REDIS_REPLY_ARRAY && k < evicted[g]->elements; k++) {
-            const redisReply *e = evicted[g]->element[k];
-            if (e->type != REDIS_REPLY_STRING || e->len != 6)
-                continue;
-            long ym = strtol(e->str, NULL, 10);
-            int32_t m = month_index((int)(ym / 100), (int)(ym % 100));
-            bool seen = false;
-            for (size_t i = 0; i < nmonths && !seen; i++)
-                seen = months[i] == m;
-            if (!seen) {
-                if (grow((void **)&months, &cap_months, nmonths + 1, sizeof *months, 16))
-                    goto oom;
-                months[nmonths++] = m;
-            }
-        }
+        for (size_t k = 0; k < evicted[g].n; k++)
+            if (rs_month_list_add(&months, &nmonths, &cap_months, evicted[g].months[k]))
+                goto oom;
     if (nmonths == 0) {
         rc = 0;
         goto out;
@@ -534,7 +526,7 @@ int redis_state_evicted_users_of_devices(redis_state *rs, const bytes_map *new_d
         rc = 0;
         goto out;
     }
-    if (rs_read_all_groups(rs, "SMEMBERS", KEY_MONTHS, held, err))
+    if (redis_state_read_held(rs, held, err))
         goto out;
     held_read = true;
     qsort(eu.v, eu.n, sizeof *eu.v, cmp_evicted_user);
@@ -557,7 +549,7 @@ int redis_state_evicted_users_of_devices(redis_state *rs, const bytes_map *new_d
         char m[8];
         rs_month_text(eu.v[s].month, m);
         uint32_t g = eu.v[s].group;
-        if (set_has(evicted[g], m)) {
+        if (month_set_has(&evicted[g], eu.v[s].month)) {
             size_t k = 0;
             for (size_t i = s; i < e; i++) {
                 if (i > s && eu.v[i].user == eu.v[i - 1].user)
@@ -571,7 +563,7 @@ int redis_state_evicted_users_of_devices(redis_state *rs, const bytes_map *new_d
                      "of its users (key group %u) to re-resolve them",
                      m, k, g);
             rc = rehydrate_some(rs, g, 'u', m, ents, lens, k, err);
-        } else if (!set_has(held[g], m)) {
+        } else if (!month_set_has(&held[g], eu.v[s].month)) {
             s = e;
             continue; /* neither held nor evicted here: nothing of it in Redis */
         }
@@ -590,9 +582,9 @@ oom:
     err_set(err, "out of memory");
     rc = -1;
 out:
-    rs_free_all(evicted);
+    month_sets_free(evicted);
     if (held_read)
-        rs_free_all(held);
+        month_sets_free(held);
     free(months);
     free(ids);
     free(eu.v);
