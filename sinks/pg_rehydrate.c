@@ -111,33 +111,24 @@ static int on_row(void *ctx, const char *const *v, const size_t *lens, int ncols
     return rc;
 }
 
-/* The entities as one array literal: text elements quoted, with '"' and
- * '\' escaped (any host name survives); user ids as they are. */
-static char *array_literal(char kind, const char *const *ents, const size_t *lens, size_t n)
+/* Appends one element to an array literal being built in sb ("{" first,
+ * "}" and a NUL by array_close): quoted, with '"' and '\' escaped, when
+ * quote (any host name survives), else as it is (numbers, dates). */
+static int array_add(strbuf *sb, const char *elem, size_t len, bool quote)
 {
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * lens[i] + 3;
-    char *s = malloc(cap), *p = s;
-    if (!s)
-        return NULL;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            *p++ = ',';
-        if (kind == 'h')
-            *p++ = '"';
-        for (size_t k = 0; k < lens[i]; k++) {
-            if (kind == 'h' && (ents[i][k] == '"' || ents[i][k] == '\\'))
-                *p++ = '\\';
-            *p++ = ents[i][k];
-        }
-        if (kind == 'h')
-            *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return s;
+    if (strbuf_append(sb, sb->len ? "," : "{", 1) || (quote && strbuf_append(sb, "\"", 1)))
+        return -1;
+    for (size_t k = 0; k < len; k++)
+        if ((quote && (elem[k] == '"' || elem[k] == '\\') && strbuf_append(sb, "\\", 1)) ||
+            strbuf_append(sb, &elem[k], 1))
+            return -1;
+    return quote && strbuf_append(sb, "\"", 1) ? -1 : 0;
+}
+
+/* Ends the literal (an empty one is "{}") as a C string. */
+static int array_close(strbuf *sb)
+{
+    return (sb->len == 0 && strbuf_append(sb, "{", 1)) || strbuf_append(sb, "}", 2) ? -1 : 0;
 }
 
 int pg_rehydrate_read(void *ctx, char kind, int year, int month, const char *const *entities,
@@ -146,12 +137,16 @@ int pg_rehydrate_read(void *ctx, char kind, int year, int month, const char *con
     pg_sink *pg = ctx;
     char first[16];
     snprintf(first, sizeof first, "%04d-%02d-01", year, month);
-    char *list = array_literal(kind, entities, lens, n);
-    if (!list) {
+    strbuf list = {0};
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad = array_add(&list, entities[i], lens[i], kind == 'h');
+    if (bad || array_close(&list)) {
+        strbuf_free(&list);
         err_set(err, "out of memory");
         return -1;
     }
-    const char *params[2] = {list, first};
+    const char *params[2] = {list.data, first};
     read_ctx c = {.rows = rows, .n = n};
     int rc;
     if (kind == 'h') {
@@ -177,7 +172,7 @@ int pg_rehydrate_read(void *ctx, char kind, int year, int month, const char *con
                                     err);
     }
 done:
-    free(list);
+    strbuf_free(&list);
     free(c.buf);
     return rc;
 }
@@ -214,23 +209,21 @@ int pg_rehydrate_device_users(void *ctx, const int64_t *devices, size_t n, const
 {
     strbuf ids = {0}, ms = {0};
     int rc = -1;
-    if (strbuf_append(&ids, "{", 1) || strbuf_append(&ms, "{", 1))
-        goto out;
     for (size_t i = 0; i < n; i++) {
         char t[32];
-        int k = snprintf(t, sizeof t, "%s%lld", i ? "," : "", (long long)devices[i]);
-        if (strbuf_append(&ids, t, (size_t)k))
+        int k = snprintf(t, sizeof t, "%lld", (long long)devices[i]);
+        if (array_add(&ids, t, (size_t)k, false))
             goto out;
     }
     for (size_t i = 0; i < nmonths; i++) {
         int y, m;
         month_from_index(months[i], &y, &m);
         char t[32];
-        int k = snprintf(t, sizeof t, "%s%04d-%02d-01", i ? "," : "", y, m);
-        if (strbuf_append(&ms, t, (size_t)k))
+        int k = snprintf(t, sizeof t, "%04d-%02d-01", y, m);
+        if (array_add(&ms, t, (size_t)k, false))
             goto out;
     }
-    if (strbuf_append(&ids, "}", 2) || strbuf_append(&ms, "}", 2))
+    if (array_close(&ids) || array_close(&ms))
         goto out;
     const char *params[2] = {ids.data, ms.data};
     device_users_ctx c = {fn, fctx};
