@@ -10,24 +10,38 @@
 #include <string.h>
 #include <time.h>
 
+#define POINT_NAME 64
+
+/* Splits the variable var, "name[:tail]" (at the last colon): the name
+ * into armed, cut to fit, *tail past the colon (NULL without one).
+ * Returns the name's length, or -1 when var is unset or empty. */
+static long point_spec(const char *var, char armed[POINT_NAME], const char **tail)
+{
+    const char *spec = getenv(var);
+    if (!spec || !*spec)
+        return -1;
+    const char *colon = strrchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    size_t keep = len < POINT_NAME ? len : POINT_NAME - 1;
+    memcpy(armed, spec, keep);
+    armed[keep] = '\0';
+    *tail = colon ? colon + 1 : NULL;
+    return (long)len;
+}
+
 void failpoint(const char *name)
 {
     static int state = -1; /* -1 unknown, 0 off, 1 armed */
-    static char armed[64];
+    static char armed[POINT_NAME];
     static long remaining;
     if (state == 0)
         return;
     if (state < 0) {
-        const char *spec = getenv("ACTIVITY_FAILPOINT");
-        state = spec && *spec;
+        const char *tail;
+        state = point_spec("ACTIVITY_FAILPOINT", armed, &tail) >= 0;
         if (!state)
             return;
-        const char *colon = strrchr(spec, ':');
-        size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-        if (len >= sizeof armed)
-            len = sizeof armed - 1;
-        memcpy(armed, spec, len);
-        remaining = colon ? strtol(colon + 1, NULL, 10) : 1;
+        remaining = tail ? strtol(tail, NULL, 10) : 1;
     }
     if (strcmp(name, armed) != 0 || --remaining > 0)
         return;
@@ -38,19 +52,17 @@ void failpoint(const char *name)
 void delaypoint(const char *name)
 {
     static int state = -1; /* -1 unknown, 0 off, 1 armed */
-    static char armed[64];
+    static char armed[POINT_NAME];
     static double seconds;
     if (state == 0)
         return;
     if (state < 0) {
-        const char *spec = getenv("ACTIVITY_DELAYPOINT");
-        const char *colon = spec ? strrchr(spec, ':') : NULL;
-        state = colon && (size_t)(colon - spec) < sizeof armed;
+        const char *tail;
+        long len = point_spec("ACTIVITY_DELAYPOINT", armed, &tail);
+        state = len >= 0 && tail && len < POINT_NAME;
         if (!state)
             return;
-        memcpy(armed, spec, (size_t)(colon - spec));
-        armed[colon - spec] = '\0';
-        seconds = strtod(colon + 1, NULL);
+        seconds = strtod(tail, NULL);
     }
     if (strcmp(name, armed) != 0 || !(seconds > 0))
         return;
