@@ -22,18 +22,12 @@ PER_MONTH=${IT_EVICT_CRASH_EVENTS:-2500}
 mkdir -p "$WORK/chunks"
 say "generating 12 months of $PER_MONTH events in 24 chunks"
 python3 - "$ROOT" "$WORK" "$PER_MONTH" <<'PY'
-import csv, subprocess, sys
+import csv, sys
 root, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rows, header = [], None
-for i in range(12):
-    out = f"{work}/m{i}.csv"
-    subprocess.run(["python3", f"{root}/scripts/gen_events.py", "--events", str(n), "--month",
-                    f"2023-{i + 1:02d}", "--seed", str(500 + i), "--no-edge-cases", "--out", out],
-                   check=True)
-    with open(out, newline="") as f:
-        r = csv.reader(f)
-        header = next(r)
-        rows += sorted(r, key=lambda row: row[5])
+sys.path.insert(0, f"{root}/tests/integration")
+from months import gen_months
+header, months = gen_months(root, work, n, 12, 500)
+rows = [row for month in months for row in month]
 with open(f"{work}/events.csv", "w", newline="") as f:
     csv.writer(f).writerows([header] + rows)
 # Late events: from chunk 10 on (late May), 40 per chunk, copies of rows

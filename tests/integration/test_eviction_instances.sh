@@ -24,19 +24,11 @@ PER_MONTH=${IT_EVICT_INSTANCES_EVENTS:-2500}
 mkdir -p "$WORK/chunks" "$WORK/devices"
 say "generating 12 months of $PER_MONTH events in 24 chunks, devices withheld per month"
 python3 - "$ROOT" "$WORK" "$PER_MONTH" "$DEVICES" <<'PY'
-import csv, subprocess, sys
+import csv, sys
 root, work, n, devices = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-rows, header = [], None
-for i in range(12):
-    out = f"{work}/m{i}.csv"
-    subprocess.run(["python3", f"{root}/scripts/gen_events.py", "--events", str(n), "--month",
-                    f"2023-{i + 1:02d}", "--seed", str(700 + i), "--no-edge-cases", "--out", out],
-                   check=True)
-    with open(out, newline="") as f:
-        r = csv.reader(f)
-        header = next(r)
-        month = sorted(r, key=lambda row: row[5])
-    rows.append(month)
+sys.path.insert(0, f"{root}/tests/integration")
+from months import gen_months
+header, rows = gen_months(root, work, n, 12, 700)
 chunks = []
 for month in rows:
     half = len(month) // 2

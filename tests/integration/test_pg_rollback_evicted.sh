@@ -23,18 +23,13 @@ METRICS_PORT=$((20000 + RANDOM % 20000))
 mkdir -p "$WORK/chunks"
 say "generating 6 months of $PER_MONTH events in 12 chunks"
 python3 - "$ROOT" "$WORK" "$PER_MONTH" <<'PY'
-import csv, subprocess, sys
+import csv, sys
 root, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-chunks, header = [], None
-for i in range(6):
-    out = f"{work}/m{i}.csv"
-    subprocess.run(["python3", f"{root}/scripts/gen_events.py", "--events", str(n), "--month",
-                    f"2023-{i + 1:02d}", "--seed", str(900 + i), "--no-edge-cases", "--out", out],
-                   check=True)
-    with open(out, newline="") as f:
-        r = csv.reader(f)
-        header = next(r)
-        rows = sorted(r, key=lambda row: row[5])
+sys.path.insert(0, f"{root}/tests/integration")
+from months import gen_months
+header, months = gen_months(root, work, n, 6, 900)
+chunks = []
+for rows in months:
     chunks += [rows[:len(rows) // 2], rows[len(rows) // 2:]]
 for c, part in enumerate(chunks):
     with open(f"{work}/chunks/part{c:03d}.csv", "w", newline="") as f:

@@ -29,23 +29,17 @@ METRICS_PORT=$((20000 + RANDOM % 20000))
 say "generating 13 months of $PER_MONTH events, split into weekly chunks"
 mkdir -p "$WORK/chunks"
 python3 - "$ROOT" "$WORK" "$PER_MONTH" "$DEVICES" <<'PY'
-import csv, subprocess, sys
+import csv, sys
 root, work, n, devices_csv = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-header, rows = None, []
+sys.path.insert(0, f"{root}/tests/integration")
+from months import gen_months
+rows = []
 with open(devices_csv, newline="") as f:
     r = csv.reader(f)
     dev_header = next(r)
     devices = {row[0]: row for row in r}
-for i in range(13):
-    y, m = 2023 + (i // 12), i % 12 + 1
-    out = f"{work}/m{i:02d}.csv"
-    subprocess.run(["python3", f"{root}/scripts/gen_events.py", "--events", str(n),
-                    "--month", f"{y}-{m:02d}", "--seed", str(300 + i), "--no-edge-cases",
-                    "--out", out], check=True)
-    with open(out, newline="") as f:
-        r = csv.reader(f)
-        header = next(r)
-        month = sorted(r, key=lambda row: row[5])
+header, months = gen_months(root, work, n, 13, 300)
+for i, month in enumerate(months):
     if i == 0:
         # Devices described late: every 50th January event moves to one of 30
         # devices nobody has described yet; they are described once January
