@@ -7,12 +7,12 @@
 --
 -- KEYS: [1] fence hash, [2] dirty set, [3] device hash, [4] dimension
 -- buffer, [5] watermark hash, [6] set of the months held, [7] set of the
--- evicted months; then per host-day of the first section, in its order,
--- the hits hash h:<YYYYMM>:<host>, the exact set s:<YYYYMMDD>:<host> and
--- the HyperLogLog p:<YYYYMMDD>:<host> of its uniques, the month's key
--- list k:<YYYYMM> and its set of rehydrated entities r:<YYYYMM>; then per
--- user hash of the second section, in its order, u:<YYYYMM>:<bucket>,
--- k:<YYYYMM> and r:<YYYYMM>.
+-- evicted months; then per month of the call, in the order ARGV lists
+-- them, its set of rehydrated entities r:<YYYYMM>; then per host-day of
+-- the first section, in its order, the hits hash h:<YYYYMM>:<host>, the
+-- exact set s:<YYYYMMDD>:<host> and the HyperLogLog p:<YYYYMMDD>:<host> of
+-- its uniques and the month's key list k:<YYYYMM>; then per user hash of
+-- the second section, in its order, u:<YYYYMM>:<bucket> and k:<YYYYMM>.
 --
 -- ARGV: fence field ("topic/partition"), expected fence ("-1" if none; "*"
 -- only from the benchmark's unfenced build, ACTIVITY_UNFENCED in
@@ -41,8 +41,7 @@
 -- rehydrated first ("h" host or "u" user): nothing is written.
 local fence_key, dirty_key, devkey, dimkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local wmkey, monthskey, evictedkey = KEYS[5], KEYS[6], KEYS[7]
-local kx = 8 -- the next key of the sections
-local NHKEYS, NUKEYS = 5, 3 -- keys per host-day, per user hash
+local NHKEYS, NUKEYS = 4, 2 -- keys per host-day, per user hash
 local fenced = ARGV[2] ~= '*'
 if fenced then
   local cur = redis.call('HGET', fence_key, ARGV[1]) or '-1'
@@ -66,37 +65,41 @@ end
 -- yet, before anything is written.
 local evicted, any_evicted = {}, false
 for _, m in ipairs(redis.call('SMEMBERS', evictedkey)) do evicted[m] = true end
-local first = 7 + tonumber(ARGV[6]) -- the first section
-for j = 7, first - 1 do any_evicted = any_evicted or evicted[ARGV[j]] end
+local nmonths = tonumber(ARGV[6])
+local first = 7 + nmonths -- the first section
+local kx = 8 + nmonths -- the first key of the sections
+local rehydrated = {} -- month -> its r:<YYYYMM>, KEYS[8 ..]
+for j = 1, nmonths do
+  rehydrated[ARGV[6 + j]] = KEYS[7 + j]
+  any_evicted = any_evicted or evicted[ARGV[6 + j]]
+end
 if any_evicted then
   local need, asked = {}, {}
-  local function check(rkey, month, kind, entity)
+  local function check(month, kind, entity)
     local member = kind .. entity
-    if evicted[month] and not asked[rkey .. member] then
-      asked[rkey .. member] = true
-      if redis.call('SISMEMBER', rkey, member) == 0 then
+    if evicted[month] and not asked[month .. member] then
+      asked[month .. member] = true
+      if redis.call('SISMEMBER', rehydrated[month], member) == 0 then
         need[#need + 1] = kind
         need[#need + 1] = month
         need[#need + 1] = entity
       end
     end
   end
-  local a, k = first, kx
+  local a = first
   local n = tonumber(ARGV[a]); a = a + 1
   for _ = 1, n do
-    check(KEYS[k + 4], ARGV[a], 'h', ARGV[a + 2])
+    check(ARGV[a], 'h', ARGV[a + 2])
     a = a + 6 + tonumber(ARGV[a + 4])
-    k = k + NHKEYS
   end
   n = tonumber(ARGV[a]); a = a + 1
   for _ = 1, n do
     local month, nu = ARGV[a], tonumber(ARGV[a + 1])
     a = a + 2
     for _ = 1, nu do
-      check(KEYS[k + 2], month, 'u', ARGV[a])
+      check(month, 'u', ARGV[a])
       a = a + 2 + 2 * tonumber(ARGV[a + 1])
     end
-    k = k + NUKEYS
   end
   if #need > 0 then
     table.insert(need, 1, 2)

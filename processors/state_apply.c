@@ -144,8 +144,8 @@ static size_t user_hash_count(const ud_row *rows, size_t n)
     return nkeys;
 }
 
-/* Adds the KEYS of the user hashes, each with its month's key list and
- * set of rehydrated entities, in the order of their section. */
+/* Adds the KEYS of the user hashes, each with its month's key list, in
+ * the order of their section. */
 static int add_user_keys(argv_builder *ab, const redis_state *rs, uint32_t g, const ud_row *rows,
                          size_t n)
 {
@@ -155,7 +155,7 @@ static int add_user_keys(argv_builder *ab, const redis_state *rs, uint32_t g, co
         char month[8];
         rs_month_text(rows[i].month, month);
         if (key_user_hash(ab, rs, g, rows[i].month, rows[i].bucket) ||
-            key_month_list(ab, rs, g, month) || key_month_rehydrated(ab, rs, g, month))
+            key_month_list(ab, rs, g, month))
             return -1;
     }
     return 0;
@@ -214,30 +214,22 @@ static const bool unfenced = true;
 static const bool unfenced = false;
 #endif
 
-/* Adds the distinct months of group g's entries ("YYYYMM"), their count
- * first: apply.lua looks for evicted entities only in a call that touches
+/* The distinct months of group g's entries, into rs->months (*n of
+ * them): apply.lua looks for evicted entities only in a call that touches
  * an evicted month, so other calls pay one lookup per month. */
-static int add_months(argv_builder *ab, redis_state *rs, const batch *b, uint32_t g,
-                      const ud_row *rows, size_t nu)
+static int call_months(redis_state *rs, const batch *b, uint32_t g, const ud_row *rows, size_t nu,
+                       size_t *n)
 {
-    size_t n = 0;
+    *n = 0;
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         civil_date d = civil_from_days(b->host_days[i].day);
-        if (rs_month_list_add(&rs->months, &n, &rs->months_cap, month_index(d.year, d.month)))
+        if (rs_month_list_add(&rs->months, n, &rs->months_cap, month_index(d.year, d.month)))
             return -1;
     }
     for (size_t i = 0; i < nu; i++)
         if ((i == 0 || rows[i].month != rows[i - 1].month) &&
-            rs_month_list_add(&rs->months, &n, &rs->months_cap, rows[i].month))
+            rs_month_list_add(&rs->months, n, &rs->months_cap, rows[i].month))
             return -1;
-    if (ab_addf(ab, "%zu", n))
-        return -1;
-    for (size_t k = 0; k < n; k++) {
-        char text[8];
-        rs_month_text(rs->months[k], text);
-        if (ab_add(ab, text, 6))
-            return -1;
-    }
     return 0;
 }
 
@@ -265,18 +257,26 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
                                  .device_null = ud->device_null};
     }
     qsort(*rows, nu, sizeof **rows, cmp_ud);
+    size_t nmonths;
 
     ab_reset(ab);
     if (ab_add(ab, "EVALSHA", 7) || ab_add(ab, rs->apply_sha, 40) ||
-        ab_addf(ab, "%zu", 7 + 5 * nh + 3 * user_hash_count(*rows, nu)) ||
+        call_months(rs, b, g, *rows, nu, &nmonths) ||
+        ab_addf(ab, "%zu", 7 + nmonths + 4 * nh + 2 * user_hash_count(*rows, nu)) ||
         key_group(ab, rs, g, KEY_FENCE) || key_group(ab, rs, g, KEY_DIRTY) ||
         key_group(ab, rs, g, KEY_DEVICES) || key_group(ab, rs, g, KEY_DIM) ||
         key_group(ab, rs, g, KEY_WATERMARK) || key_group(ab, rs, g, KEY_MONTHS) ||
         key_group(ab, rs, g, KEY_EVICTED))
         return -1;
+    /* Per month of the call: its set of rehydrated entities. */
+    for (size_t k = 0; k < nmonths; k++) {
+        char text[8];
+        rs_month_text(rs->months[k], text);
+        if (key_month_rehydrated(ab, rs, g, text))
+            return -1;
+    }
     /* Per host-day: its hits hash, both homes of its uniques (the exact
-     * set and the HyperLogLog it is folded into), its month's key list and
-     * rehydrated set. */
+     * set and the HyperLogLog it is folded into) and its month's key list. */
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         const host_day_delta *hd = &b->host_days[i];
         const char *host = batch_str(b, hd->host_off);
@@ -285,7 +285,7 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         snprintf(month, sizeof month, "%04d%02d", d.year, d.month);
         if (key_host_month(ab, rs, g, d.year, d.month, host, hd->host_len) ||
             key_host_day_uniques(ab, rs, g, d.year, d.month, d.day, host, hd->host_len) ||
-            key_month_list(ab, rs, g, month) || key_month_rehydrated(ab, rs, g, month))
+            key_month_list(ab, rs, g, month))
             return -1;
     }
     if (add_user_keys(ab, rs, g, *rows, nu))
@@ -297,7 +297,15 @@ static int build_apply(redis_state *rs, const batch *b, uint32_t g, const char *
         (max_event_ms == INT64_MIN
              ? ab_add(ab, "-", 1)
              : ab_addf(ab, "%lld", (long long)(max_event_ms - rs->lateness_ms))) ||
-        add_months(ab, rs, b, g, *rows, nu) || ab_addf(ab, "%zu", nh))
+        ab_addf(ab, "%zu", nmonths))
+        return -1;
+    for (size_t k = 0; k < nmonths; k++) {
+        char text[8];
+        rs_month_text(rs->months[k], text);
+        if (ab_add(ab, text, 6))
+            return -1;
+    }
+    if (ab_addf(ab, "%zu", nh))
         return -1;
     for (uint32_t i = b ? b->host_head[g] : BATCH_NONE; i != BATCH_NONE; i = b->host_days[i].next) {
         const host_day_delta *hd = &b->host_days[i];
